@@ -1,0 +1,3 @@
+from sentinel_signl4.cli import main
+
+main()

@@ -1,0 +1,62 @@
+"""What we send to SIGNL4, built from an incident by pure functions."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sentinel_signl4.domain.enums import SignlStatus
+from sentinel_signl4.domain.incident import Incident
+
+__all__ = ["SOURCE_SYSTEM", "SignlRequest", "external_id_for"]
+
+SOURCE_SYSTEM = "MicrosoftSentinel"
+
+
+def external_id_for(connector: str, incident_resource_id: str, generation: int = 1) -> str:
+    """A stable `X-S4-ExternalID`, unique across workspaces and connectors.
+
+    The ARM resource id names the subscription, resource group, workspace and incident; hashing it (case-folded,
+    because ARM ids are case-insensitive) keeps the id short and free of characters a URL or a phone might mangle.
+    The connector name is kept in clear so a responder can tell which tenant a Signl belongs to. ``generation``
+    counts re-raises of one incident (a reopened incident gets a new Signl when configured so).
+    """
+    digest = hashlib.sha256(incident_resource_id.casefold().encode()).hexdigest()[:20]
+    suffix = "" if generation == 1 else f"-{generation}"
+    return f"s4s:{connector}:{digest}{suffix}"
+
+
+@dataclass(frozen=True, slots=True)
+class SignlRequest:
+    """One event for the SIGNL4 inbound webhook (or `POST /api/v2/events/{team}`)."""
+
+    external_id: str
+    status: SignlStatus = SignlStatus.NEW
+    title: str = ""
+    message: str = ""
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    service: str | None = None
+    alerting_scenario: str | None = None
+    source_system: str = SOURCE_SYSTEM
+
+    def to_payload(self) -> dict[str, Any]:
+        """The JSON body. Control parameters ride in the body, as SIGNL4's own integrations send them."""
+        body: dict[str, Any] = {}
+        if self.status is SignlStatus.NEW:
+            body["Title"] = self.title
+            body["Message"] = self.message
+            body.update(self.parameters)
+            if self.service:
+                body["X-S4-Service"] = self.service
+            if self.alerting_scenario:
+                body["X-S4-AlertingScenario"] = self.alerting_scenario
+        body["X-S4-ExternalID"] = self.external_id
+        body["X-S4-Status"] = self.status.value
+        body["X-S4-SourceSystem"] = self.source_system
+        return body
+
+
+def incident_title(incident: Incident) -> str:
+    return f"{incident.number} | {incident.title}"

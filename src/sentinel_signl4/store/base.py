@@ -1,0 +1,181 @@
+"""The state store interface. Implementations: SQLite (default) and PostgreSQL, both in ``store/sql.py``.
+
+Everything the connector has done or promised to do lives here:
+
+* ``outbox``: side effects, each with a deterministic key, written *before* it is attempted and marked ``done``
+  only after the remote side confirmed (see ``ActionState``).
+* ``links``: which Signl belongs to which incident.
+* ``inbox``: SIGNL4 events (webhook or polled), keyed by the event id, processed at most once to completion.
+* ``leases``: which replica runs which connector, when several share one PostgreSQL.
+* ``cursors``: small per-connector values (last poll time, reconciliation marks).
+
+All timestamps are timezone-aware UTC ``datetime``s passed in by the caller: the store has no clock.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sentinel_signl4.domain.enums import ActionKind, ActionState
+
+__all__ = ["InboxEvent", "InboxState", "Link", "OutboxAction", "StateStore"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxAction:
+    key: str
+    connector: str
+    kind: ActionKind
+    incident_id: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    state: ActionState = ActionState.PENDING
+    attempts: int = 0
+    in_doubt: bool = False
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    result: Mapping[str, Any] | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One incident ⇄ one Signl. ``incident_id`` is the source's id (ARM resource id or Graph id)."""
+
+    connector: str
+    incident_id: str
+    external_id: str
+    incident_number: int
+    event_id: str | None = None
+    alert_id: str | None = None
+    generation: int = 1
+    open: bool = True
+    data: Mapping[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class InboxState:
+    PENDING = "pending"
+    DONE = "done"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEvent:
+    connector: str
+    event_id: str
+    payload: Mapping[str, Any]
+    received_at: datetime
+    state: str = InboxState.PENDING
+    attempts: int = 0
+    last_error: str | None = None
+    processed_at: datetime | None = None
+
+
+class StateStore(abc.ABC):
+    """Durable state. Every method is a single transaction unless it says otherwise."""
+
+    # -- lifecycle -------------------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def migrate(self) -> None:
+        """Bring the schema to the newest revision (idempotent, safe to run concurrently from several replicas)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise if the store cannot be reached."""
+
+    # -- outbox ----------------------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def enqueue(self, action: OutboxAction, now: datetime) -> bool:
+        """Insert ``action`` unless a row with its key exists. Return True if inserted. Never overwrites."""
+
+    @abc.abstractmethod
+    async def get_action(self, key: str) -> OutboxAction | None: ...
+
+    @abc.abstractmethod
+    async def due_actions(self, connector: str, now: datetime, limit: int) -> list[OutboxAction]:
+        """Rows of ``connector`` that are PENDING with ``next_attempt_at <= now`` (or null), or IN_FLIGHT.
+
+        IN_FLIGHT rows are returned because only one worker runs a connector at a time (leases): a row found
+        IN_FLIGHT at the start of a pass was left by a crash, and is in doubt. Oldest first (created_at, key).
+        """
+
+    @abc.abstractmethod
+    async def mark_in_flight(self, key: str, now: datetime) -> OutboxAction:
+        """Record that an attempt starts now: state IN_FLIGHT, attempts + 1. Returns the updated row."""
+
+    @abc.abstractmethod
+    async def mark_retry(self, key: str, now: datetime, next_attempt_at: datetime, error: str,
+                         *, in_doubt: bool) -> None:
+        """Back to PENDING, due at ``next_attempt_at``. ``in_doubt`` stays True once set (it is OR-ed in)."""
+
+    @abc.abstractmethod
+    async def mark_dead(self, key: str, now: datetime, error: str) -> None: ...
+
+    @abc.abstractmethod
+    async def complete(self, key: str, now: datetime, result: Mapping[str, Any], *,
+                       link: Link | None = None, follow_ups: Sequence[OutboxAction] = ()) -> None:
+        """In one transaction: mark ``key`` DONE with ``result``, upsert ``link`` (if given) and enqueue
+        ``follow_ups`` (insert-if-absent). A crash can never leave a done raise without its link."""
+
+    @abc.abstractmethod
+    async def count_actions(self, connector: str) -> dict[ActionState, int]: ...
+
+    @abc.abstractmethod
+    async def list_actions(self, connector: str, *, states: Sequence[ActionState] | None = None,
+                           limit: int = 100) -> list[OutboxAction]: ...
+
+    # -- links -----------------------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def get_link(self, connector: str, incident_id: str) -> Link | None: ...
+
+    @abc.abstractmethod
+    async def get_link_by_external_id(self, connector: str, external_id: str) -> Link | None: ...
+
+    @abc.abstractmethod
+    async def put_link(self, link: Link, now: datetime) -> None:
+        """Insert or replace the link of (connector, incident_id)."""
+
+    @abc.abstractmethod
+    async def links_for(self, connector: str, incident_ids: Sequence[str]) -> dict[str, Link]:
+        """The links of these incidents, keyed by incident id (one query, for a whole poll page)."""
+
+    @abc.abstractmethod
+    async def open_links(self, connector: str, limit: int = 1000) -> list[Link]: ...
+
+    # -- inbox -----------------------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def add_inbox(self, event: InboxEvent) -> bool:
+        """Insert unless (connector, event_id) exists. Return True if inserted."""
+
+    @abc.abstractmethod
+    async def pending_inbox(self, connector: str, limit: int) -> list[InboxEvent]:
+        """PENDING events, oldest ``received_at`` first."""
+
+    @abc.abstractmethod
+    async def finish_inbox(self, connector: str, event_id: str, now: datetime, *, state: str,
+                           error: str | None = None, follow_ups: Sequence[OutboxAction] = ()) -> None:
+        """Set the event's state (DONE/DEAD/PENDING with attempts + 1) and enqueue ``follow_ups`` atomically."""
+
+    # -- leases ----------------------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def acquire_lease(self, name: str, owner: str, now: datetime, ttl_seconds: float) -> bool:
+        """Take or renew the lease ``name`` for ``owner`` if it is free, expired, or already ours."""
+
+    @abc.abstractmethod
+    async def release_lease(self, name: str, owner: str) -> None: ...
+
+    # -- cursors ---------------------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def get_cursor(self, connector: str, name: str) -> str | None: ...
+
+    @abc.abstractmethod
+    async def set_cursor(self, connector: str, name: str, value: str) -> None: ...
