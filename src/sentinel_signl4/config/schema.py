@@ -1,0 +1,343 @@
+"""Typed configuration. Validated once at load; secrets are ``SecretStr`` and never printed."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from sentinel_signl4.config.durations import parse_duration
+from sentinel_signl4.domain.enums import Classification, ClassificationReason, IncidentStatus, Severity
+
+__all__ = [
+    "CLOUDS",
+    "AzureConfig",
+    "CloudEndpoints",
+    "Config",
+    "ConnectorConfig",
+    "CredentialConfig",
+    "FilterConfig",
+    "ServerConfig",
+    "Signl4Config",
+    "StoreConfig",
+    "SyncConfig",
+    "TlsConfig",
+    "VALID_CLOSE_PAIRS",
+]
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value.total_seconds() <= 0:
+        raise ValueError("must be greater than zero")
+    return value
+
+
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+# Pairs Sentinel accepts when closing (reference: microsoft-apis.md §1.6).
+VALID_CLOSE_PAIRS: dict[Classification, tuple[ClassificationReason, ...]] = {
+    Classification.UNDETERMINED: (),
+    Classification.TRUE_POSITIVE: (ClassificationReason.SUSPICIOUS_ACTIVITY,),
+    Classification.BENIGN_POSITIVE: (ClassificationReason.SUSPICIOUS_BUT_EXPECTED,),
+    Classification.FALSE_POSITIVE: (ClassificationReason.INCORRECT_ALERT_LOGIC, ClassificationReason.INACCURATE_DATA),
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class CloudEndpoints(_Strict):
+    authority_host: str
+    resource_manager: str
+    log_analytics: str
+    graph: str
+    # Token audiences. For the public clouds they differ from the endpoints (Log Analytics); an overridden
+    # endpoint without an explicit audience uses the endpoint itself, as sovereign clouds do.
+    resource_manager_audience: str
+    log_analytics_audience: str
+    graph_audience: str
+
+    def scope(self, service: Literal["resource_manager", "log_analytics", "graph"]) -> str:
+        audience: str = getattr(self, f"{service}_audience")
+        return audience.rstrip("/") + "/.default"
+
+
+def _cloud(authority: str, arm: str, la: str, la_aud: str, graph: str) -> CloudEndpoints:
+    return CloudEndpoints(authority_host=authority, resource_manager=arm, log_analytics=la, graph=graph,
+                          resource_manager_audience=arm, log_analytics_audience=la_aud, graph_audience=graph)
+
+
+CLOUDS: dict[str, CloudEndpoints] = {
+    "AzurePublic": _cloud("https://login.microsoftonline.com", "https://management.azure.com",
+                          "https://api.loganalytics.io", "https://api.loganalytics.io", "https://graph.microsoft.com"),
+    "AzureUSGovernment": _cloud("https://login.microsoftonline.us", "https://management.usgovcloudapi.net",
+                                "https://api.loganalytics.us", "https://api.loganalytics.us",
+                                "https://graph.microsoft.us"),
+    "AzureChina": _cloud("https://login.chinacloudapi.cn", "https://management.chinacloudapi.cn",
+                         "https://api.loganalytics.azure.cn", "https://api.loganalytics.azure.cn",
+                         "https://microsoftgraph.chinacloudapi.cn"),
+}
+
+
+def _https_url(value: str) -> str:
+    if not re.match(r"^https://[^\s/]+", value):
+        raise ValueError(f"must be an https:// URL, got {value!r}")
+    return value.rstrip("/")
+
+
+HttpsUrl = Annotated[str, AfterValidator(_https_url)]
+
+
+class EndpointOverrides(_Strict):
+    authority_host: HttpsUrl | None = None
+    resource_manager: HttpsUrl | None = None
+    log_analytics: HttpsUrl | None = None
+    graph: HttpsUrl | None = None
+
+
+class CredentialConfig(_Strict):
+    """How the connector authenticates to Entra ID. Every kind goes through azure-identity."""
+
+    kind: Literal["client_secret", "certificate", "managed_identity", "workload_identity"] = "client_secret"
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    certificate_path: str | None = None
+    certificate_password: SecretStr | None = None
+    token_file: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> CredentialConfig:
+        need: dict[str, tuple[str, ...]] = {
+            "client_secret": ("client_id", "client_secret"),
+            "certificate": ("client_id", "certificate_path"),
+            "managed_identity": (),
+            "workload_identity": ("client_id",),
+        }
+        missing = [k for k in need[self.kind] if not getattr(self, k)]
+        if missing:
+            raise ValueError(f"credential kind {self.kind!r} needs {', '.join(missing)}")
+        return self
+
+
+class AzureConfig(_Strict):
+    tenant_id: str
+    subscription_id: str
+    resource_group: str
+    workspace_name: str
+    workspace_id: str = ""
+    cloud: Literal["AzurePublic", "AzureUSGovernment", "AzureChina"] = "AzurePublic"
+    endpoints: EndpointOverrides = Field(default_factory=EndpointOverrides)
+    api_version: str = "2025-09-01"
+    credential: CredentialConfig = Field(default_factory=CredentialConfig)
+
+    @field_validator("tenant_id", "subscription_id")
+    @classmethod
+    def _guid(cls, value: str) -> str:
+        if not _GUID.match(value):
+            raise ValueError(f"must be a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx), got {value!r}")
+        return value.lower()
+
+    @field_validator("workspace_id")
+    @classmethod
+    def _workspace_guid(cls, value: str) -> str:
+        if value and not _GUID.match(value):
+            raise ValueError("must be the Log Analytics workspace GUID (Workspace ID), or empty to disable "
+                             f"enrichment; got {value!r}")
+        return value.lower()
+
+    @field_validator("workspace_name")
+    @classmethod
+    def _workspace_name(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9-]{2,61}[A-Za-z0-9]$|^[A-Za-z0-9]{1,3}$", value):
+            raise ValueError("must be the ARM workspace name (letters, digits, hyphens; 4-63 characters)")
+        return value
+
+    @property
+    def resolved_endpoints(self) -> CloudEndpoints:
+        """The cloud's endpoints with the per-endpoint overrides applied (audience follows an override)."""
+        base = CLOUDS[self.cloud]
+        updates: dict[str, Any] = {}
+        for name in ("authority_host", "resource_manager", "log_analytics", "graph"):
+            override = getattr(self.endpoints, name)
+            if override:
+                updates[name] = override
+                if name != "authority_host":
+                    updates[f"{name}_audience"] = override
+        return base.model_copy(update=updates)
+
+
+class FilterConfig(_Strict):
+    statuses: tuple[IncidentStatus, ...] = (IncidentStatus.NEW,)
+    severities: tuple[Severity, ...] = tuple(Severity)
+    max_age: PositiveDuration = timedelta(hours=24)
+
+    @field_validator("statuses", "severities")
+    @classmethod
+    def _not_empty(cls, value: tuple[Any, ...]) -> tuple[Any, ...]:
+        if not value:
+            raise ValueError("must list at least one value")
+        return tuple(dict.fromkeys(value))
+
+
+class Signl4Config(_Strict):
+    webhook_url: SecretStr
+    api_url: HttpsUrl = "https://connect.signl4.com/api"
+    api_key: SecretStr | None = None
+    send_via: Literal["webhook", "events_api"] = "webhook"
+    # Connectors that share a SIGNL4 subscription share its event budget (150 events / 15 s); name the group.
+    subscription: str = "default"
+    service: str = ""
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        if not re.match(r"^https://[^\s/]+/.*\S+$", raw) or raw.rstrip("/").endswith("/webhook"):
+            raise ValueError("must be the team's https webhook URL including its secret, "
+                             "e.g. https://connect.signl4.com/webhook/<team-secret>")
+        return value
+
+    @model_validator(mode="after")
+    def _events_api_needs_key(self) -> Signl4Config:
+        if self.send_via == "events_api" and self.api_key is None:
+            raise ValueError("send_via = \"events_api\" needs api_key")
+        return self
+
+    @property
+    def team_secret(self) -> str:
+        return self.webhook_url.get_secret_value().rstrip("/").rsplit("/", 1)[-1]
+
+
+class SyncConfig(_Strict):
+    tag: str = "SIGNL4"
+    skip_already_tagged: bool = True
+    mode: Literal["webhook", "poll", "both", "off"] = "webhook"
+    webhook_token: SecretStr | None = None
+    assign_owner_on: tuple[Literal["acknowledged", "closed"], ...] = ("acknowledged", "closed")
+    close_classification: Classification = Classification.UNDETERMINED
+    close_classification_reason: ClassificationReason | None = None
+    comment_on_escalation: bool = False
+    resolve_signl_on_close: bool = True
+    reraise_on_reopen: bool = False
+    owner_map: dict[str, str] = Field(default_factory=dict)
+    poll_signl4_interval: PositiveDuration = timedelta(seconds=60)
+    reconcile_interval: PositiveDuration = timedelta(minutes=15)
+
+    @model_validator(mode="after")
+    def _classification_pair(self) -> SyncConfig:
+        allowed = VALID_CLOSE_PAIRS[self.close_classification]
+        reason = self.close_classification_reason
+        if (reason is None and allowed) or (reason is not None and reason not in allowed):
+            pairs = "; ".join(f"{c.value}" + (f" + {' | '.join(r.value for r in rs)}" if rs else " (no reason)")
+                              for c, rs in VALID_CLOSE_PAIRS.items())
+            raise ValueError(f"close_classification {self.close_classification.value!r} with reason "
+                             f"{reason.value if reason else None!r} is not accepted by Sentinel. Valid pairs: {pairs}")
+        return self
+
+
+class ConnectorConfig(_Strict):
+    name: str
+    display_name: str = ""
+    enabled: bool = True
+    poll_interval: PositiveDuration = timedelta(seconds=30)
+    azure: AzureConfig
+    filter: FilterConfig = Field(default_factory=FilterConfig)
+    signl4: Signl4Config
+    sync: SyncConfig = Field(default_factory=SyncConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("must be 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit "
+                             "(it appears in URLs, metrics and ExternalIDs)")
+        return value
+
+
+class StoreConfig(_Strict):
+    url: str = "sqlite:///sentinel-signl4.db"
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+
+class TlsConfig(_Strict):
+    ca_bundle: str | None = None
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str = ""
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+
+
+class LoggingConfig(_Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["console", "json"] = "console"
+
+
+class Config(_Strict):
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    tls: TlsConfig = Field(default_factory=TlsConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    connectors: tuple[ConnectorConfig, ...] = Field(min_length=1)
+
+    @field_validator("connectors")
+    @classmethod
+    def _unique(cls, value: tuple[ConnectorConfig, ...]) -> tuple[ConnectorConfig, ...]:
+        seen: set[str] = set()
+        for c in value:
+            if c.name in seen:
+                raise ValueError(f"connector name {c.name!r} is used twice; names must be unique")
+            seen.add(c.name)
+        return value
+
+    def connector(self, name: str) -> ConnectorConfig:
+        for c in self.connectors:
+            if c.name == name:
+                return c
+        raise KeyError(f"no connector named {name!r}; known: {', '.join(c.name for c in self.connectors)}")
+
+    def secrets(self) -> set[str]:
+        """Every secret value in this config, for the log and error redactor."""
+        found: set[str] = set()
+        _collect(self, found)
+        for c in self.connectors:
+            found.add(c.signl4.team_secret)
+        return {s for s in found if len(s) >= 4}
+
+
+def _collect(model: BaseModel, found: set[str]) -> None:
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, SecretStr):
+            found.add(value.get_secret_value())
+        elif isinstance(value, BaseModel):
+            _collect(value, found)
+        elif isinstance(value, tuple):
+            for item in value:
+                if isinstance(item, BaseModel):
+                    _collect(item, found)
