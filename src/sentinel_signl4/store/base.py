@@ -2,14 +2,18 @@
 
 Everything the connector has done or promised to do lives here:
 
-* ``outbox``: side effects, each with a deterministic key, written *before* it is attempted and marked ``done``
-  only after the remote side confirmed (see ``ActionState``).
+* ``outbox``: side effects, each with a deterministic key, written *before* it is attempted and marked
+  ``done`` only after the remote side confirmed (see ``ActionState``).
 * ``links``: which Signl belongs to which incident.
 * ``inbox``: SIGNL4 events (webhook or polled), keyed by the event id, processed at most once to completion.
 * ``leases``: which replica runs which connector, when several share one PostgreSQL.
 * ``cursors``: small per-connector values (last poll time, reconciliation marks).
 
-All timestamps are timezone-aware UTC ``datetime``s passed in by the caller: the store has no clock.
+All timestamps are timezone-aware UTC ``datetime``s passed in by the caller: the store has no clock. A naive
+``datetime`` is refused with ``ValueError``; an aware one in another zone is converted; reads return UTC.
+
+Outbox rows and inbox events that reached DONE or DEAD are never changed again. Marking a key that was never
+written raises ``KeyError``: it is a bug, not a condition to recover from.
 """
 
 from __future__ import annotations
@@ -18,11 +22,25 @@ import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from sentinel_signl4.domain.enums import ActionKind, ActionState
 
-__all__ = ["InboxEvent", "InboxState", "Link", "OutboxAction", "StateStore"]
+__all__ = ["ActionClosedError", "InboxEvent", "InboxState", "Link", "OutboxAction", "StateStore"]
+
+
+class ActionClosedError(Exception):
+    """An attempt was about to start on an outbox row that is already DONE or DEAD.
+
+    With one worker per connector this cannot happen; if it does (two replicas both believing they hold the
+    lease), refusing to start is what prevents a second page.
+    """
+
+    def __init__(self, key: str, state: ActionState) -> None:
+        super().__init__(f"outbox action {key!r} is already {state.value}; not starting another attempt")
+        self.key = key
+        self.state = state
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,24 +96,37 @@ class InboxEvent:
 
 
 class StateStore(abc.ABC):
-    """Durable state. Every method is a single transaction unless it says otherwise."""
+    """Durable state. Every method is a single transaction unless it says otherwise.
 
-    # -- lifecycle -------------------------------------------------------------------------------------------------
+    Use as ``async with store:`` to close it on exit.
+    """
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
     @abc.abstractmethod
     async def migrate(self) -> None:
-        """Bring the schema to the newest revision (idempotent, safe to run concurrently from several replicas)."""
+        """Bring the schema to the newest revision (idempotent; safe for several replicas at once)."""
 
     @abc.abstractmethod
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Release connections. The store is unusable afterwards."""
 
     @abc.abstractmethod
     async def ping(self) -> None:
         """Raise if the store cannot be reached."""
 
-    # -- outbox ----------------------------------------------------------------------------------------------------
+    # -- outbox ----------------------------------------------------------------------------------------------
     @abc.abstractmethod
     async def enqueue(self, action: OutboxAction, now: datetime) -> bool:
-        """Insert ``action`` unless a row with its key exists. Return True if inserted. Never overwrites."""
+        """Insert ``action`` unless a row with its key exists. Return True if inserted. Never overwrites.
+
+        The row's ``created_at`` and ``updated_at`` are ``now``; the action's own timestamps are ignored."""
 
     @abc.abstractmethod
     async def get_action(self, key: str) -> OutboxAction | None: ...
@@ -110,30 +141,41 @@ class StateStore(abc.ABC):
 
     @abc.abstractmethod
     async def mark_in_flight(self, key: str, now: datetime) -> OutboxAction:
-        """Record that an attempt starts now: state IN_FLIGHT, attempts + 1. Returns the updated row."""
+        """Record that an attempt starts now: state IN_FLIGHT, attempts + 1. Returns the updated row.
+
+        If the row was still IN_FLIGHT (an earlier attempt's outcome was never recorded), it becomes
+        ``in_doubt``.
+        Raises ``ActionClosedError`` if the row is DONE or DEAD, ``KeyError`` if there is no such row."""
 
     @abc.abstractmethod
     async def mark_retry(self, key: str, now: datetime, next_attempt_at: datetime, error: str,
                          *, in_doubt: bool) -> None:
-        """Back to PENDING, due at ``next_attempt_at``. ``in_doubt`` stays True once set (it is OR-ed in)."""
+        """Back to PENDING, due at ``next_attempt_at``. ``in_doubt`` stays True once set (it is OR-ed in).
+
+        A DONE or DEAD row is left unchanged (a late failure report never reopens finished work)."""
 
     @abc.abstractmethod
-    async def mark_dead(self, key: str, now: datetime, error: str) -> None: ...
+    async def mark_dead(self, key: str, now: datetime, error: str) -> None:
+        """Give up on ``key`` with ``error`` as the reason. A DONE or DEAD row is left unchanged."""
 
     @abc.abstractmethod
     async def complete(self, key: str, now: datetime, result: Mapping[str, Any], *,
                        link: Link | None = None, follow_ups: Sequence[OutboxAction] = ()) -> None:
         """In one transaction: mark ``key`` DONE with ``result``, upsert ``link`` (if given) and enqueue
-        ``follow_ups`` (insert-if-absent). A crash can never leave a done raise without its link."""
+        ``follow_ups`` (insert-if-absent). A crash can never leave a done raise without its link.
+
+        If ``key`` is already DONE or DEAD nothing at all is written (the first outcome stands)."""
 
     @abc.abstractmethod
-    async def count_actions(self, connector: str) -> dict[ActionState, int]: ...
+    async def count_actions(self, connector: str) -> dict[ActionState, int]:
+        """Rows of ``connector`` per state; every state is present (0 when there are none)."""
 
     @abc.abstractmethod
     async def list_actions(self, connector: str, *, states: Sequence[ActionState] | None = None,
-                           limit: int = 100) -> list[OutboxAction]: ...
+                           limit: int = 100) -> list[OutboxAction]:
+        """Rows of ``connector`` (optionally only in ``states``), most recently updated first."""
 
-    # -- links -----------------------------------------------------------------------------------------------------
+    # -- links -----------------------------------------------------------------------------------------------
     @abc.abstractmethod
     async def get_link(self, connector: str, incident_id: str) -> Link | None: ...
 
@@ -142,16 +184,20 @@ class StateStore(abc.ABC):
 
     @abc.abstractmethod
     async def put_link(self, link: Link, now: datetime) -> None:
-        """Insert or replace the link of (connector, incident_id)."""
+        """Insert or replace the link of (connector, incident_id); ``created_at`` stays that of the first.
+
+        An ``external_id`` is unique per connector: reusing one for another incident raises the driver's
+        integrity error."""
 
     @abc.abstractmethod
     async def links_for(self, connector: str, incident_ids: Sequence[str]) -> dict[str, Link]:
         """The links of these incidents, keyed by incident id (one query, for a whole poll page)."""
 
     @abc.abstractmethod
-    async def open_links(self, connector: str, limit: int = 1000) -> list[Link]: ...
+    async def open_links(self, connector: str, limit: int = 1000) -> list[Link]:
+        """Links of ``connector`` with ``open`` set, oldest first."""
 
-    # -- inbox -----------------------------------------------------------------------------------------------------
+    # -- inbox -----------------------------------------------------------------------------------------------
     @abc.abstractmethod
     async def add_inbox(self, event: InboxEvent) -> bool:
         """Insert unless (connector, event_id) exists. Return True if inserted."""
@@ -163,17 +209,24 @@ class StateStore(abc.ABC):
     @abc.abstractmethod
     async def finish_inbox(self, connector: str, event_id: str, now: datetime, *, state: str,
                            error: str | None = None, follow_ups: Sequence[OutboxAction] = ()) -> None:
-        """Set the event's state (DONE/DEAD/PENDING with attempts + 1) and enqueue ``follow_ups`` atomically."""
+        """Set the event's state (DONE/DEAD/PENDING with attempts + 1) and enqueue ``follow_ups`` atomically.
 
-    # -- leases ----------------------------------------------------------------------------------------------------
+        Only a PENDING event changes; an event already DONE or DEAD is left as it is and no follow-ups are
+        written. ``KeyError`` if there is no such event."""
+
+    # -- leases ----------------------------------------------------------------------------------------------
     @abc.abstractmethod
     async def acquire_lease(self, name: str, owner: str, now: datetime, ttl_seconds: float) -> bool:
-        """Take or renew the lease ``name`` for ``owner`` if it is free, expired, or already ours."""
+        """Take or renew the lease ``name`` for ``owner`` if it is free, expired, or already ours.
+
+        Returns True if ``owner`` now holds it until ``now + ttl_seconds``. Atomic: of several replicas trying
+        at once, exactly one wins."""
 
     @abc.abstractmethod
-    async def release_lease(self, name: str, owner: str) -> None: ...
+    async def release_lease(self, name: str, owner: str) -> None:
+        """Give the lease up if ``owner`` holds it (someone else's lease is left alone)."""
 
-    # -- cursors ---------------------------------------------------------------------------------------------------
+    # -- cursors ---------------------------------------------------------------------------------------------
     @abc.abstractmethod
     async def get_cursor(self, connector: str, name: str) -> str | None: ...
 

@@ -1,0 +1,211 @@
+"""Build a ``StateStore`` from a URL. The one place that knows driver names, pragmas and connection settings.
+
+Accepted URLs:
+
+* ``sqlite:///relative/path.db`` and ``sqlite:////absolute/path.db`` (``sqlite+aiosqlite://`` too).
+  ``:memory:`` is refused: every pooled connection to ``:memory:`` opens its own, empty database, so the web
+  server and the workers would not see each other's rows, and the state would not survive a restart anyway.
+* ``postgresql://user[:password]@host[:port]/db`` (``postgres://`` and ``postgresql+asyncpg://`` too), run on
+  asyncpg. Query parameters:
+
+  - ``schema=name`` (or libpq's ``options=-csearch_path=name``): keep every table, ``alembic_version``
+    included, in that schema, created by ``migrate()`` if missing. Tests use it to isolate themselves.
+  - ``sslmode=…`` / ``ssl=…`` (``require``, ``verify-full``, …), ``application_name=…``,
+    ``connect_timeout=seconds``.
+
+Anything else is a ``ValueError`` that names the problem. Messages and ``repr``s never contain the password:
+``user:secret@`` is shown as ``user:***@``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import unquote
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from sentinel_signl4.store.base import StateStore
+from sentinel_signl4.store.sql import SqlStateStore
+
+__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "open_store"]
+
+# How long a SQLite writer waits for another process's write transaction before failing with "database is
+# locked". Our transactions last milliseconds; a few seconds absorbs a checkpoint or a slow disk.
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+_SQLITE_SCHEMES = frozenset({"sqlite", "sqlite+aiosqlite"})
+_POSTGRES_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+asyncpg"})
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_SEARCH_PATH_OPTION = re.compile(r"-c\s*search_path\s*=\s*([^\s,]+)")
+# Execution option read by the SQLite "begin" hook: which BEGIN to emit (set on the store's write engine).
+_SQLITE_BEGIN = "sentinel_signl4_sqlite_begin"
+
+
+def _redact_url(url: str) -> str:
+    """``url`` with the password (userinfo or ``password=`` query parameter) replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    query_at = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    # The last "@" before the query ends the userinfo, even if an unencoded password contains "@" or "/".
+    at = rest.rfind("@", 0, query_at)
+    if at >= 0 and ":" in rest[:at]:
+        user = rest[:at].split(":", 1)[0]
+        rest = f"{user}:***{rest[at:]}"
+    rest = re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", rest)
+    return f"{scheme}{sep}{rest}"
+
+
+def open_store(url: str, *, schema: str | None = None) -> StateStore:
+    """A store for ``url`` (see the module docstring). No connection is made until first use.
+
+    ``schema`` (PostgreSQL only) is the same as ``?schema=`` in the URL. Call ``await store.migrate()`` before
+    using a new database, and ``await store.close()`` (or ``async with store``) when done.
+    """
+    scheme, sep, _ = url.partition("://")
+    scheme = scheme.lower()
+    if not sep:
+        raise ValueError(f"store URL {_redact_url(url)!r} has no scheme: use sqlite:///path.db or "
+                         "postgresql://user@host:port/db")
+    if scheme in _SQLITE_SCHEMES:
+        if schema is not None:
+            raise ValueError("a schema can only be chosen for PostgreSQL stores, not for SQLite")
+        return _open_sqlite(url)
+    if scheme in _POSTGRES_SCHEMES:
+        return _open_postgres(url, schema)
+    raise ValueError(f"unsupported store URL scheme {scheme!r} in {_redact_url(url)!r}: use "
+                     "sqlite:///path.db or postgresql://user@host:port/db")
+
+
+# -- SQLite --------------------------------------------------------------------------------------------------
+def _open_sqlite(url: str) -> SqlStateStore:
+    rest = url.partition("://")[2]
+    if not rest.startswith("/"):
+        raise ValueError(f"SQLite URL {_redact_url(url)!r} must look like sqlite:///relative.db or "
+                         "sqlite:////absolute.db (three slashes, then the path)")
+    if "?" in rest:
+        raise ValueError(f"SQLite URL {_redact_url(url)!r}: query parameters are not supported")
+    path = unquote(rest[1:])
+    if not path or path == ":memory:" or path.startswith("file::memory:"):
+        raise ValueError(
+            "an in-memory SQLite store cannot be used: each pooled connection would open its own empty "
+            "database, so the web server, workers and migrations would not see each other's rows, and "
+            "nothing would survive a restart. Use a file, e.g. sqlite:///sentinel-signl4.db"
+        )
+    engine = create_async_engine(URL.create("sqlite+aiosqlite", database=path), json_serializer=_json_dumps)
+    _configure_sqlite(engine)
+    writer = engine.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"})
+    return SqlStateStore(engine, write_engine=writer, display_url=_redact_url(url))
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module (it does not BEGIN before SELECT or DDL); the
+        # "begin" hook below emits our own BEGIN, so every transaction, migrations included, is real.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            # busy_timeout first: switching to WAL needs a lock that another process may briefly hold.
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            # WAL: readers never block the writer and vice versa (web server + workers).
+            cursor.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL mode: once a commit returns it survives a *process* crash (kill -9, OOM): the WAL
+            # is in the OS page cache and is replayed on the next open. Only an OS crash or power loss can
+            # lose the last few transactions (the WAL is fsynced at checkpoints, not at every commit); it can
+            # never corrupt the database. FULL would fsync every commit, at a cost in latency.
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers use BEGIN IMMEDIATE: they take the write lock up front (waiting up to busy_timeout) instead
+        # of upgrading a read snapshot later, which fails at once (SQLITE_BUSY) if another writer committed.
+        mode = conn.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------------------------
+def _open_postgres(url: str, schema: str | None) -> SqlStateStore:
+    shown = _redact_url(url)
+    rest = url.partition("://")[2]
+    try:
+        # make_url's own errors quote the whole URL, password included: never let them out.
+        parsed = make_url(f"postgresql+asyncpg://{rest}")
+    except (ArgumentError, ValueError):
+        raise ValueError(f"cannot parse PostgreSQL URL {shown!r}") from None
+    if not parsed.database:
+        raise ValueError(f"PostgreSQL URL {shown!r} names no database (…@host:port/database)")
+
+    query = dict(parsed.query)
+    connect_args: dict[str, Any] = {}
+    server_settings: dict[str, str] = {"application_name": "sentinel-signl4"}
+    url_schema = _pop_schema(query, shown)
+    if schema is not None and url_schema is not None and schema != url_schema:
+        raise ValueError(f"schema {schema!r} conflicts with {url_schema!r} in {shown!r}")
+    schema = schema if schema is not None else url_schema
+    if schema is not None:
+        if not _SCHEMA_NAME.fullmatch(schema):
+            raise ValueError(f"schema name {schema!r} must be a lower-case identifier ([a-z_][a-z0-9_]*)")
+        # Only this schema: tables and alembic_version are created in it and found in it, nowhere else.
+        server_settings["search_path"] = schema
+    for name, value in list(query.items()):
+        text = value if isinstance(value, str) else value[-1]
+        if name in ("sslmode", "ssl"):
+            connect_args["ssl"] = text
+        elif name == "application_name":
+            server_settings["application_name"] = text
+        elif name == "connect_timeout":
+            connect_args["timeout"] = float(text)
+        else:
+            raise ValueError(f"PostgreSQL URL {shown!r}: unsupported query parameter {name!r}")
+    connect_args["server_settings"] = server_settings
+
+    engine = create_async_engine(
+        parsed.set(query={}),
+        connect_args=connect_args,
+        json_serializer=_json_dumps,
+        # Replicas live for weeks: a connection cut by a failover or idle timeout is replaced, not reported.
+        pool_pre_ping=True,
+    )
+    return SqlStateStore(engine, schema=schema, display_url=shown)
+
+
+def _pop_schema(query: dict[str, str | tuple[str, ...]], shown: str) -> str | None:
+    found: list[str] = []
+    for name in ("schema", "options"):
+        value = query.pop(name, None)
+        if value is None:
+            continue
+        text = value if isinstance(value, str) else value[-1]
+        if name == "options":
+            match = _SEARCH_PATH_OPTION.fullmatch(text.strip())
+            if match is None:
+                raise ValueError(f"PostgreSQL URL {shown!r}: only options=-csearch_path=<schema> "
+                                 "is supported")
+            text = match.group(1)
+        found.append(text)
+    if len(set(found)) > 1:
+        raise ValueError(f"PostgreSQL URL {shown!r} gives two different schemas")
+    return found[0] if found else None
+
+
+# -- JSON ----------------------------------------------------------------------------------------------------
+def _json_default(value: object) -> Any:
+    # Payloads are typed Mapping; a MappingProxyType or other read-only mapping is still a JSON object.
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _json_dumps(value: object) -> str:
+    # ensure_ascii=False: readable rows in psql/sqlite3, and fewer bytes for non-Latin payloads.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)

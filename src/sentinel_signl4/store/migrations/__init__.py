@@ -1,0 +1,1 @@
+"""Alembic environment and revisions of the state store schema (run through ``store.migrate``)."""

@@ -1,0 +1,453 @@
+"""The SQL state store: one implementation for SQLite and PostgreSQL (SQLAlchemy Core on asyncio engines).
+
+Build it with ``store.factory.open_store``, which creates and configures the engines. The only
+dialect-specific code here is ``_insert`` (``INSERT … ON CONFLICT``, spelled through the dialect's own
+construct); everything else is portable Core.
+
+Rules the queries follow, because the outbox is what stops a page being missed or sent twice:
+
+* Insert-if-absent is one ``INSERT … ON CONFLICT DO NOTHING RETURNING``: the database decides, never a
+  read-then-write race.
+* A DONE or DEAD outbox row (and a DONE or DEAD inbox event) is never changed again: every state change has
+  ``WHERE state IN (open states)`` in the same statement that changes it.
+* Unknown keys raise ``KeyError``: asking to mark something that was never written down is a bug.
+* Driver errors propagate unchanged (``sqlalchemy.exc.*``); nothing is swallowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from sentinel_signl4.domain.enums import ActionKind, ActionState
+from sentinel_signl4.store.base import (
+    ActionClosedError,
+    InboxEvent,
+    InboxState,
+    Link,
+    OutboxAction,
+    StateStore,
+)
+from sentinel_signl4.store.migrate import upgrade_to_head
+from sentinel_signl4.store.tables import cursors, inbox, leases, links, outbox, to_utc
+
+__all__ = ["SqlStateStore"]
+
+_OPEN_ACTION_STATES = (ActionState.PENDING.value, ActionState.IN_FLIGHT.value)
+_INBOX_FINAL_STATES = (InboxState.DONE, InboxState.DEAD)
+# Well below SQLite's (32766) and asyncpg's (32767) bound-parameter limits.
+_IN_CHUNK = 500
+
+
+class SqlStateStore(StateStore):
+    """``StateStore`` on a SQLAlchemy asyncio engine (SQLite through aiosqlite, PostgreSQL through asyncpg).
+
+    ``engine`` serves reads. ``write_engine`` serves every transaction that writes; on SQLite it is the same
+    pool with ``BEGIN IMMEDIATE``, so a transaction takes the write lock before it reads and cannot fail
+    half-way with ``SQLITE_BUSY`` when another writer got in first. ``display_url`` is the redacted URL, for
+    ``repr``.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, write_engine: AsyncEngine | None = None,
+                 schema: str | None = None, display_url: str = "") -> None:
+        self._engine = engine
+        self._writer = write_engine if write_engine is not None else engine
+        self._schema = schema
+        self._display_url = display_url or repr(engine.url)
+
+    def __repr__(self) -> str:
+        schema = f", schema={self._schema!r}" if self._schema else ""
+        return f"{type(self).__name__}(url={self._display_url!r}{schema})"
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._engine.dialect.name
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    async def migrate(self) -> None:
+        await upgrade_to_head(self._writer, schema=self._schema)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def ping(self) -> None:
+        async with self._engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    # -- dialect-specific ------------------------------------------------------------------------------------
+    def _insert(self, table: sa.Table) -> sqlite.Insert | postgresql.Insert:
+        """An INSERT that knows ``ON CONFLICT`` (same spelling on both dialects, different classes)."""
+        if self.dialect == "postgresql":
+            return postgresql.insert(table)
+        if self.dialect == "sqlite":
+            return sqlite.insert(table)
+        raise NotImplementedError(f"unsupported dialect {self.dialect!r}")
+
+    # -- outbox ----------------------------------------------------------------------------------------------
+    async def enqueue(self, action: OutboxAction, now: datetime) -> bool:
+        async with self._writer.begin() as conn:
+            return await self._insert_action(conn, action, now)
+
+    async def get_action(self, key: str) -> OutboxAction | None:
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(sa.select(outbox).where(outbox.c.key == key))).mappings().first()
+        return None if row is None else _action_from_row(row)
+
+    async def due_actions(self, connector: str, now: datetime, limit: int) -> list[OutboxAction]:
+        due_pending = sa.and_(
+            outbox.c.state == ActionState.PENDING.value,
+            sa.or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now),
+        )
+        stmt = (
+            sa.select(outbox)
+            .where(outbox.c.connector == connector,
+                   sa.or_(due_pending, outbox.c.state == ActionState.IN_FLIGHT.value))
+            .order_by(outbox.c.created_at, outbox.c.key)
+            .limit(limit)
+        )
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        # Only one worker runs a connector (leases), so a row found IN_FLIGHT here was left by an attempt
+        # whose outcome nobody recorded (crash, timeout): report it in doubt, to reconcile before a re-send.
+        return [_action_from_row(row, in_flight_is_in_doubt=True) for row in rows]
+
+    async def mark_in_flight(self, key: str, now: datetime) -> OutboxAction:
+        stmt = (
+            sa.update(outbox)
+            .where(outbox.c.key == key, outbox.c.state.in_(_OPEN_ACTION_STATES))
+            .values(
+                state=ActionState.IN_FLIGHT.value,
+                attempts=outbox.c.attempts + 1,
+                # Starting over a row still IN_FLIGHT: the earlier attempt's outcome was never recorded.
+                in_doubt=sa.or_(outbox.c.in_doubt, outbox.c.state == ActionState.IN_FLIGHT.value),
+                updated_at=now,
+            )
+            .returning(*outbox.c)
+        )
+        async with self._writer.begin() as conn:
+            row = (await conn.execute(stmt)).mappings().first()
+            if row is None:
+                state = await self._action_state(conn, key)
+                raise ActionClosedError(key, state)
+        return _action_from_row(row)
+
+    async def mark_retry(self, key: str, now: datetime, next_attempt_at: datetime, error: str,
+                         *, in_doubt: bool) -> None:
+        values: dict[str, Any] = {
+            "state": ActionState.PENDING.value,
+            "next_attempt_at": next_attempt_at,
+            "last_error": error,
+            "updated_at": now,
+        }
+        if in_doubt:
+            values["in_doubt"] = True  # never reset: once in doubt, reconcile before every re-send
+        await self._update_open_action(key, values)
+
+    async def mark_dead(self, key: str, now: datetime, error: str) -> None:
+        await self._update_open_action(
+            key, {"state": ActionState.DEAD.value, "last_error": error, "updated_at": now},
+        )
+
+    async def complete(self, key: str, now: datetime, result: Mapping[str, Any], *,
+                       link: Link | None = None, follow_ups: Sequence[OutboxAction] = ()) -> None:
+        stmt = (
+            sa.update(outbox)
+            .where(outbox.c.key == key, outbox.c.state.in_(_OPEN_ACTION_STATES))
+            .values(state=ActionState.DONE.value, result=dict(result), next_attempt_at=None, updated_at=now)
+            .returning(outbox.c.key)
+        )
+        async with self._writer.begin() as conn:
+            if (await conn.execute(stmt)).first() is None:
+                await self._action_state(conn, key)  # KeyError if unknown; already DONE/DEAD: nothing to do
+                return
+            if link is not None:
+                await self._upsert_link(conn, link, now)
+            for follow_up in follow_ups:
+                await self._insert_action(conn, follow_up, now)
+
+    async def count_actions(self, connector: str) -> dict[ActionState, int]:
+        stmt = (
+            sa.select(outbox.c.state, sa.func.count())
+            .where(outbox.c.connector == connector)
+            .group_by(outbox.c.state)
+        )
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(stmt)).all()
+        counts = dict.fromkeys(ActionState, 0)
+        for state, count in rows:
+            counts[ActionState(state)] = int(count)
+        return counts
+
+    async def list_actions(self, connector: str, *, states: Sequence[ActionState] | None = None,
+                           limit: int = 100) -> list[OutboxAction]:
+        stmt = sa.select(outbox).where(outbox.c.connector == connector)
+        if states is not None:
+            stmt = stmt.where(outbox.c.state.in_([ActionState(state).value for state in states]))
+        stmt = stmt.order_by(outbox.c.updated_at.desc(), outbox.c.key).limit(limit)
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        return [_action_from_row(row) for row in rows]
+
+    async def _insert_action(self, conn: AsyncConnection, action: OutboxAction, now: datetime) -> bool:
+        stmt = (
+            self._insert(outbox)
+            .values(
+                key=action.key,
+                connector=action.connector,
+                kind=ActionKind(action.kind).value,
+                incident_id=action.incident_id,
+                payload=dict(action.payload),
+                state=ActionState(action.state).value,
+                attempts=action.attempts,
+                in_doubt=action.in_doubt,
+                next_attempt_at=action.next_attempt_at,
+                last_error=action.last_error,
+                result=None if action.result is None else dict(action.result),
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=[outbox.c.key])
+            .returning(outbox.c.key)
+        )
+        return (await conn.execute(stmt)).first() is not None
+
+    async def _update_open_action(self, key: str, values: Mapping[str, Any]) -> None:
+        """Apply ``values`` if the row is PENDING or IN_FLIGHT; a DONE/DEAD row is left alone."""
+        stmt = (
+            sa.update(outbox)
+            .where(outbox.c.key == key, outbox.c.state.in_(_OPEN_ACTION_STATES))
+            .values(**values)
+            .returning(outbox.c.key)
+        )
+        async with self._writer.begin() as conn:
+            if (await conn.execute(stmt)).first() is None:
+                await self._action_state(conn, key)
+
+    @staticmethod
+    async def _action_state(conn: AsyncConnection, key: str) -> ActionState:
+        stmt = sa.select(outbox.c.state).where(outbox.c.key == key)
+        state = (await conn.execute(stmt)).scalar_one_or_none()
+        if state is None:
+            raise KeyError(key)
+        return ActionState(state)
+
+    # -- links -----------------------------------------------------------------------------------------------
+    async def get_link(self, connector: str, incident_id: str) -> Link | None:
+        return await self._one_link(links.c.connector == connector, links.c.incident_id == incident_id)
+
+    async def get_link_by_external_id(self, connector: str, external_id: str) -> Link | None:
+        return await self._one_link(links.c.connector == connector, links.c.external_id == external_id)
+
+    async def put_link(self, link: Link, now: datetime) -> None:
+        async with self._writer.begin() as conn:
+            await self._upsert_link(conn, link, now)
+
+    async def links_for(self, connector: str, incident_ids: Sequence[str]) -> dict[str, Link]:
+        wanted = list(dict.fromkeys(incident_ids))
+        found: dict[str, Link] = {}
+        async with self._engine.begin() as conn:
+            for chunk in _chunks(wanted, _IN_CHUNK):
+                stmt = sa.select(links).where(links.c.connector == connector, links.c.incident_id.in_(chunk))
+                for row in (await conn.execute(stmt)).mappings():
+                    link = _link_from_row(row)
+                    found[link.incident_id] = link
+        return found
+
+    async def open_links(self, connector: str, limit: int = 1000) -> list[Link]:
+        stmt = (
+            sa.select(links)
+            .where(links.c.connector == connector, links.c.open.is_(True))
+            .order_by(links.c.created_at, links.c.incident_id)
+            .limit(limit)
+        )
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        return [_link_from_row(row) for row in rows]
+
+    async def _one_link(self, *where: sa.ColumnElement[bool]) -> Link | None:
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(sa.select(links).where(*where))).mappings().first()
+        return None if row is None else _link_from_row(row)
+
+    async def _upsert_link(self, conn: AsyncConnection, link: Link, now: datetime) -> None:
+        stmt = self._insert(links).values(
+            connector=link.connector,
+            incident_id=link.incident_id,
+            external_id=link.external_id,
+            incident_number=link.incident_number,
+            event_id=link.event_id,
+            alert_id=link.alert_id,
+            generation=link.generation,
+            open=link.open,
+            data=dict(link.data),
+            created_at=now,
+            updated_at=now,
+        )
+        replaced = ("external_id", "incident_number", "event_id", "alert_id", "generation", "open", "data",
+                    "updated_at")
+        # created_at is kept from the first insert: it is when the incident was first linked.
+        await conn.execute(stmt.on_conflict_do_update(
+            index_elements=[links.c.connector, links.c.incident_id],
+            set_={name: stmt.excluded[name] for name in replaced},
+        ))
+
+    # -- inbox -----------------------------------------------------------------------------------------------
+    async def add_inbox(self, event: InboxEvent) -> bool:
+        stmt = (
+            self._insert(inbox)
+            .values(
+                connector=event.connector,
+                event_id=event.event_id,
+                payload=dict(event.payload),
+                received_at=event.received_at,
+                state=event.state,
+                attempts=event.attempts,
+                last_error=event.last_error,
+                processed_at=event.processed_at,
+            )
+            .on_conflict_do_nothing(index_elements=[inbox.c.connector, inbox.c.event_id])
+            .returning(inbox.c.event_id)
+        )
+        async with self._writer.begin() as conn:
+            return (await conn.execute(stmt)).first() is not None
+
+    async def pending_inbox(self, connector: str, limit: int) -> list[InboxEvent]:
+        stmt = (
+            sa.select(inbox)
+            .where(inbox.c.connector == connector, inbox.c.state == InboxState.PENDING)
+            .order_by(inbox.c.received_at, inbox.c.event_id)
+            .limit(limit)
+        )
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        return [_inbox_from_row(row) for row in rows]
+
+    async def finish_inbox(self, connector: str, event_id: str, now: datetime, *, state: str,
+                           error: str | None = None, follow_ups: Sequence[OutboxAction] = ()) -> None:
+        values: dict[str, Any] = {"state": state, "last_error": error}
+        if state == InboxState.PENDING:
+            values["attempts"] = inbox.c.attempts + 1
+        elif state in _INBOX_FINAL_STATES:
+            values["processed_at"] = now
+        else:
+            raise ValueError(f"unknown inbox state {state!r}")
+        stmt = (
+            sa.update(inbox)
+            .where(inbox.c.connector == connector, inbox.c.event_id == event_id,
+                   inbox.c.state == InboxState.PENDING)
+            .values(**values)
+            .returning(inbox.c.event_id)
+        )
+        async with self._writer.begin() as conn:
+            if (await conn.execute(stmt)).first() is None:
+                exists = (await conn.execute(sa.select(inbox.c.state).where(
+                    inbox.c.connector == connector, inbox.c.event_id == event_id,
+                ))).first()
+                if exists is None:
+                    raise KeyError((connector, event_id))
+                return  # already DONE/DEAD: finished once, its follow-ups were written then
+            for follow_up in follow_ups:
+                await self._insert_action(conn, follow_up, now)
+
+    # -- leases ----------------------------------------------------------------------------------------------
+    async def acquire_lease(self, name: str, owner: str, now: datetime, ttl_seconds: float) -> bool:
+        if ttl_seconds <= 0:
+            raise ValueError(f"ttl_seconds must be positive (got {ttl_seconds})")
+        expires_at = to_utc(now) + timedelta(seconds=ttl_seconds)
+        insert = self._insert(leases).values(name=name, owner=owner, expires_at=expires_at)
+        # One statement decides: insert if absent, else take over only if it is ours or has expired. On
+        # PostgreSQL concurrent callers serialise on the row lock and re-check the WHERE against the winner's
+        # row, so exactly one of them gets a row back; on SQLite the write lock serialises them.
+        stmt = insert.on_conflict_do_update(
+            index_elements=[leases.c.name],
+            set_={"owner": insert.excluded.owner, "expires_at": insert.excluded.expires_at},
+            where=sa.or_(leases.c.owner == owner, leases.c.expires_at <= now),
+        ).returning(leases.c.owner)
+        async with self._writer.begin() as conn:
+            winner: str | None = (await conn.execute(stmt)).scalar_one_or_none()
+        return winner == owner
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        async with self._writer.begin() as conn:
+            await conn.execute(sa.delete(leases).where(leases.c.name == name, leases.c.owner == owner))
+
+    # -- cursors ---------------------------------------------------------------------------------------------
+    async def get_cursor(self, connector: str, name: str) -> str | None:
+        stmt = sa.select(cursors.c.value).where(cursors.c.connector == connector, cursors.c.name == name)
+        async with self._engine.begin() as conn:
+            value: str | None = (await conn.execute(stmt)).scalar_one_or_none()
+        return value
+
+    async def set_cursor(self, connector: str, name: str, value: str) -> None:
+        stmt = self._insert(cursors).values(connector=connector, name=name, value=value)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[cursors.c.connector, cursors.c.name], set_={"value": stmt.excluded.value},
+        )
+        async with self._writer.begin() as conn:
+            await conn.execute(stmt)
+
+
+# -- rows → domain objects -----------------------------------------------------------------------------------
+def _action_from_row(row: sa.RowMapping, *, in_flight_is_in_doubt: bool = False) -> OutboxAction:
+    state = ActionState(row["state"])
+    return OutboxAction(
+        key=row["key"],
+        connector=row["connector"],
+        kind=ActionKind(row["kind"]),
+        incident_id=row["incident_id"],
+        payload=_mapping(row["payload"]),
+        state=state,
+        attempts=row["attempts"],
+        in_doubt=bool(row["in_doubt"]) or (in_flight_is_in_doubt and state is ActionState.IN_FLIGHT),
+        next_attempt_at=row["next_attempt_at"],
+        last_error=row["last_error"],
+        result=None if row["result"] is None else _mapping(row["result"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _link_from_row(row: sa.RowMapping) -> Link:
+    return Link(
+        connector=row["connector"],
+        incident_id=row["incident_id"],
+        external_id=row["external_id"],
+        incident_number=int(row["incident_number"]),
+        event_id=row["event_id"],
+        alert_id=row["alert_id"],
+        generation=row["generation"],
+        open=bool(row["open"]),
+        data=_mapping(row["data"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _inbox_from_row(row: sa.RowMapping) -> InboxEvent:
+    return InboxEvent(
+        connector=row["connector"],
+        event_id=row["event_id"],
+        payload=_mapping(row["payload"]),
+        received_at=row["received_at"],
+        state=row["state"],
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+        processed_at=row["processed_at"],
+    )
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a JSON object in the store, found {type(value).__name__}")
+    return value
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
