@@ -58,5 +58,24 @@ class SignlRequest:
         return body
 
 
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-able form for the outbox; :meth:`from_record` restores it exactly."""
+        return {
+            "external_id": self.external_id, "status": self.status.value, "title": self.title,
+            "message": self.message, "parameters": dict(self.parameters), "service": self.service,
+            "alerting_scenario": self.alerting_scenario, "source_system": self.source_system,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> SignlRequest:
+        return cls(
+            external_id=str(record["external_id"]), status=SignlStatus(record.get("status", "new")),
+            title=str(record.get("title", "")), message=str(record.get("message", "")),
+            parameters={str(k): str(v) for k, v in dict(record.get("parameters") or {}).items()},
+            service=record.get("service"), alerting_scenario=record.get("alerting_scenario"),
+            source_system=str(record.get("source_system") or SOURCE_SYSTEM),
+        )
+
+
 def incident_title(incident: Incident) -> str:
     return f"{incident.number} | {incident.title}"

@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Fresh-machine entry points. Needs only Python >= 3.11.
+
+    python3 dev.py demo     # run the demo against the bundled emulators
+    python3 dev.py test     # lint, type-check and run every test
+
+Each command creates ./.venv and installs the project into it when needed (again whenever pyproject.toml changes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+MARKER = VENV / ".installed-pyproject-sha256"
+
+
+def ensure_venv() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"Python >= 3.11 is required; this is {sys.version.split()[0]}")
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if PY.exists() and MARKER.exists() and MARKER.read_text().strip() == digest:
+        return
+    if not PY.exists():
+        print("Creating .venv …", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    print("Installing sentinel-signl4 and its test tools into .venv …", flush=True)
+    run([str(PY), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
+    run([str(PY), "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[dev]"])
+    MARKER.write_text(digest)
+
+
+def run(cmd: list[str], **kwargs: object) -> None:
+    result = subprocess.run(cmd, cwd=ROOT, check=False, **kwargs)  # type: ignore[call-overload]  # noqa: S603
+    if result.returncode != 0:
+        sys.exit(result.returncode)
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in {"demo", "test"}:
+        sys.exit(__doc__)
+    ensure_venv()
+    command, rest = sys.argv[1], sys.argv[2:]
+    if command == "demo":
+        run([str(BIN / "sentinel-signl4"), "demo", *rest])
+    else:
+        run([str(BIN / "ruff"), "check", "src", "tests", "bench", "dev.py"])
+        run([str(BIN / "mypy")])
+        run([str(PY), "-m", "pytest", *rest])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""The composition root: the one place that builds concrete clients, stores and runtimes from a ``Config``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from sentinel_signl4.clients.http import build_http_client
+from sentinel_signl4.clients.identity import TokenProvider, build_credential
+from sentinel_signl4.clients.ratelimit import limiter_for
+from sentinel_signl4.clients.retry import RetryPolicy
+from sentinel_signl4.clients.sentinel import SentinelClient
+from sentinel_signl4.clients.signl4 import Signl4Client
+from sentinel_signl4.config import Config, ConnectorConfig
+from sentinel_signl4.domain import IncidentFilter
+from sentinel_signl4.domain.render import RenderContext
+from sentinel_signl4.engine.connector import ConnectorRuntime
+from sentinel_signl4.engine.forward import ForwardPath
+from sentinel_signl4.engine.supervisor import ScheduledConnector, Supervisor
+from sentinel_signl4.metrics import Metrics
+from sentinel_signl4.sources.pager import Signl4Pager
+from sentinel_signl4.sources.sentinel import SentinelSource
+from sentinel_signl4.store import StateStore
+from sentinel_signl4.store.factory import open_store
+
+__all__ = ["Runtime", "build_connector", "build_runtime", "utcnow"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class ConnectorParts:
+    config: ConnectorConfig
+    runtime: ConnectorRuntime
+    source: SentinelSource
+    pager: Signl4Pager
+    sentinel: SentinelClient
+    signl4: Signl4Client
+    tokens: TokenProvider
+
+
+@dataclass
+class Runtime:
+    """Everything ``run`` needs, with one ``aclose`` that releases it all."""
+
+    config: Config
+    store: StateStore
+    http: httpx.AsyncClient
+    metrics: Metrics
+    connectors: dict[str, ConnectorParts]
+    clock: Callable[[], datetime] = utcnow
+    _closers: list[Any] = field(default_factory=list)
+
+    def supervisor(self, **kwargs: Any) -> Supervisor:
+        scheduled = [ScheduledConnector(p.runtime, p.config.poll_interval.total_seconds())
+                     for p in self.connectors.values() if p.config.enabled]
+        return Supervisor(scheduled, self.store, clock=self.clock, **kwargs)
+
+    async def aclose(self) -> None:
+        for closer in reversed(self._closers):
+            with contextlib.suppress(Exception):
+                await closer()
+        await self.http.aclose()
+        await self.store.close()
+
+
+async def build_runtime(config: Config, *, transport: httpx.AsyncBaseTransport | None = None,
+                        clock: Callable[[], datetime] = utcnow, metrics: Metrics | None = None,
+                        store: StateStore | None = None, migrate: bool = True) -> Runtime:
+    metrics = metrics or Metrics()
+    if store is None:
+        store = open_store(config.store.url)
+    if migrate:
+        await store.migrate()
+    http = build_http_client(ca_bundle=config.tls.ca_bundle, timeout=httpx.Timeout(15.0, connect=5.0),
+                             transport=transport)
+    runtime = Runtime(config=config, store=store, http=http, metrics=metrics, connectors={}, clock=clock)
+    credentials: dict[tuple[str, ...], TokenProvider] = {}
+    for cfg in config.connectors:
+        runtime.connectors[cfg.name] = build_connector(cfg, config, runtime, credentials)
+    return runtime
+
+
+def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
+                    credentials: dict[tuple[str, ...], TokenProvider]) -> ConnectorParts:
+    az = cfg.azure
+    endpoints = az.resolved_endpoints
+    cred = az.credential
+    cred_key = (az.tenant_id, cred.kind, cred.client_id or "", endpoints.authority_host)
+    tokens = credentials.get(cred_key)
+    if tokens is None:
+        credential = build_credential(
+            kind=cred.kind, tenant_id=az.tenant_id, client_id=cred.client_id,
+            secret=cred.client_secret.get_secret_value() if cred.client_secret else None,
+            cert_path=cred.certificate_path,
+            cert_password=cred.certificate_password.get_secret_value() if cred.certificate_password else None,
+            token_file=cred.token_file, authority_host=endpoints.authority_host, ca_bundle=config.tls.ca_bundle,
+        )
+        tokens = TokenProvider(credential)
+        credentials[cred_key] = tokens
+        runtime._closers.append(credential.close)
+    metrics = runtime.metrics
+
+    def on_retry_for(service: str) -> Callable[[Any, float], None]:
+        return lambda exc, _delay: metrics.on_retry(service, getattr(exc, "status", None))
+
+    sentinel = SentinelClient(
+        runtime.http, tokens, arm_endpoint=endpoints.resource_manager,
+        arm_scope=endpoints.scope("resource_manager"), subscription_id=az.subscription_id,
+        resource_group=az.resource_group, workspace_name=az.workspace_name, api_version=az.api_version,
+        retry=RetryPolicy(), on_retry=on_retry_for("sentinel"),
+    )
+    s4 = cfg.signl4
+    signl4 = Signl4Client(
+        runtime.http, webhook_url=s4.webhook_url.get_secret_value(), api_url=s4.api_url,
+        api_key=s4.api_key.get_secret_value() if s4.api_key else None,
+        limiter=limiter_for(s4.subscription), send_via=s4.send_via, retry=RetryPolicy(),
+        on_retry=on_retry_for("signl4"),
+    )
+    source = SentinelSource(sentinel)
+    pager = Signl4Pager(signl4, has_api_key=s4.api_key is not None)
+    forward = ForwardPath(
+        cfg.name, source=source, pager=pager, store=runtime.store,
+        flt=IncidentFilter(statuses=frozenset(cfg.filter.statuses), severities=frozenset(cfg.filter.severities),
+                           max_age=cfg.filter.max_age),
+        render=RenderContext(connector=cfg.name, display_name=cfg.display_name, service=s4.service),
+        tag=cfg.sync.tag, skip_already_tagged=cfg.sync.skip_already_tagged, metrics=metrics,
+    )
+    rt = ConnectorRuntime(cfg.name, store=runtime.store, forward=forward, metrics=metrics)
+    return ConnectorParts(config=cfg, runtime=rt, source=source, pager=pager, sentinel=sentinel,
+                          signl4=signl4, tokens=tokens)

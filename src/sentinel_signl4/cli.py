@@ -1,0 +1,105 @@
+"""The ``sentinel-signl4`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sentinel_signl4.config import Config, ConfigError, load_config
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(help="Connects Microsoft Sentinel / Defender XDR incidents to SIGNL4 mobile alerting.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+config_app = typer.Typer(help="Work with configuration files.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Path to the TOML config file.")]
+
+
+def _load(path: Path) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        typer.echo(f"Invalid configuration:\n{exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@config_app.command("example")
+def config_example() -> None:
+    """Print a complete, commented example configuration."""
+    typer.echo(resources.files("sentinel_signl4").joinpath("example-config.toml").read_text(encoding="utf-8"))
+
+
+@config_app.command("validate")
+def config_validate(config: ConfigOption) -> None:
+    """Validate a configuration file without contacting anything."""
+    cfg = _load(config)
+    names = ", ".join(c.name for c in cfg.connectors)
+    typer.echo(f"{config}: OK ({len(cfg.connectors)} connector(s): {names})")
+
+
+@app.command()
+def run(config: ConfigOption,
+        once: Annotated[bool, typer.Option("--once", help="Run one cycle of every connector, then exit.")] = False,
+        ) -> None:
+    """Run the connectors (and the webhook/health server) until SIGTERM or Ctrl-C."""
+    from sentinel_signl4.runner import run_forever, run_once_all
+
+    cfg = _load(config)
+    if once:
+        sys.exit(asyncio.run(run_once_all(cfg)))
+    asyncio.run(_with_signals(lambda stop: run_forever(cfg, stop)))
+
+
+@app.command()
+def check(config: ConfigOption) -> None:
+    """Check each connector's credentials, roles, workspace and SIGNL4 access; exit non-zero on any error."""
+    from sentinel_signl4.checks import run_checks
+
+    cfg = _load(config)
+    ok = asyncio.run(run_checks(cfg, echo=typer.echo))
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def demo(
+    keep_running: Annotated[bool, typer.Option("--keep-running", help="Keep the emulators up at the end.")] = False,
+    workdir: Annotated[Path, typer.Option(help="Where the demo keeps its CA, config and database.")] = Path(".demo"),
+) -> None:
+    """Run the connector against emulated Azure and SIGNL4 over real HTTPS and narrate what happens."""
+    from sentinel_signl4.demo import run_demo
+
+    raise typer.Exit(asyncio.run(run_demo(workdir, keep_running=keep_running, echo=typer.echo)))
+
+
+@app.command()
+def emulate(
+    port: Annotated[int, typer.Option(help="HTTPS port for the emulators.")] = 8443,
+    workdir: Annotated[Path, typer.Option(help="Where to write the CA and a ready config.")] = Path(".emulate"),
+) -> None:
+    """Serve the emulators (Entra ID, Sentinel, SIGNL4) over HTTPS and print a config that points at them."""
+    from sentinel_signl4.emulate import serve
+
+    serve(port, workdir, echo=typer.echo)
+
+
+async def _with_signals(main: object) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    assert callable(main)
+    await main(stop)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,138 @@
+"""Forward path: poll the source, queue one Signl per matching incident, raise it, tag the incident."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from sentinel_signl4.domain import (
+    ActionKind,
+    Incident,
+    IncidentFilter,
+    SignlRequest,
+    SkipReason,
+    external_id_for,
+    skip_reason,
+)
+from sentinel_signl4.domain.render import RenderContext, render_signl
+from sentinel_signl4.engine.keys import raise_key, tag_key
+from sentinel_signl4.engine.outbox import Done
+from sentinel_signl4.engine.ports import Enricher, IncidentSource, Pager
+from sentinel_signl4.engine.report import PollReport
+from sentinel_signl4.metrics import Metrics
+from sentinel_signl4.store import Link, OutboxAction, StateStore
+
+__all__ = ["ForwardPath"]
+
+log = structlog.get_logger("sentinel_signl4.forward")
+
+
+class ForwardPath:
+    """Sentinel → SIGNL4 for one connector: ``poll`` enqueues, the handlers perform."""
+
+    def __init__(self, connector: str, *, source: IncidentSource, pager: Pager, store: StateStore,
+                 flt: IncidentFilter, render: RenderContext, tag: str, skip_already_tagged: bool,
+                 metrics: Metrics, enricher: Enricher | None = None) -> None:
+        self.connector = connector
+        self.source = source
+        self.pager = pager
+        self.store = store
+        self.flt = flt
+        self.render = render
+        self.tag = tag
+        self.skip_already_tagged = skip_already_tagged
+        self.metrics = metrics
+        self.enricher = enricher
+
+    async def poll(self, now: datetime, report: PollReport) -> None:
+        """One list query (all pages); for each matching incident without a Signl, write a raise row."""
+        incidents = [incident async for incident in self.source.list_matching(self.flt, now)]
+        report.seen += len(incidents)
+        self.metrics.incidents_seen.labels(self.connector).inc(len(incidents))
+        links = await self.store.links_for(self.connector, [i.resource_id for i in incidents])
+        fresh: list[Incident] = []
+        for incident in incidents:
+            reason = self._skip(incident, links, now)
+            if reason is None and await self.store.get_action(
+                    raise_key(self.connector, self._external_id(incident))) is not None:
+                continue  # queued by an earlier poll, not yet linked
+            if reason is not None:
+                report.skipped.append((incident, reason))
+                if reason is not SkipReason.ALREADY_LINKED:
+                    self.metrics.incidents_skipped.labels(self.connector, reason.value).inc()
+                continue
+            fresh.append(incident)
+        # Enrichment is batched over the whole poll (one Log Analytics query, not one per incident).
+        enrichments = await self.enricher.enrich(fresh, now) if (self.enricher and fresh) else {}
+        for incident in fresh:
+            request = render_signl(incident, self.render, enrichments.get(incident.resource_id))
+            action = OutboxAction(
+                key=raise_key(self.connector, request.external_id), connector=self.connector,
+                kind=ActionKind.RAISE_SIGNL, incident_id=incident.resource_id,
+                payload={"request": request.to_record(), "incident_number": incident.number,
+                         "incident_created": incident.created.isoformat()},
+            )
+            if await self.store.enqueue(action, now):
+                report.enqueued.append(incident)
+                self.metrics.incidents_forwarded.labels(self.connector).inc()
+                log.info("incident_queued", connector=self.connector, incident=incident.number,
+                         severity=incident.severity.value)
+
+    def _external_id(self, incident: Incident) -> str:
+        return external_id_for(self.connector, incident.resource_id, self.render.generation)
+
+    def _skip(self, incident: Incident, links: dict[str, Link], now: datetime) -> SkipReason | None:
+        reason = skip_reason(incident, self.flt, now)
+        if reason is not None:
+            return reason
+        if incident.resource_id in links:
+            return SkipReason.ALREADY_LINKED
+        if self.tag and self.skip_already_tagged and incident.has_label(self.tag):
+            # Tagged by someone else (e.g. SIGNL4's hosted connector before a switch): do not page again.
+            return SkipReason.ALREADY_TAGGED
+        return None
+
+    # -- handlers ---------------------------------------------------------------------------------------------------
+    async def raise_signl(self, row: OutboxAction, now: datetime) -> Done:
+        request = SignlRequest.from_record(row.payload["request"])
+        if row.in_doubt and self.pager.can_lookup:
+            found = await self.pager.find_by_external_id(request.external_id)
+            if found:
+                alert = found[0]
+                log.info("in_doubt_send_found", connector=self.connector, external_id=request.external_id,
+                         alert_id=alert.alert_id)
+                return self._raised(row, request, now, event_id=alert.event_id, alert_id=alert.alert_id,
+                                    reconciled=True)
+        event_id = await self.pager.send(request)
+        return self._raised(row, request, now, event_id=event_id, alert_id=None, reconciled=False)
+
+    def _raised(self, row: OutboxAction, request: SignlRequest, now: datetime, *, event_id: str | None,
+                alert_id: str | None, reconciled: bool) -> Done:
+        number = int(row.payload.get("incident_number", 0))
+        link = Link(connector=self.connector, incident_id=row.incident_id, external_id=request.external_id,
+                    incident_number=number, event_id=event_id, alert_id=alert_id,
+                    generation=self.render.generation)
+        follow_ups: list[OutboxAction] = []
+        if self.tag:
+            follow_ups.append(OutboxAction(
+                key=tag_key(self.connector, request.external_id, self.tag), connector=self.connector,
+                kind=ActionKind.TAG_INCIDENT, incident_id=row.incident_id, payload={"tag": self.tag},
+            ))
+        self.metrics.signls_raised.labels(self.connector).inc()
+        created = row.payload.get("incident_created")
+        if isinstance(created, str):
+            latency = (now - datetime.fromisoformat(created)).total_seconds()
+            self.metrics.page_latency.labels(self.connector).observe(max(0.0, latency))
+        log.info("signl_raised", connector=self.connector, incident=number, event_id=event_id,
+                 reconciled=reconciled)
+        result: dict[str, Any] = {"event_id": event_id, "alert_id": alert_id, "reconciled": reconciled}
+        return Done(result=result, link=link, follow_ups=follow_ups)
+
+    async def tag_incident(self, row: OutboxAction, now: datetime) -> Done:
+        tag = str(row.payload["tag"])
+        written = await self.source.add_tag(row.incident_id, tag)
+        log.info("incident_tagged", connector=self.connector, incident_id=row.incident_id.rsplit("/", 1)[-1],
+                 tag=tag, written=written)
+        return Done(result={"written": written})

@@ -1,0 +1,137 @@
+"""The outbox worker: performs due side effects, one row at a time per incident, and records the outcome.
+
+Rules (ARCHITECTURE §1): a row exists before its side effect is attempted; ``IN_FLIGHT`` is written before the
+remote call; ``DONE`` only after the remote side confirmed. A row found ``IN_FLIGHT`` or ``in_doubt`` may already
+have taken effect, so its handler reconciles before acting again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from sentinel_signl4.clients.errors import (
+    AuthError,
+    NotFoundError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    RemoteError,
+)
+from sentinel_signl4.domain import ActionKind, ActionState
+from sentinel_signl4.engine.backoff import OutboxBackoff
+from sentinel_signl4.engine.report import PollReport
+from sentinel_signl4.store import Link, OutboxAction, StateStore
+
+__all__ = ["Done", "Handler", "OutboxWorker"]
+
+log = structlog.get_logger("sentinel_signl4.outbox")
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """A handler's success: what to record, atomically, with the row."""
+
+    result: Mapping[str, Any] = field(default_factory=dict)
+    link: Link | None = None
+    follow_ups: Sequence[OutboxAction] = ()
+
+
+Handler = Callable[[OutboxAction, datetime], Awaitable[Done]]
+
+# Configuration problems (wrong secret, missing role) are retried slowly, never dead-lettered: the page must go
+# out once the operator fixes the config, and the connector's status says what is wrong meanwhile.
+_CONFIG_RETRY = timedelta(seconds=60)
+
+
+class OutboxWorker:
+    def __init__(self, connector: str, store: StateStore, handlers: Mapping[ActionKind, Handler], *,
+                 backoff: OutboxBackoff | None = None, max_attempts: int = 25, concurrency: int = 4,
+                 batch: int = 200) -> None:
+        self.connector = connector
+        self.store = store
+        self.handlers = dict(handlers)
+        self.backoff = backoff or OutboxBackoff()
+        self.max_attempts = max_attempts
+        self.concurrency = concurrency
+        self.batch = batch
+        self.last_config_error: RemoteError | None = None
+
+    async def drain(self, now: datetime, report: PollReport, *, max_passes: int = 5) -> None:
+        """Run due rows until none is due or ``max_passes`` passes are done (follow-ups become due at once)."""
+        for _ in range(max_passes):
+            rows = await self.store.due_actions(self.connector, now, self.batch)
+            if not rows:
+                return
+            await self._run_rows(rows, now, report)
+
+    async def _run_rows(self, rows: Sequence[OutboxAction], now: datetime, report: PollReport) -> None:
+        # Rows of one incident run in order; different incidents run concurrently (bounded).
+        by_incident: dict[str, list[OutboxAction]] = {}
+        for row in rows:
+            by_incident.setdefault(row.incident_id, []).append(row)
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def run_incident(items: list[OutboxAction]) -> None:
+            async with gate:
+                for row in items:
+                    if not await self._run_one(row, now, report):
+                        return  # keep order: later rows of this incident wait for the failed one
+
+        async with asyncio.TaskGroup() as group:
+            for items in by_incident.values():
+                group.create_task(run_incident(items))
+
+    async def _run_one(self, row: OutboxAction, now: datetime, report: PollReport) -> bool:
+        handler = self.handlers.get(row.kind)
+        if handler is None:
+            await self.store.mark_dead(row.key, now, f"no handler for action kind {row.kind!r}")
+            report.dead[row.kind] += 1
+            return False
+        if row.state is ActionState.IN_FLIGHT:
+            # Left by a crash mid-attempt: the side effect may have happened.
+            row = _replace(row, in_doubt=True)
+        started = await self.store.mark_in_flight(row.key, now)
+        row = _replace(started, in_doubt=row.in_doubt or started.in_doubt)
+        try:
+            done = await handler(row, now)
+        except RemoteError as exc:
+            await asyncio.shield(self._failed(row, now, exc, report))
+            return False
+        await asyncio.shield(self.store.complete(row.key, now, done.result, link=done.link,
+                                                 follow_ups=done.follow_ups))
+        report.done[row.kind] += 1
+        return True
+
+    async def _failed(self, row: OutboxAction, now: datetime, exc: RemoteError, report: PollReport) -> None:
+        error = f"{type(exc).__name__}: {exc.message}"
+        if isinstance(exc, AuthError | NotFoundError) and row.kind is ActionKind.RAISE_SIGNL:
+            self.last_config_error = exc
+        if exc.retryable or isinstance(exc, AuthError | NotFoundError):
+            if row.attempts >= self.max_attempts:
+                await self.store.mark_dead(row.key, now, f"gave up after {row.attempts} attempts: {error}")
+                report.dead[row.kind] += 1
+                log.error("action_dead", connector=self.connector, key=row.key, kind=row.kind.value, error=error)
+                return
+            if isinstance(exc, AuthError | NotFoundError) and not exc.retryable:
+                delay = max(_CONFIG_RETRY, self.backoff.delay(row.attempts))
+            else:
+                hint = exc.retry_after if isinstance(exc, RateLimitedError) and exc.retry_after else 0.0
+                delay = self.backoff.delay(row.attempts, at_least=hint)
+            await self.store.mark_retry(row.key, now, now + delay, error,
+                                        in_doubt=isinstance(exc, OutcomeUnknownError))
+            report.retried[row.kind] += 1
+            log.warning("action_retry", connector=self.connector, key=row.key, kind=row.kind.value,
+                        attempt=row.attempts, in_seconds=round(delay.total_seconds(), 1), error=error)
+            return
+        await self.store.mark_dead(row.key, now, error)
+        report.dead[row.kind] += 1
+        log.error("action_dead", connector=self.connector, key=row.key, kind=row.kind.value, error=error)
+
+
+def _replace(row: OutboxAction, **changes: Any) -> OutboxAction:
+    return replace(row, **changes)

@@ -1,0 +1,69 @@
+"""What the engine needs from the outside world. Concrete adapters are built in ``bootstrap``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sentinel_signl4.domain import Incident, IncidentFilter, SignlRequest
+from sentinel_signl4.domain.render import Enrichment
+
+__all__ = ["Enricher", "FoundAlert", "IncidentSource", "Pager"]
+
+
+class IncidentSource(Protocol):
+    """Where incidents come from and where their updates go (Sentinel REST today, Graph Security later)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    def list_matching(self, flt: IncidentFilter, now: datetime) -> AsyncIterator[Incident]:
+        """Incidents the server selects for ``flt`` at ``now``, following every page."""
+        ...
+
+    async def add_tag(self, incident_id: str, tag: str) -> bool:
+        """Add ``tag`` without clobbering concurrent edits. True if written, False if it was already there."""
+        ...
+
+    async def check_access(self) -> None:
+        """Raise a ``RemoteError`` with a precise message when the source cannot be read."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class FoundAlert:
+    alert_id: str
+    event_id: str | None
+    status: int | None
+    raw: Mapping[str, Any]
+
+
+class Pager(Protocol):
+    """SIGNL4 as the engine sees it."""
+
+    @property
+    def can_lookup(self) -> bool:
+        """True when a REST API key is configured, so an in-doubt send can be looked up before re-sending."""
+        ...
+
+    async def send(self, request: SignlRequest) -> str:
+        """Send one event; return SIGNL4's eventId. Not idempotent: never retried after the request left."""
+        ...
+
+    async def find_by_external_id(self, external_id: str) -> list[FoundAlert]: ...
+
+    async def check_access(self) -> None: ...
+
+
+class Enricher(Protocol):
+    """Evidence for the incidents raised in one poll: alerts, entities, Log Analytics rows.
+
+    Called once per poll with every incident about to be queued, so remote calls are batched. Must never raise
+    and never take longer than its budget: what it cannot fetch is reported in ``Enrichment.notes``.
+    """
+
+    async def enrich(self, incidents: list[Incident], now: datetime) -> dict[str, Enrichment]:
+        """Enrichment keyed by incident resource id (missing keys mean: nothing to add)."""
+        ...

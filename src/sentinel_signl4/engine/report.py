@@ -1,0 +1,26 @@
+"""What one ``run_once`` did, for the demo, the logs and the tests."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from sentinel_signl4.domain import ActionKind, Incident, SkipReason
+
+__all__ = ["PollReport"]
+
+
+@dataclass(slots=True)
+class PollReport:
+    connector: str
+    seen: int = 0
+    enqueued: list[Incident] = field(default_factory=list)
+    skipped: list[tuple[Incident, SkipReason]] = field(default_factory=list)
+    done: Counter[ActionKind] = field(default_factory=Counter)
+    retried: Counter[ActionKind] = field(default_factory=Counter)
+    dead: Counter[ActionKind] = field(default_factory=Counter)
+    reconciled: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def skipped_by_reason(self) -> Counter[SkipReason]:
+        return Counter(reason for _, reason in self.skipped)

@@ -1,0 +1,111 @@
+"""Runs every enabled connector concurrently; one failing or slow connector never delays the others.
+
+Each connector runs in its own task under a lease in the store, so N replicas sharing PostgreSQL run each connector
+exactly once. The lease is renewed in the background while a cycle runs (a 1,000-incident burst can outlast the
+TTL). ``stop`` ends the loops after the current cycle: side effects in progress finish and are recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+
+from sentinel_signl4.engine.connector import ConnectorRuntime
+from sentinel_signl4.engine.report import PollReport
+from sentinel_signl4.store import StateStore
+
+__all__ = ["ScheduledConnector", "Supervisor", "replica_id"]
+
+log = structlog.get_logger("sentinel_signl4.supervisor")
+
+
+def replica_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(slots=True)
+class ScheduledConnector:
+    runtime: ConnectorRuntime
+    interval: float
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Supervisor:
+    def __init__(self, connectors: Sequence[ScheduledConnector], store: StateStore, *,
+                 clock: Callable[[], datetime] = _utcnow, owner: str | None = None,
+                 lease_ttl: float | None = None,
+                 on_report: Callable[[PollReport], None] | None = None) -> None:
+        self.connectors = list(connectors)
+        self.store = store
+        self.clock = clock
+        self.owner = owner or replica_id()
+        self.lease_ttl = lease_ttl
+        self.on_report = on_report
+        self.running = False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.running = True
+        try:
+            async with asyncio.TaskGroup() as group:
+                for item in self.connectors:
+                    group.create_task(self._loop(item, stop), name=f"connector:{item.runtime.name}")
+        finally:
+            self.running = False
+
+    def _ttl(self, item: ScheduledConnector) -> float:
+        return self.lease_ttl or max(60.0, 3 * item.interval)
+
+    async def _loop(self, item: ScheduledConnector, stop: asyncio.Event) -> None:
+        rt = item.runtime
+        lease = f"connector:{rt.name}"
+        ttl = self._ttl(item)
+        try:
+            while not stop.is_set():
+                now = self.clock()
+                if await self._acquire(lease, now, ttl):
+                    await self._cycle(item, lease, ttl)
+                else:
+                    rt.health.standby(now)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=item.interval)
+        finally:
+            with contextlib.suppress(Exception):
+                await self.store.release_lease(lease, self.owner)
+
+    async def _acquire(self, lease: str, now: datetime, ttl: float) -> bool:
+        try:
+            return await self.store.acquire_lease(lease, self.owner, now, ttl)
+        except Exception as exc:  # noqa: BLE001 - a store outage must not kill the loop; it is reported
+            log.error("lease_failed", lease=lease, error=f"{type(exc).__name__}: {exc}")
+            return False
+
+    async def _cycle(self, item: ScheduledConnector, lease: str, ttl: float) -> None:
+        rt = item.runtime
+        keeper = asyncio.create_task(self._keep_lease(lease, ttl))
+        try:
+            report = await rt.run_once(self.clock())
+            if self.on_report is not None:
+                self.on_report(report)
+        except Exception as exc:
+            log.exception("connector_cycle_crashed", connector=rt.name)
+            rt.health.failed(self.clock(), f"{type(exc).__name__}: {exc}")
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+
+    async def _keep_lease(self, lease: str, ttl: float) -> None:
+        while True:
+            await asyncio.sleep(ttl / 3)
+            await self._acquire(lease, self.clock(), ttl)

@@ -1,0 +1,51 @@
+"""``run`` and ``run --once``: wire the runtime, the supervisor and (when configured) the HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from sentinel_signl4.bootstrap import Runtime, build_runtime
+from sentinel_signl4.config import Config
+from sentinel_signl4.engine.health import HealthState
+from sentinel_signl4.logs import configure_logging
+
+__all__ = ["run_forever", "run_once_all"]
+
+log = structlog.get_logger("sentinel_signl4.runner")
+
+
+async def run_once_all(config: Config) -> int:
+    """One cycle of every enabled connector, concurrently. Exit code 0 when every connector is OK."""
+    configure_logging(level=config.logging.level, fmt=config.logging.format, secrets=config.secrets())
+    runtime = await build_runtime(config)
+    try:
+        now = runtime.clock()
+        parts = [p for p in runtime.connectors.values() if p.config.enabled]
+        reports = await asyncio.gather(*(p.runtime.run_once(now) for p in parts))
+        for part, report in zip(parts, reports, strict=True):
+            log.info("cycle_done", connector=report.connector, seen=report.seen, queued=len(report.enqueued),
+                     raised=report.done.get("raise_signl", 0), tagged=report.done.get("tag_incident", 0),
+                     retried=sum(report.retried.values()), dead=sum(report.dead.values()),
+                     state=part.runtime.health.state.value, error=part.runtime.health.error)
+        return 0 if all(p.runtime.health.state is HealthState.OK for p in parts) else 1
+    finally:
+        await runtime.aclose()
+
+
+async def run_forever(config: Config, stop: asyncio.Event) -> None:
+    configure_logging(level=config.logging.level, fmt=config.logging.format, secrets=config.secrets())
+    runtime = await build_runtime(config)
+    try:
+        await serve_until_stopped(runtime, stop)
+    finally:
+        await runtime.aclose()
+
+
+async def serve_until_stopped(runtime: Runtime, stop: asyncio.Event) -> None:
+    supervisor = runtime.supervisor()
+    log.info("started", connectors=[n for n, p in runtime.connectors.items() if p.config.enabled],
+             replica=supervisor.owner)
+    await supervisor.run(stop)
+    log.info("stopped")

@@ -1,0 +1,1 @@
+"""Incident sources behind the engine's ``IncidentSource`` port."""
