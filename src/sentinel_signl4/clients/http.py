@@ -1,0 +1,234 @@
+"""The shared HTTP client and the shared failure classification of every remote call.
+
+All clients (Sentinel, SIGNL4, …) send through one :class:`httpx.AsyncClient` built here, and turn every non-2xx
+response and every transport failure into one of the typed errors of :mod:`sentinel_signl4.clients.errors` with
+:func:`classify_response` and :func:`classify_transport_error`. Messages name the service, the method, the
+*redacted* URL, the status and the remote error code and message; never a header or a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import time
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import certifi
+import httpx
+
+from sentinel_signl4 import __version__
+from sentinel_signl4.clients.errors import (
+    AuthError,
+    ConflictError,
+    NotFoundError,
+    OutcomeUnknownError,
+    PermanentError,
+    RateLimitedError,
+    RemoteError,
+    TransientError,
+)
+from sentinel_signl4.redact import Redactor, redact_url
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "DEFAULT_TIMEOUT",
+    "RemoteErrorBody",
+    "build_http_client",
+    "classify_response",
+    "classify_transport_error",
+    "describe_failure",
+    "parse_error_body",
+    "parse_retry_after",
+    "ssl_context",
+]
+
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0)
+# A connector talks to three or four hosts; 20 kept-alive connections cover bursts of PUTs without opening a
+# socket per request, and the 30 s expiry stays below the idle timeouts of Azure front ends (about 4 minutes).
+DEFAULT_LIMITS = httpx.Limits(max_connections=50, max_keepalive_connections=20, keepalive_expiry=30.0)
+
+_MAX_REMOTE_TEXT = 300
+
+
+def ssl_context(ca_bundle: str | None = None) -> ssl.SSLContext:
+    """A verifying TLS context: ``ca_bundle`` if given, else ``SSL_CERT_FILE``/``SSL_CERT_DIR``, else certifi."""
+    if ca_bundle:
+        return ssl.create_default_context(cafile=ca_bundle)
+    if os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    if os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def build_http_client(
+    *,
+    ca_bundle: str | None = None,
+    timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    transport: httpx.AsyncBaseTransport | None = None,
+    limits: httpx.Limits = DEFAULT_LIMITS,
+) -> httpx.AsyncClient:
+    """The one HTTP client of the process (HTTP/1.1 keep-alive, verified TLS, no redirects).
+
+    ``transport`` replaces the network (tests pass ``httpx.ASGITransport(app=emulator)``). Redirects are not
+    followed: none of our APIs redirects, and following one would carry the bearer token to another host.
+    """
+    verify: ssl.SSLContext | bool = ssl_context(ca_bundle) if transport is None else True
+    return httpx.AsyncClient(
+        verify=verify,
+        timeout=timeout,
+        limits=limits,
+        transport=transport,
+        http1=True,
+        http2=False,
+        follow_redirects=False,
+        headers={"User-Agent": f"sentinel-signl4/{__version__}"},
+    )
+
+
+def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Seconds to wait from ``Retry-After`` (seconds or HTTP-date), ``retry-after-ms`` or ``x-ms-retry-after-ms``.
+
+    Same precedence as azure-core. ``now`` (epoch seconds) is only used for the HTTP-date form. Negative values
+    (a date in the past) become 0; unparseable values are ignored.
+    """
+    lowered = {key.lower(): value for key, value in headers.items()}
+    value = lowered.get("retry-after")
+    if value:
+        seconds = _parse_seconds_or_date(value.strip(), now)
+        if seconds is not None:
+            return max(0.0, seconds)
+    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
+        value = lowered.get(name)
+        if value:
+            try:
+                return max(0.0, float(value) / 1000.0)
+            except ValueError:
+                continue
+    return None
+
+
+def _parse_seconds_or_date(value: str, now: float | None) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when.timestamp() - (time.time() if now is None else now)
+
+
+class RemoteErrorBody:
+    """The code, message and details a remote system put in an error body (ARM, Graph, Entra, SIGNL4)."""
+
+    __slots__ = ("code", "details", "message")
+
+    def __init__(self, code: str | None = None, message: str | None = None, details: str | None = None) -> None:
+        self.code = code
+        self.message = message
+        self.details = details
+
+    def describe(self) -> str:
+        parts = [part for part in (self.message, self.details) if part]
+        text = " — ".join(parts)
+        if len(text) > _MAX_REMOTE_TEXT:
+            text = text[: _MAX_REMOTE_TEXT - 1] + "…"
+        return f"{self.code}: {text}" if self.code and text else (self.code or text)
+
+
+def parse_error_body(response: httpx.Response) -> RemoteErrorBody:
+    """Best-effort parse of an error body. Never raises: a proxy's HTML page yields an empty result."""
+    try:
+        data: Any = json.loads(response.content) if response.content else None
+    except ValueError:
+        return RemoteErrorBody()
+    if not isinstance(data, dict):
+        return RemoteErrorBody()
+    error = data.get("error")
+    if isinstance(error, dict):
+        # ARM / Graph: {"error": {"code", "message", "details": [...]}}
+        return RemoteErrorBody(_text(error.get("code")), _text(error.get("message")))
+    if isinstance(error, str):
+        # Entra token endpoint: {"error": "invalid_client", "error_description": "AADSTS…\r\nTrace ID…"}
+        description = _text(data.get("error_description"))
+        first_line = description.splitlines()[0] if description else None
+        return RemoteErrorBody(error, first_line)
+    # SIGNL4 ErrorResponseContent: {"code": 3004, "message": "...", "details": "...", "requestId": "..."}
+    return RemoteErrorBody(_text(data.get("code")), _text(data.get("message")), _text(data.get("details")))
+
+
+def _text(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return str(value)
+
+
+def classify_response(
+    response: httpx.Response, service: str, *, redactor: Redactor | None = None
+) -> RemoteError | None:
+    """The typed error for a non-2xx ``response``, or ``None`` for 2xx.
+
+    429 → :class:`RateLimitedError` (with Retry-After), 408/5xx → :class:`TransientError`, 401/403 →
+    :class:`AuthError`, 404 → :class:`NotFoundError`, 409 → :class:`ConflictError`, other 4xx (and unexpected 1xx/3xx)
+    → :class:`PermanentError`.
+    """
+    status = response.status_code
+    if 200 <= status < 300:
+        return None
+    body = parse_error_body(response)
+    message = describe_failure(response.request, service, f"HTTP {status}", body.describe(), redactor)
+    code = body.code
+    if status == 429:
+        return RateLimitedError(message, retry_after=parse_retry_after(response.headers), status=status, code=code)
+    if status == 408 or status >= 500:
+        return TransientError(message, status=status, code=code)
+    if status in (401, 403):
+        return AuthError(message, status=status, code=code)
+    if status == 404:
+        return NotFoundError(message, status=status, code=code)
+    if status == 409:
+        return ConflictError(message, status=status, code=code)
+    return PermanentError(message, status=status, code=code)
+
+
+def classify_transport_error(
+    exc: httpx.TransportError, request_sent: bool, *, service: str = "remote", redactor: Redactor | None = None
+) -> RemoteError:
+    """Map an httpx transport failure to a typed error.
+
+    Failures before a connection was usable (connect, pool) mean the request never left: :class:`TransientError`.
+    Failures while waiting for or reading the answer mean it may have been applied: :class:`OutcomeUnknownError`.
+    For anything else ``request_sent`` decides (``False`` only when the caller knows nothing was written).
+    """
+    request = _request_of(exc)
+    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return TransientError(describe_failure(request, service, "not sent", detail, redactor))
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.ProxyError) and not request_sent:
+        return PermanentError(describe_failure(request, service, "not sent", detail, redactor))
+    if isinstance(
+        exc, httpx.ReadTimeout | httpx.WriteTimeout | httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError
+    ) or request_sent:
+        return OutcomeUnknownError(describe_failure(request, service, "outcome unknown", detail, redactor))
+    return TransientError(describe_failure(request, service, "not sent", detail, redactor))
+
+
+def _request_of(exc: httpx.TransportError) -> httpx.Request | None:
+    try:
+        return exc.request
+    except RuntimeError:  # httpx raises when the exception was created without a request
+        return None
+
+
+def describe_failure(
+    request: httpx.Request | None, service: str, outcome: str, detail: str, redactor: Redactor | None
+) -> str:
+    """``"<service>: <METHOD> <redacted url> -> <outcome>: <detail>"`` with every known secret masked."""
+    target = f"{request.method} {redact_url(request.url)}" if request is not None else "request"
+    text = f"{service}: {target} -> {outcome}" + (f": {detail}" if detail else "")
+    return redactor.redact(text) if redactor is not None else Redactor().redact(text)

@@ -1,0 +1,305 @@
+"""Microsoft Sentinel incidents over ARM REST (api-version 2025-09-01): a thin typed client.
+
+One choke point, :meth:`SentinelClient._request`, adds the bearer token, sets the timeout, classifies every
+failure into our typed errors and applies the bounded :class:`RetryPolicy`. Every call here is safe to repeat:
+reads, the read-only ``POST …/alerts|entities``, a PUT carrying the etag it was based on (a repeat after an
+applied PUT gets 409, which the caller answers by re-reading), and comment PUTs with a caller-chosen id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+import httpx
+import structlog
+
+from sentinel_signl4.clients.errors import AuthError, NotFoundError, PermanentError
+from sentinel_signl4.clients.http import DEFAULT_TIMEOUT, classify_response, classify_transport_error
+from sentinel_signl4.clients.identity import TokenProvider
+from sentinel_signl4.clients.retry import OnRetry, RetryPolicy, call_with_retry
+from sentinel_signl4.clients.sentinel_mapping import (
+    build_incident_filter,
+    build_modified_filter,
+    incident_from_arm,
+)
+from sentinel_signl4.domain.enums import IncidentStatus
+from sentinel_signl4.domain.filtering import IncidentFilter
+from sentinel_signl4.domain.incident import Incident
+from sentinel_signl4.redact import Redactor, redact_url
+
+__all__ = ["ARM_ENDPOINT", "ARM_SCOPE", "DEFAULT_API_VERSION", "SentinelClient"]
+
+DEFAULT_API_VERSION = "2025-09-01"
+ARM_ENDPOINT = "https://management.azure.com"
+ARM_SCOPE = "https://management.azure.com/.default"
+
+_SERVICE = "sentinel"
+_MAX_TOP = 1000  # the 2025-09-01 spec's maximum for $top
+# Characters left literal in query strings: OData needs `$`, quotes, slashes and parentheses to stay readable,
+# spaces become %20 (never `+`, which some OData parsers keep as a plus).
+_QUERY_SAFE = "$'/:(),"
+
+_log = structlog.get_logger(__name__)
+
+
+class SentinelClient:
+    """Incidents, comments, alerts and entities of one Sentinel workspace.
+
+    ``http`` is the shared client (inject an ``httpx.ASGITransport`` to talk to the emulator in-process);
+    ``tokens`` gives bearer tokens for ``arm_scope``. ``retry`` bounds each call; ``on_retry`` is told about each
+    retry (metrics). ``max_pages`` stops a listing that never ends (a server bug must not hang a poller).
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        tokens: TokenProvider,
+        *,
+        arm_endpoint: str = ARM_ENDPOINT,
+        arm_scope: str = ARM_SCOPE,
+        subscription_id: str,
+        resource_group: str,
+        workspace_name: str,
+        api_version: str = DEFAULT_API_VERSION,
+        retry: RetryPolicy,
+        on_retry: OnRetry | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        max_pages: int = 1000,
+    ) -> None:
+        self._http = http
+        self._tokens = tokens
+        self._scope = arm_scope
+        self._endpoint = arm_endpoint.rstrip("/")
+        self._origin = _origin(self._endpoint)
+        self._subscription_id = subscription_id
+        self._resource_group = resource_group
+        self._workspace_name = workspace_name
+        self._api_version = api_version
+        self._retry = retry
+        self._on_retry = on_retry
+        self._timeout = timeout
+        self._max_pages = max_pages
+        self._redactor = Redactor()
+        self._base = (
+            f"{self._endpoint}/subscriptions/{_seg(subscription_id)}/resourceGroups/{_seg(resource_group)}"
+            f"/providers/Microsoft.OperationalInsights/workspaces/{_seg(workspace_name)}"
+            "/providers/Microsoft.SecurityInsights"
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"SentinelClient(workspace={self._workspace_name!r}, resource_group={self._resource_group!r}, "
+            f"subscription={self._subscription_id!r}, api_version={self._api_version!r})"
+        )
+
+    @property
+    def workspace_resource_id(self) -> str:
+        """``/subscriptions/…/workspaces/<name>``: the ARM id of the workspace (for messages and ids)."""
+        return (
+            f"/subscriptions/{self._subscription_id}/resourceGroups/{self._resource_group}"
+            f"/providers/Microsoft.OperationalInsights/workspaces/{self._workspace_name}"
+        )
+
+    # -- incidents -------------------------------------------------------------------------------------------
+
+    async def list_incidents(self, flt: IncidentFilter, now: datetime, *, top: int = 200) -> AsyncIterator[Incident]:
+        """Incidents matching ``flt`` at ``now``, oldest first, across every page (``nextLink`` followed)."""
+        params = {
+            "$filter": build_incident_filter(flt, now),
+            "$orderby": "properties/createdTimeUtc asc",
+            "$top": str(_check_top(top)),
+        }
+        async for item in self._pages(self._url("incidents"), params):
+            incident = _parse_incident(item)
+            if incident is not None:
+                yield incident
+
+    async def list_modified_since(
+        self, since: datetime, *, statuses: Iterable[IncidentStatus] | None = None, top: int = 200
+    ) -> AsyncIterator[Incident]:
+        """Incidents modified at or after ``since`` (optionally only in ``statuses``), least recently first."""
+        params = {
+            "$filter": build_modified_filter(since, statuses),
+            "$orderby": "properties/lastModifiedTimeUtc asc",
+            "$top": str(_check_top(top)),
+        }
+        async for item in self._pages(self._url("incidents"), params):
+            incident = _parse_incident(item)
+            if incident is not None:
+                yield incident
+
+    async def get_incident(self, name: str) -> Incident:
+        """One incident by its name (the GUID); :class:`NotFoundError` if it does not exist."""
+        return incident_from_arm(await self._request("GET", self._url("incidents", name)))
+
+    async def put_incident(self, incident: Incident, properties: Mapping[str, Any]) -> Incident:
+        """Replace the incident's writable ``properties``, conditional on the etag ``incident`` was read with.
+
+        Build ``properties`` with :func:`~sentinel_signl4.clients.sentinel_mapping.writable_properties` so no
+        field is dropped. A stale etag raises :class:`ConflictError` (409): re-read, re-apply, try again. Without
+        an etag (never read) the write is last-writer-wins.
+        """
+        body: dict[str, Any] = {"properties": dict(properties)}
+        if incident.etag is not None:
+            body["etag"] = incident.etag
+        answer = await self._request("PUT", self._url("incidents", incident.name), body=body)
+        return incident_from_arm(answer)
+
+    # -- comments, alerts, entities --------------------------------------------------------------------------
+
+    async def put_comment(self, incident_name: str, comment_id: str, message: str) -> dict[str, Any]:
+        """Create (or overwrite) comment ``comment_id``; the caller-chosen id makes repeats idempotent."""
+        url = self._url("incidents", incident_name, "comments", comment_id)
+        return await self._request("PUT", url, body={"properties": {"message": message}})
+
+    async def list_comments(self, incident_name: str) -> list[dict[str, Any]]:
+        """Every comment of an incident, across pages."""
+        return [item async for item in self._pages(self._url("incidents", incident_name, "comments"), {})]
+
+    async def list_alerts(self, incident_name: str) -> list[dict[str, Any]]:
+        """The incident's alerts (``POST …/alerts``: a read despite the verb; the API has no paging here)."""
+        answer = await self._request("POST", self._url("incidents", incident_name, "alerts"))
+        value = answer.get("value")
+        return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+    async def list_entities(self, incident_name: str) -> dict[str, Any]:
+        """``{"entities": [...], "metaData": [...]}`` of the incident (``POST …/entities``)."""
+        return await self._request("POST", self._url("incidents", incident_name, "entities"))
+
+    # -- setup check -----------------------------------------------------------------------------------------
+
+    async def check_access(self) -> None:
+        """Prove that the identity can read incidents of the workspace (one ``$top=1`` list, used by ``check``).
+
+        Raises :class:`AuthError` or :class:`NotFoundError` with a message that says what to fix.
+        """
+        where = (
+            f"workspace '{self._workspace_name}' (resource group '{self._resource_group}', "
+            f"subscription '{self._subscription_id}')"
+        )
+        try:
+            await self._request("GET", self._url("incidents"), params={"$top": "1"})
+        except AuthError as exc:
+            if exc.status == 403:
+                raise AuthError(
+                    f"missing role Microsoft Sentinel Reader/Responder on {where}: {exc.message}",
+                    status=exc.status, code=exc.code,
+                ) from exc
+            raise
+        except NotFoundError as exc:
+            raise NotFoundError(
+                f"{where} not found, or Microsoft Sentinel is not enabled on it: {exc.message}",
+                status=exc.status, code=exc.code,
+            ) from exc
+
+    # -- the choke point -------------------------------------------------------------------------------------
+
+    def _url(self, *segments: str) -> str:
+        return "/".join([self._base, *(_seg(segment) for segment in segments)])
+
+    async def _pages(self, url: str, params: Mapping[str, str]) -> AsyncIterator[dict[str, Any]]:
+        """Items of a pageable list, following ``nextLink`` verbatim (it carries api-version and skip token)."""
+        next_url: str | None = None
+        seen: set[str] = set()
+        for _ in range(self._max_pages):
+            if next_url is None:
+                page = await self._request("GET", url, params=params)
+            else:
+                page = await self._request("GET", next_url, raw_url=True)
+            value = page.get("value")
+            if not isinstance(value, list):
+                raise PermanentError(f"{_SERVICE}: GET {redact_url(url)} -> unexpected answer: no 'value' list")
+            for item in value:
+                if isinstance(item, dict):
+                    yield item
+            link = page.get("nextLink")
+            if not link:
+                return
+            next_url = self._checked_next_link(str(link), seen)
+        raise PermanentError(f"{_SERVICE}: GET {redact_url(url)} -> more than {self._max_pages} pages; giving up")
+
+    def _checked_next_link(self, link: str, seen: set[str]) -> str:
+        # The bearer token goes wherever nextLink points: only ever to the ARM endpoint we were configured with.
+        if _origin(link) != self._origin:
+            raise PermanentError(f"{_SERVICE}: nextLink points to another host ({redact_url(link)}); refused")
+        if link in seen:
+            raise PermanentError(f"{_SERVICE}: nextLink repeats ({redact_url(link)}); the listing would not end")
+        seen.add(link)
+        return link
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        raw_url: bool = False,
+    ) -> dict[str, Any]:
+        """Send one ARM request with retries; return the decoded JSON object (``{}`` for an empty body)."""
+        if not raw_url:
+            query = {"api-version": self._api_version, **(params or {})}
+            url = f"{url}?{urlencode(query, quote_via=quote, safe=_QUERY_SAFE)}"
+
+        async def attempt() -> dict[str, Any]:
+            token = await self._tokens.token(self._scope)
+            try:
+                response = await self._http.request(
+                    method, url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=self._timeout,
+                )
+            except httpx.TransportError as exc:
+                raise classify_transport_error(exc, True, service=_SERVICE, redactor=self._redactor) from exc
+            error = classify_response(response, _SERVICE, redactor=self._redactor)
+            if error is not None:
+                raise error
+            return _json_object(response)
+
+        return await call_with_retry(attempt, self._retry, idempotent=True, on_retry=self._on_retry)
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    if not response.content:
+        return {}
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise PermanentError(
+            f"{_SERVICE}: {response.request.method} {redact_url(response.request.url)} -> "
+            f"HTTP {response.status_code}: unexpected answer (not JSON)",
+            status=response.status_code,
+        ) from exc
+    if not isinstance(data, dict):
+        raise PermanentError(
+            f"{_SERVICE}: {response.request.method} {redact_url(response.request.url)} -> "
+            f"HTTP {response.status_code}: unexpected answer (not a JSON object)",
+            status=response.status_code,
+        )
+    return data
+
+
+def _parse_incident(item: Mapping[str, Any]) -> Incident | None:
+    try:
+        return incident_from_arm(item)
+    except ValueError as exc:
+        # One unidentifiable item must not block every later incident of the listing (a poison pill).
+        _log.warning("sentinel.incident_unparseable", reason=str(exc), item_id=str(item.get("id", ""))[:200])
+        return None
+
+
+def _check_top(top: int) -> int:
+    if not 1 <= top <= _MAX_TOP:
+        raise ValueError(f"$top must be between 1 and {_MAX_TOP}")
+    return top
+
+
+def _seg(segment: str) -> str:
+    """A path segment, percent-encoded so that an odd name can never change the path."""
+    return quote(segment, safe="")
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()

@@ -1,0 +1,216 @@
+"""Pure translation between Sentinel's ARM wire format and the domain: OData filters, incidents, PUT bodies.
+
+Decisions worth knowing:
+
+* **Unknown enum values never crash a poll and never cause a wrong side effect.** An unknown ``severity`` maps to
+  ``High``: the server-side filter only returns severities we asked for by name, so an unknown value can only
+  appear when every severity is selected, where paging for it is what the user asked. An unknown ``status`` maps
+  to ``Active``, the one status that triggers nothing (``New`` would page, ``Closed`` would resolve a Signl).
+  Unknown classification values become ``None``. The original strings stay in ``Incident.raw``, and PUT bodies
+  are built from ``raw``, so nothing is lost or rewritten on the way back.
+* **A PUT replaces the whole resource** (shared/reference/microsoft-apis.md §1.6), so :func:`writable_properties`
+  copies every property that is not known to be read-only — including ones this code does not know yet — and
+  every label as it came (AutoAssigned ones included).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sentinel_signl4.domain.enums import Classification, ClassificationReason, IncidentStatus, Severity
+from sentinel_signl4.domain.filtering import IncidentFilter
+from sentinel_signl4.domain.incident import Incident, Owner
+
+__all__ = [
+    "READ_ONLY_PROPERTIES",
+    "build_incident_filter",
+    "build_modified_filter",
+    "format_odata_datetime",
+    "incident_from_arm",
+    "parse_arm_datetime",
+    "with_label",
+    "writable_properties",
+]
+
+READ_ONLY_PROPERTIES = frozenset({
+    "additionalData",
+    "createdTimeUtc",
+    "incidentNumber",
+    "incidentUrl",
+    "lastModifiedTimeUtc",
+    "providerIncidentId",
+    "providerName",
+    "relatedAnalyticRuleIds",
+    # Preview-only read-only fields; harmless to list, keeps a preview response from leaking into a PUT.
+    "teamInformation",
+})
+
+_SEVERITY_ORDER = (Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFORMATIONAL)
+_STATUS_ORDER = (IncidentStatus.NEW, IncidentStatus.ACTIVE, IncidentStatus.CLOSED)
+
+
+def format_odata_datetime(value: datetime) -> str:
+    """``2026-11-26T10:00:00Z``: UTC, whole seconds, unquoted as ARM's OData expects.
+
+    Fractions are dropped (rounded down), which only widens a ``ge`` window: never a missed incident.
+    """
+    if value.tzinfo is None:
+        raise ValueError("OData datetimes must be timezone-aware")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _any_of(path: str, values: Iterable[str]) -> str:
+    terms = [f"{path} eq '{value}'" for value in values]
+    return terms[0] if len(terms) == 1 else "(" + " or ".join(terms) + ")"
+
+
+def _status_clause(statuses: Iterable[IncidentStatus]) -> str | None:
+    chosen = set(statuses)
+    if not chosen:
+        raise ValueError("the incident filter selects no status")
+    if chosen >= set(IncidentStatus):
+        return None
+    return _any_of("properties/status", [s.value for s in _STATUS_ORDER if s in chosen])
+
+
+def build_incident_filter(flt: IncidentFilter, now: datetime) -> str:
+    """The ``$filter`` for the forward path: created within ``max_age``, in the chosen statuses and severities.
+
+    A clause that would select every value (all three statuses, all four severities) is omitted: it filters
+    nothing and makes the URL longer.
+    """
+    clauses = [f"properties/createdTimeUtc ge {format_odata_datetime(flt.oldest(now))}"]
+    status = _status_clause(flt.statuses)
+    if status:
+        clauses.append(status)
+    severities = set(flt.severities)
+    if not severities:
+        raise ValueError("the incident filter selects no severity")
+    if not severities >= set(Severity):
+        clauses.append(_any_of("properties/severity", [s.value for s in _SEVERITY_ORDER if s in severities]))
+    return " and ".join(clauses)
+
+
+def build_modified_filter(since: datetime, statuses: Iterable[IncidentStatus] | None = None) -> str:
+    """The ``$filter`` for lifecycle detection: modified since ``since``, optionally in ``statuses``."""
+    clauses = [f"properties/lastModifiedTimeUtc ge {format_odata_datetime(since)}"]
+    if statuses is not None:
+        status = _status_clause(statuses)
+        if status:
+            clauses.append(status)
+    return " and ".join(clauses)
+
+
+def parse_arm_datetime(value: Any) -> datetime | None:
+    """An aware UTC datetime from ARM's ISO strings (``Z``, up to 7 fractional digits), or ``None``."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _enum_or(enum_type: type[Any], value: Any, default: Any) -> Any:
+    try:
+        return enum_type(value)
+    except ValueError:
+        # ARM enums are "modelAsString": compare case-insensitively before giving up.
+        if isinstance(value, str):
+            for member in enum_type:
+                if member.value.casefold() == value.casefold():
+                    return member
+        return default
+
+
+def _strings(values: Any) -> tuple[str, ...]:
+    if not isinstance(values, list):
+        return ()
+    return tuple(str(value) for value in values if isinstance(value, str | int | float))
+
+
+def _int_or_zero(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def incident_from_arm(resource: Mapping[str, Any]) -> Incident:
+    """The domain :class:`Incident` of an ARM incident resource (a list item, a GET or a PUT answer).
+
+    Tolerates missing optional fields. Raises :class:`ValueError` only when the resource cannot identify an
+    incident at all (no ``id``/``name``, or neither a created nor a modified time).
+    """
+    props: Mapping[str, Any] = resource.get("properties") or {}
+    resource_id = resource.get("id")
+    name = resource.get("name") or (resource_id.rstrip("/").rsplit("/", 1)[-1] if resource_id else None)
+    if not resource_id or not name:
+        raise ValueError("an incident resource needs an id and a name")
+    created = parse_arm_datetime(props.get("createdTimeUtc"))
+    modified = parse_arm_datetime(props.get("lastModifiedTimeUtc"))
+    if created is None and modified is None:
+        raise ValueError(f"incident {name} has neither createdTimeUtc nor lastModifiedTimeUtc")
+    owner_raw: Mapping[str, Any] = props.get("owner") or {}
+    additional: Mapping[str, Any] = props.get("additionalData") or {}
+    classification = props.get("classification")
+    reason = props.get("classificationReason")
+    number = props.get("incidentNumber")
+    return Incident(
+        resource_id=str(resource_id),
+        name=str(name),
+        number=_int_or_zero(number),
+        title=str(props.get("title") or ""),
+        severity=_enum_or(Severity, props.get("severity"), Severity.HIGH),
+        status=_enum_or(IncidentStatus, props.get("status"), IncidentStatus.ACTIVE),
+        created=created or modified,  # type: ignore[arg-type]  # one of them is set, checked above
+        last_modified=modified or created,  # type: ignore[arg-type]
+        etag=resource.get("etag"),
+        description=str(props.get("description") or ""),
+        url=str(props.get("incidentUrl") or ""),
+        provider_name=str(props.get("providerName") or ""),
+        provider_url=str(additional.get("providerIncidentUrl") or ""),
+        labels=tuple(
+            str(label["labelName"]) for label in props.get("labels") or []
+            if isinstance(label, Mapping) and label.get("labelName")
+        ),
+        owner=Owner(
+            object_id=owner_raw.get("objectId"),
+            email=owner_raw.get("email"),
+            upn=owner_raw.get("userPrincipalName"),
+            name=owner_raw.get("assignedTo"),
+        ),
+        classification=_enum_or(Classification, classification, None) if classification else None,
+        classification_reason=_enum_or(ClassificationReason, reason, None) if reason else None,
+        product_names=_strings(additional.get("alertProductNames")),
+        tactics=_strings(additional.get("tactics")),
+        alerts_count=_int_or_zero(additional.get("alertsCount")),
+        raw=copy.deepcopy(dict(resource)),
+    )
+
+
+def writable_properties(incident: Incident) -> dict[str, Any]:
+    """Every writable property of ``incident`` as read, ready to be modified and PUT back.
+
+    Copied from ``incident.raw`` (deep copy: the caller may mutate the result), minus the read-only ones. Owner,
+    labels (every label, with its type), classification, times and unknown future fields are all kept.
+    """
+    props: Mapping[str, Any] = incident.raw.get("properties") or {}
+    writable = {key: copy.deepcopy(value) for key, value in props.items() if key not in READ_ONLY_PROPERTIES}
+    # The three required fields must be present even if the raw resource was sparse (e.g. built in a test).
+    writable.setdefault("title", incident.title)
+    writable.setdefault("severity", incident.severity.value)
+    writable.setdefault("status", incident.status.value)
+    return writable
+
+
+def with_label(properties: Mapping[str, Any], tag: str) -> dict[str, Any] | None:
+    """``properties`` with a user label ``tag`` added, or ``None`` if a label of that name (any case) exists."""
+    labels = [label for label in properties.get("labels") or [] if isinstance(label, Mapping)]
+    if any(str(label.get("labelName", "")).casefold() == tag.casefold() for label in labels):
+        return None
+    updated = dict(properties)
+    # labelType is read-only in the spec, but every client sends "User" (msticpy, XSOAR) and ARM accepts it.
+    updated["labels"] = [*(copy.deepcopy(dict(label)) for label in labels), {"labelName": tag, "labelType": "User"}]
+    return updated
