@@ -169,9 +169,10 @@ class InvalidRequestError(Signl4Error):
 # --------------------------------------------------------------------------------------------------------------
 
 # .NET DateTime.MaxValue.Ticks and the ticks of the Unix epoch. SIGNL4 ids look like "<19 digits>_<guid>" (ref §1.6);
-# the 19-digit part of the published samples matches MaxValue.Ticks minus the creation time in ticks (e.g. the 2017
-# sample alert id 2518981069381242800 decodes to 2017-09-01), the Azure Table Storage idiom that makes row keys sort
-# newest first. That reading is our inference, not documented; we reproduce it because paging relies on the order.
+# the 19-digit part of the published samples is MaxValue.Ticks minus the creation time in ticks: the 202 sample's alert
+# id decodes to 2020-01-10 12:25:19, two minutes before its eventRaisedUtc, and the 203 sample's eventId to 27 s
+# before its notification. That is the Azure Table Storage idiom that makes row keys sort newest first. Our
+# inference, not documented; we reproduce it because paging relies on the order.
 _MAX_TICKS = 3_155_378_975_999_999_999
 _UNIX_EPOCH_TICKS = 621_355_968_000_000_000
 
