@@ -17,7 +17,6 @@ from sentinel_signl4.clients.errors import (
 from sentinel_signl4.clients.http import build_http_client, classify_response, classify_transport_error
 from sentinel_signl4.clients.identity import (
     CredentialKind,
-    CredentialTokenProvider,
     TokenProvider,
     build_credential,
 )
@@ -31,7 +30,6 @@ __all__ = [
     "AuthError",
     "ConflictError",
     "CredentialKind",
-    "CredentialTokenProvider",
     "NotFoundError",
     "OutcomeUnknownError",
     "PermanentError",

@@ -11,7 +11,6 @@ discovery (shared/reference/microsoft-apis.md §5.3).
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import re
 from enum import StrEnum
@@ -37,7 +36,6 @@ from sentinel_signl4.redact import Redactor, SecretLike, reveal
 
 __all__ = [
     "CredentialKind",
-    "CredentialTokenProvider",
     "TokenProvider",
     "auth_error_summary",
     "build_credential",
@@ -128,30 +126,13 @@ def auth_error_summary(message: str) -> str:
     return first_line.removeprefix("Authentication failed: ")[:300]
 
 
-class TokenProvider(abc.ABC):
-    """Gives the clients a bearer token for a scope. Implementations cache; callers ask before every request."""
+class TokenProvider:
+    """Bearer tokens for the clients, from an azure-identity async credential, with our error contract.
 
-    @abc.abstractmethod
-    async def token(self, scope: str) -> str:
-        """An access token for ``scope``; raises :class:`AuthError` or :class:`TransientError`."""
-
-    async def close(self) -> None:  # noqa: B027 - optional hook: most providers hold nothing to release
-        """Release resources (the credential's HTTP session)."""
-
-    async def __aenter__(self) -> TokenProvider:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
-
-class CredentialTokenProvider(TokenProvider):
-    """:class:`TokenProvider` over an azure-identity async credential, with our error contract.
-
-    ``secrets`` are values to scrub from error messages (the client secret, the certificate password), in case a
-    remote message ever echoes one. ``timeout`` bounds one token acquisition including azure-identity's retries.
+    azure-identity caches and refreshes tokens, so callers simply ask before every request. ``secrets`` are values
+    to scrub from error messages (client secret, certificate password), in case a remote message ever echoes one.
+    ``timeout`` bounds one token acquisition, azure-identity's own retries included. Tests may subclass and
+    override :meth:`token` (e.g. to fetch from the emulator's token endpoint over an ASGI transport).
     """
 
     def __init__(
@@ -165,10 +146,20 @@ class CredentialTokenProvider(TokenProvider):
         self._redactor = Redactor(secrets)
         self._timeout = timeout
 
+    async def __aenter__(self) -> TokenProvider:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
     def __repr__(self) -> str:
-        return f"CredentialTokenProvider({type(self._credential).__name__})"
+        return f"{type(self).__name__}({type(self._credential).__name__})"
 
     async def token(self, scope: str) -> str:
+        """An access token for ``scope``; raises :class:`AuthError`, :class:`RateLimitedError` or
+        :class:`TransientError`."""
         try:
             async with asyncio.timeout(self._timeout):
                 access = await self._credential.get_token(scope)
@@ -194,4 +185,5 @@ class CredentialTokenProvider(TokenProvider):
         return AuthError(message, status=status, code=code)
 
     async def close(self) -> None:
+        """Close the credential's HTTP session."""
         await self._credential.close()
