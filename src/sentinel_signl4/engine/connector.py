@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -12,6 +13,8 @@ from sentinel_signl4.engine.forward import ForwardPath
 from sentinel_signl4.engine.health import ConnectorHealth
 from sentinel_signl4.engine.outbox import Handler, OutboxWorker
 from sentinel_signl4.engine.report import PollReport
+from sentinel_signl4.engine.reverse import ReversePath
+from sentinel_signl4.engine.signl4_poll import Signl4Poller
 from sentinel_signl4.metrics import Metrics
 from sentinel_signl4.store import StateStore
 
@@ -19,19 +22,28 @@ __all__ = ["ConnectorRuntime"]
 
 log = structlog.get_logger("sentinel_signl4.connector")
 
+RECONCILE_CURSOR = "reconciled_at"
+
 
 class ConnectorRuntime:
     def __init__(self, name: str, *, store: StateStore, forward: ForwardPath, metrics: Metrics,
-                 extra_handlers: dict[ActionKind, Handler] | None = None, max_attempts: int = 25) -> None:
+                 reverse: ReversePath | None = None, signl4_poller: Signl4Poller | None = None,
+                 reconcile_every: timedelta = timedelta(minutes=15), max_attempts: int = 25) -> None:
         self.name = name
         self.store = store
         self.forward = forward
+        self.reverse = reverse
+        self.signl4_poller = signl4_poller
+        self.reconcile_every = reconcile_every
         self.metrics = metrics
         handlers: dict[ActionKind, Handler] = {
             ActionKind.RAISE_SIGNL: forward.raise_signl,
             ActionKind.TAG_INCIDENT: forward.tag_incident,
         }
-        handlers.update(extra_handlers or {})
+        if reverse is not None:
+            handlers[ActionKind.UPDATE_INCIDENT] = reverse.update_incident
+            handlers[ActionKind.ADD_COMMENT] = reverse.add_comment
+            handlers[ActionKind.RESOLVE_SIGNL] = reverse.resolve_signl
         self.outbox = OutboxWorker(name, store, handlers, max_attempts=max_attempts)
         self.health = ConnectorHealth(name)
 
@@ -39,12 +51,13 @@ class ConnectorRuntime:
         """Poll once, then perform every due side effect. Never raises a ``RemoteError``: it lands in health."""
         report = PollReport(self.name)
         poll_error: RemoteError | None = None
-        try:
-            await self.forward.poll(now, report)
-        except RemoteError as exc:
-            # Keep going: rows queued earlier (or in-doubt sends) must still be worked off.
-            poll_error = exc
-            report.errors.append(f"poll: {exc.message}")
+        # Each step may fail on its own; the others still run (queued rows and in-doubt sends must be worked off).
+        for label, step in self._steps():
+            try:
+                await step(now, report)
+            except RemoteError as exc:
+                poll_error = poll_error or exc
+                report.errors.append(f"{label}: {exc.message}")
         await self.outbox.drain(now, report)
         counts = await self.store.count_actions(self.name)
         self.metrics.outbox_pending.labels(self.name).set(
@@ -58,3 +71,22 @@ class ConnectorRuntime:
             self.health.ok(now)
             self.metrics.connector_up.labels(self.name).set(1)
         return report
+
+    def _steps(self) -> list[tuple[str, Callable[[datetime, PollReport], Awaitable[None]]]]:
+        steps: list[tuple[str, Callable[[datetime, PollReport], Awaitable[None]]]] = [
+            ("poll", self.forward.poll)]
+        if self.signl4_poller is not None:
+            steps.append(("signl4 poll", self.signl4_poller.poll))
+        if self.reverse is not None:
+            steps.append(("inbox", self.reverse.process_inbox))
+            steps.append(("lifecycle", self.reverse.detect_lifecycle))
+            steps.append(("reconcile", self._reconcile_if_due))
+        return steps
+
+    async def _reconcile_if_due(self, now: datetime, report: PollReport) -> None:
+        assert self.reverse is not None
+        last = await self.store.get_cursor(self.name, RECONCILE_CURSOR)
+        if last is not None and now - datetime.fromisoformat(last) < self.reconcile_every:
+            return
+        report.reconciled += await self.reverse.resolve_closed_links(now)
+        await self.store.set_cursor(self.name, RECONCILE_CURSOR, now.isoformat())

@@ -113,7 +113,7 @@ class ForwardPath:
         number = int(row.payload.get("incident_number", 0))
         link = Link(connector=self.connector, incident_id=row.incident_id, external_id=request.external_id,
                     incident_number=number, event_id=event_id, alert_id=alert_id,
-                    generation=self.render.generation)
+                    generation=int(row.payload.get("generation", self.render.generation)))
         follow_ups: list[OutboxAction] = []
         if self.tag:
             follow_ups.append(OutboxAction(

@@ -9,8 +9,9 @@ from typing import Any, Protocol
 
 from sentinel_signl4.domain import Incident, IncidentFilter, SignlRequest
 from sentinel_signl4.domain.render import Enrichment
+from sentinel_signl4.domain.sync import ClassificationChoice
 
-__all__ = ["Enricher", "FoundAlert", "IncidentSource", "Pager"]
+__all__ = ["Enricher", "FoundAlert", "IncidentSource", "OwnerRef", "Pager"]
 
 
 class IncidentSource(Protocol):
@@ -30,6 +31,34 @@ class IncidentSource(Protocol):
     async def check_access(self) -> None:
         """Raise a ``RemoteError`` with a precise message when the source cannot be read."""
         ...
+
+    def list_modified_since(self, since: datetime) -> AsyncIterator[Incident]:
+        """Incidents modified at or after ``since`` (one query, all pages), for lifecycle detection."""
+        ...
+
+    async def get(self, incident_id: str) -> Incident: ...
+
+    async def acknowledge(self, incident_id: str, owner: OwnerRef | None) -> bool:
+        """New → Active (never reopens a closed incident) and owner = ``owner`` when given. True if written."""
+        ...
+
+    async def close(self, incident_id: str, choice: ClassificationChoice, comment: str,
+                    owner: OwnerRef | None) -> bool:
+        """Close with ``choice``; set ``owner`` only if none is set. False if it was already closed."""
+        ...
+
+    async def add_comment(self, incident_id: str, comment_id: str, message: str) -> None:
+        """Write a comment with a caller-chosen id: writing the same id twice leaves one comment."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerRef:
+    """Who to assign: an Entra object id (Sentinel) and/or a UPN / e-mail (Graph ``assignedTo``)."""
+
+    object_id: str | None = None
+    upn: str | None = None
+    email: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,8 @@ from sentinel_signl4.clients.errors import ConflictError
 from sentinel_signl4.clients.sentinel import SentinelClient
 from sentinel_signl4.clients.sentinel_mapping import with_label, writable_properties
 from sentinel_signl4.domain import Incident, IncidentFilter
+from sentinel_signl4.domain.sync import ClassificationChoice, apply_acknowledge, apply_close, clip_comment
+from sentinel_signl4.engine.ports import OwnerRef
 
 __all__ = ["SentinelSource", "incident_name"]
 
@@ -70,3 +72,22 @@ class SentinelSource:
 
     async def check_access(self) -> None:
         await self.client.check_access()
+
+    def list_modified_since(self, since: datetime) -> AsyncIterator[Incident]:
+        return self.client.list_modified_since(since)
+
+    async def acknowledge(self, incident_id: str, owner: OwnerRef | None) -> bool:
+        updated = await self.update(incident_id, lambda _i, props: apply_acknowledge(
+            props, owner_object_id=owner.object_id if owner else None,
+            owner_upn=owner.upn if owner else None, assign_owner=owner is not None))
+        return updated is not None
+
+    async def close(self, incident_id: str, choice: ClassificationChoice, comment: str,
+                    owner: OwnerRef | None) -> bool:
+        updated = await self.update(incident_id, lambda _i, props: apply_close(
+            props, choice=choice, comment=comment, owner_object_id=owner.object_id if owner else None,
+            owner_upn=owner.upn if owner else None, assign_owner=owner is not None))
+        return updated is not None
+
+    async def add_comment(self, incident_id: str, comment_id: str, message: str) -> None:
+        await self.client.put_comment(incident_name(incident_id), comment_id, clip_comment(message))

@@ -1,0 +1,185 @@
+"""Reverse sync decisions: what a SIGNL4 event means for the Sentinel incident. Pure; the clock is a parameter.
+
+Order of operations, whatever order events arrive in (duplicates and out-of-order deliveries are normal):
+
+* An acknowledgement sets the owner (if configured) and moves **New → Active** only; it never reopens a closed
+  incident, so a late acknowledgement after a close changes nothing but adds its comment.
+* A close sets **Closed** with the classification in force (an annotation keyword, else the configured one), sets
+  the owner only if none is set, and adds a comment.
+* Annotations add a comment; keywords (#tp, #fp:<reason>, #bp:<reason>, #undetermined) choose the classification
+  used by a later close. An annotation that arrives after the close cannot change it (documented limit).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sentinel_signl4.domain.enums import Classification, ClassificationReason, IncidentStatus
+from sentinel_signl4.domain.signl4_events import Signl4Event
+
+__all__ = [
+    "COMMENT_LIMIT",
+    "ClassificationChoice",
+    "KeywordResult",
+    "apply_acknowledge",
+    "apply_close",
+    "comment_id_for",
+    "parse_keywords",
+]
+
+COMMENT_LIMIT = 30_000  # Sentinel rejects longer comment messages
+_NAMESPACE = uuid.UUID("6f0c1d2e-5b7a-4c1e-9a55-3e2f5d8c9b10")
+
+_REASONS: dict[str, ClassificationReason] = {
+    "suspiciousactivity": ClassificationReason.SUSPICIOUS_ACTIVITY,
+    "suspicious": ClassificationReason.SUSPICIOUS_ACTIVITY,
+    "suspiciousbutexpected": ClassificationReason.SUSPICIOUS_BUT_EXPECTED,
+    "expected": ClassificationReason.SUSPICIOUS_BUT_EXPECTED,
+    "incorrectalertlogic": ClassificationReason.INCORRECT_ALERT_LOGIC,
+    "logic": ClassificationReason.INCORRECT_ALERT_LOGIC,
+    "inaccuratedata": ClassificationReason.INACCURATE_DATA,
+    "data": ClassificationReason.INACCURATE_DATA,
+}
+_KEYWORD = re.compile(r"(?<![\w#])#(tp|fp|bp|undetermined)\b(?::([A-Za-z]+))?", re.IGNORECASE)
+
+HELP = ("Valid classification keywords: #tp (TruePositive, SuspiciousActivity), "
+        "#fp:logic or #fp:data (FalsePositive, IncorrectAlertLogic / InaccurateData), "
+        "#bp (BenignPositive, SuspiciousButExpected), #undetermined.")
+
+
+@dataclass(frozen=True, slots=True)
+class ClassificationChoice:
+    classification: Classification
+    reason: ClassificationReason | None
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"classification": self.classification.value, "reason": self.reason.value if self.reason else None}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> ClassificationChoice | None:
+        if not data or not data.get("classification"):
+            return None
+        reason = data.get("reason")
+        return cls(Classification(data["classification"]), ClassificationReason(reason) if reason else None)
+
+
+@dataclass(frozen=True, slots=True)
+class KeywordResult:
+    choice: ClassificationChoice | None
+    error: str | None
+
+
+def parse_keywords(text: str) -> KeywordResult | None:
+    """Find a classification keyword in an annotation. ``None`` when there is none; the last valid one wins."""
+    matches = list(_KEYWORD.finditer(text))
+    if not matches:
+        bad = re.search(r"(?<![\w#])#(?:tp|fp|bp|undetermined)\S*", text, re.IGNORECASE)
+        if bad:
+            return KeywordResult(None, f"'{bad.group(0)}' is not a valid keyword. {HELP}")
+        return None
+    match = matches[-1]
+    word, reason_text = match.group(1).lower(), (match.group(2) or "").lower()
+    if word == "undetermined":
+        return KeywordResult(ClassificationChoice(Classification.UNDETERMINED, None), None)
+    if word == "tp":
+        return _pair(Classification.TRUE_POSITIVE, reason_text, ClassificationReason.SUSPICIOUS_ACTIVITY,
+                     (ClassificationReason.SUSPICIOUS_ACTIVITY,), match.group(0))
+    if word == "bp":
+        return _pair(Classification.BENIGN_POSITIVE, reason_text, ClassificationReason.SUSPICIOUS_BUT_EXPECTED,
+                     (ClassificationReason.SUSPICIOUS_BUT_EXPECTED,), match.group(0))
+    return _pair(Classification.FALSE_POSITIVE, reason_text, None,
+                 (ClassificationReason.INCORRECT_ALERT_LOGIC, ClassificationReason.INACCURATE_DATA), match.group(0))
+
+
+def _pair(classification: Classification, reason_text: str, default: ClassificationReason | None,
+          allowed: tuple[ClassificationReason, ...], written: str) -> KeywordResult:
+    reason = _REASONS.get(reason_text) if reason_text else default
+    if reason is None or reason not in allowed:
+        return KeywordResult(None, f"'{written}' does not name a valid reason for {classification.value}. {HELP}")
+    return KeywordResult(ClassificationChoice(classification, reason), None)
+
+
+def comment_id_for(connector: str, event_id: str, purpose: str = "comment") -> str:
+    """A Sentinel comment id derived from the SIGNL4 event id: a replayed event rewrites the same comment."""
+    return str(uuid.uuid5(_NAMESPACE, f"{connector}|{event_id}|{purpose}"))
+
+
+def clip_comment(text: str) -> str:
+    return text if len(text) <= COMMENT_LIMIT else text[: COMMENT_LIMIT - 40] + "\n… (truncated to fit Sentinel)"
+
+
+def _owner(object_id: str | None, upn: str | None) -> dict[str, Any] | None:
+    if object_id:
+        return {"objectId": object_id}
+    if upn:
+        return {"userPrincipalName": upn}
+    return None
+
+
+def apply_acknowledge(props: Mapping[str, Any], *, owner_object_id: str | None, owner_upn: str | None,
+                      assign_owner: bool) -> dict[str, Any] | None:
+    """New props for an acknowledgement, or None when nothing changes."""
+    new = dict(props)
+    if new.get("status") == IncidentStatus.NEW.value:
+        new["status"] = IncidentStatus.ACTIVE.value
+    owner = _owner(owner_object_id, owner_upn) if assign_owner else None
+    if owner and new.get("status") != IncidentStatus.CLOSED.value and not _same_owner(new.get("owner"), owner):
+        new["owner"] = owner
+    return None if new == dict(props) else new
+
+
+def apply_close(props: Mapping[str, Any], *, choice: ClassificationChoice, comment: str,
+                owner_object_id: str | None, owner_upn: str | None, assign_owner: bool) -> dict[str, Any] | None:
+    new = dict(props)
+    if new.get("status") == IncidentStatus.CLOSED.value:
+        return None  # closed meanwhile (by an analyst or by an earlier delivery): keep their classification
+    new["status"] = IncidentStatus.CLOSED.value
+    new["classification"] = choice.classification.value
+    if choice.reason is not None:
+        new["classificationReason"] = choice.reason.value
+    else:
+        new.pop("classificationReason", None)
+    new["classificationComment"] = comment[:1000]
+    current_owner = new.get("owner") or {}
+    owner = _owner(owner_object_id, owner_upn) if assign_owner else None
+    if owner and not (isinstance(current_owner, Mapping) and (current_owner.get("objectId")
+                                                               or current_owner.get("userPrincipalName")
+                                                               or current_owner.get("email"))):
+        new["owner"] = owner
+    return new
+
+
+def _same_owner(current: Any, wanted: Mapping[str, Any]) -> bool:
+    if not isinstance(current, Mapping):
+        return False
+    return any(current.get(k) and str(current.get(k)).casefold() == str(v).casefold() for k, v in wanted.items())
+
+
+def describe_time(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "an unknown time"
+
+
+def ack_comment(event: Signl4Event) -> str:
+    who = event.user.describe() if event.user else "an unknown user"
+    return f"Acknowledged in SIGNL4 by {who} at {describe_time(event.raised_at)}."
+
+
+def close_comment(event: Signl4Event, choice: ClassificationChoice) -> str:
+    who = event.user.describe() if event.user else "SIGNL4"
+    reason = f" ({choice.reason.value})" if choice.reason else ""
+    return (f"Closed in SIGNL4 by {who} at {describe_time(event.raised_at)}. "
+            f"Classification: {choice.classification.value}{reason}.")
+
+
+def annotation_comment(event: Signl4Event) -> str:
+    who = event.user.name or event.user.mail if event.user else None
+    return clip_comment(f"[SIGNL4] {who or 'unknown'}: {event.annotation or ''}")
+
+
+def escalation_comment(event: Signl4Event) -> str:
+    return f"Escalated in SIGNL4 at {describe_time(event.raised_at)}: nobody acknowledged in time."
