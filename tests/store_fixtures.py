@@ -32,6 +32,8 @@ import pytest
 
 from sentinel_signl4.domain.enums import ActionKind
 from sentinel_signl4.store.base import InboxEvent, Link, OutboxAction
+from sentinel_signl4.store.factory import open_store
+from sentinel_signl4.store.sql import SqlStateStore
 
 __all__ = [
     "drop_schema",
@@ -39,6 +41,7 @@ __all__ = [
     "make_event",
     "make_link",
     "new_schema_name",
+    "open_sql_store",
     "postgres_schema_url",
     "postgres_server_url",
     "postgres_url",
@@ -83,6 +86,13 @@ def make_event(event_id: str, received_at: Any, connector: str = "c1", *,
                       received_at=received_at, **fields)
 
 
+def open_sql_store(url: str) -> SqlStateStore:
+    """``open_store`` typed as the SQL implementation, for tests that look under the ``StateStore`` API."""
+    store = open_store(url)
+    assert isinstance(store, SqlStateStore)
+    return store
+
+
 # -- SQLite ----------------------------------------------------------------------------------------------------
 def store_url_sqlite(tmp_path: Path, name: str = "state.db") -> str:
     """``sqlite:////abs/path`` of a fresh database file under ``tmp_path``."""
@@ -104,7 +114,7 @@ def _find_server() -> tuple[str | None, str]:
     for url in candidates:
         try:
             run_sync(_probe(url))
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             reasons.append(f"{url}: {type(exc).__name__}: {exc}")
         else:
             return url, ""

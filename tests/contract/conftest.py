@@ -22,18 +22,18 @@ import pytest
 # store_fixtures.py lives in tests/, which pytest's default import mode does not put on sys.path for us.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from store_fixtures import (  # noqa: E402
+from sentinel_signl4.store.factory import open_store
+from sentinel_signl4.store.sql import SqlStateStore
+from store_fixtures import (
     drop_schema,
     new_schema_name,
+    open_sql_store,
     require_postgres,
     run_sync,
     store_url_sqlite,
     truncate_schema,
     with_schema,
 )
-
-from sentinel_signl4.store.factory import open_store  # noqa: E402
-from sentinel_signl4.store.sql import SqlStateStore  # noqa: E402
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -46,13 +46,6 @@ class PgSchema:
     @property
     def url(self) -> str:
         return with_schema(self.server_url, self.schema)
-
-
-def open_sql_store(url: str) -> SqlStateStore:
-    """``open_store`` typed as the SQL implementation (the contract tests only use the ``StateStore`` API)."""
-    store = open_store(url)
-    assert isinstance(store, SqlStateStore)
-    return store
 
 
 async def _migrate(url: str) -> None:

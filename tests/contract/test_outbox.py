@@ -7,11 +7,11 @@ from types import MappingProxyType
 
 import pytest
 import sqlalchemy.exc
-from store_fixtures import make_action, make_link
 
 from sentinel_signl4.domain.enums import ActionKind, ActionState
 from sentinel_signl4.store.base import ActionClosedError
 from sentinel_signl4.store.sql import SqlStateStore
+from store_fixtures import make_action, make_link
 
 S = timedelta(seconds=1)
 
@@ -34,7 +34,8 @@ async def test_enqueue_of_a_finished_key_does_not_reopen_it(store: SqlStateStore
     await store.complete("k1", now, {"eventId": "e1"})
     assert await store.enqueue(make_action("k1"), now + S) is False
     row = await store.get_action("k1")
-    assert row is not None and row.state is ActionState.DONE
+    assert row is not None
+    assert row.state is ActionState.DONE
 
 
 async def test_get_action_of_unknown_key_is_none(store: SqlStateStore) -> None:
@@ -100,7 +101,8 @@ async def test_starting_over_an_unfinished_attempt_marks_the_row_in_doubt(
     assert restarted.in_doubt is True
     await store.mark_retry("k1", now + S, now + S, "503", in_doubt=False)
     row = await store.get_action("k1")
-    assert row is not None and row.in_doubt is True
+    assert row is not None
+    assert row.in_doubt is True
 
 
 @pytest.mark.parametrize("finish", ["done", "dead"])
@@ -151,7 +153,8 @@ async def test_mark_retry_ors_in_doubt(store: SqlStateStore, now: datetime) -> N
     await store.mark_in_flight("k1", now + S)
     await store.mark_retry("k1", now + S, now + S, "503 before send", in_doubt=False)
     row = await store.get_action("k1")
-    assert row is not None and row.in_doubt is True
+    assert row is not None
+    assert row.in_doubt is True
 
 
 async def test_complete_writes_result_link_and_follow_ups_together(store: SqlStateStore, now: datetime) -> None:
@@ -169,9 +172,11 @@ async def test_complete_writes_result_link_and_follow_ups_together(store: SqlSta
     assert done is not None
     assert (done.state, done.result, done.updated_at) == (ActionState.DONE, {"eventId": "e1"}, now + S)
     link = await store.get_link("c1", "i1")
-    assert link is not None and link.event_id == "e1"
+    assert link is not None
+    assert link.event_id == "e1"
     tag = await store.get_action("tag:i1")
-    assert tag is not None and tag.payload == {"first": True}  # existing follow-up not overwritten
+    assert tag is not None
+    assert tag.payload == {"first": True}
     comment = await store.get_action("comment:i1")
     assert comment is not None
     assert (comment.state, comment.created_at, comment.next_attempt_at) == (ActionState.PENDING, now + S, now + S)
@@ -188,7 +193,8 @@ async def test_complete_is_all_or_nothing(store: SqlStateStore, now: datetime) -
                              follow_ups=[make_action("tag:i1", kind=ActionKind.TAG_INCIDENT)])
 
     row = await store.get_action("raise:i1")
-    assert row is not None and row.state is ActionState.IN_FLIGHT
+    assert row is not None
+    assert row.state is ActionState.IN_FLIGHT
     assert await store.get_link("c1", "i1") is None
     assert await store.get_action("tag:i1") is None
 
@@ -205,7 +211,8 @@ async def test_a_finished_row_never_changes(store: SqlStateStore, now: datetime)
 
     assert await store.get_action("k1") == before
     link = await store.get_link("c1", "i1")
-    assert link is not None and link.event_id == "first"
+    assert link is not None
+    assert link.event_id == "first"
     assert await store.get_action("follow") is None
 
 

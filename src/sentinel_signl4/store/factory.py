@@ -55,7 +55,8 @@ def _redact_url(url: str) -> str:
     query_at = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
     # The last "@" before the query ends the userinfo, even if an unencoded password contains "@" or "/".
     at = rest.rfind("@", 0, query_at)
-    if at >= 0 and ":" in rest[:at]:
+    # rest starting with "/" has no authority part (sqlite:////path): an "@" there belongs to a file name.
+    if at >= 0 and ":" in rest[:at] and not rest.startswith("/"):
         user = rest[:at].split(":", 1)[0]
         rest = f"{user}:***{rest[at:]}"
     rest = re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", rest)
@@ -86,18 +87,18 @@ def open_store(url: str, *, schema: str | None = None) -> StateStore:
 # -- SQLite --------------------------------------------------------------------------------------------------
 def _open_sqlite(url: str) -> SqlStateStore:
     rest = url.partition("://")[2]
-    if not rest.startswith("/"):
-        raise ValueError(f"SQLite URL {_redact_url(url)!r} must look like sqlite:///relative.db or "
-                         "sqlite:////absolute.db (three slashes, then the path)")
-    if "?" in rest:
-        raise ValueError(f"SQLite URL {_redact_url(url)!r}: query parameters are not supported")
     path = unquote(rest[1:])
-    if not path or path == ":memory:" or path.startswith("file::memory:"):
+    if not rest or not path or path == ":memory:" or path.startswith("file::memory:"):
         raise ValueError(
             "an in-memory SQLite store cannot be used: each pooled connection would open its own empty "
             "database, so the web server, workers and migrations would not see each other's rows, and "
             "nothing would survive a restart. Use a file, e.g. sqlite:///sentinel-signl4.db"
         )
+    if not rest.startswith("/"):
+        raise ValueError(f"SQLite URL {_redact_url(url)!r} must look like sqlite:///relative.db or "
+                         "sqlite:////absolute.db (three slashes, then the path)")
+    if "?" in rest:
+        raise ValueError(f"SQLite URL {_redact_url(url)!r}: query parameters are not supported")
     engine = create_async_engine(URL.create("sqlite+aiosqlite", database=path), json_serializer=_json_dumps)
     _configure_sqlite(engine)
     writer = engine.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"})

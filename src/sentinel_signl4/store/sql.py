@@ -11,6 +11,8 @@ Rules the queries follow, because the outbox is what stops a page being missed o
 * A DONE or DEAD outbox row (and a DONE or DEAD inbox event) is never changed again: every state change has
   ``WHERE state IN (open states)`` in the same statement that changes it.
 * Unknown keys raise ``KeyError``: asking to mark something that was never written down is a bug.
+* Every ``datetime`` argument goes through ``to_utc`` first, so a naive one is refused with ``ValueError``
+  before any SQL runs (inside SQLAlchemy it would surface wrapped in a ``StatementError``).
 * Driver errors propagate unchanged (``sqlalchemy.exc.*``); nothing is swallowed.
 """
 
@@ -91,6 +93,7 @@ class SqlStateStore(StateStore):
 
     # -- outbox ----------------------------------------------------------------------------------------------
     async def enqueue(self, action: OutboxAction, now: datetime) -> bool:
+        now = to_utc(now)
         async with self._writer.begin() as conn:
             return await self._insert_action(conn, action, now)
 
@@ -100,6 +103,7 @@ class SqlStateStore(StateStore):
         return None if row is None else _action_from_row(row)
 
     async def due_actions(self, connector: str, now: datetime, limit: int) -> list[OutboxAction]:
+        now = to_utc(now)
         due_pending = sa.and_(
             outbox.c.state == ActionState.PENDING.value,
             sa.or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now),
@@ -118,6 +122,7 @@ class SqlStateStore(StateStore):
         return [_action_from_row(row, in_flight_is_in_doubt=True) for row in rows]
 
     async def mark_in_flight(self, key: str, now: datetime) -> OutboxAction:
+        now = to_utc(now)
         stmt = (
             sa.update(outbox)
             .where(outbox.c.key == key, outbox.c.state.in_(_OPEN_ACTION_STATES))
@@ -139,6 +144,8 @@ class SqlStateStore(StateStore):
 
     async def mark_retry(self, key: str, now: datetime, next_attempt_at: datetime, error: str,
                          *, in_doubt: bool) -> None:
+        now = to_utc(now)
+        next_attempt_at = to_utc(next_attempt_at)
         values: dict[str, Any] = {
             "state": ActionState.PENDING.value,
             "next_attempt_at": next_attempt_at,
@@ -150,12 +157,14 @@ class SqlStateStore(StateStore):
         await self._update_open_action(key, values)
 
     async def mark_dead(self, key: str, now: datetime, error: str) -> None:
+        now = to_utc(now)
         await self._update_open_action(
             key, {"state": ActionState.DEAD.value, "last_error": error, "updated_at": now},
         )
 
     async def complete(self, key: str, now: datetime, result: Mapping[str, Any], *,
                        link: Link | None = None, follow_ups: Sequence[OutboxAction] = ()) -> None:
+        now = to_utc(now)
         stmt = (
             sa.update(outbox)
             .where(outbox.c.key == key, outbox.c.state.in_(_OPEN_ACTION_STATES))
@@ -206,7 +215,7 @@ class SqlStateStore(StateStore):
                 state=ActionState(action.state).value,
                 attempts=action.attempts,
                 in_doubt=action.in_doubt,
-                next_attempt_at=action.next_attempt_at,
+                next_attempt_at=_utc_or_none(action.next_attempt_at),
                 last_error=action.last_error,
                 result=None if action.result is None else dict(action.result),
                 created_at=now,
@@ -245,6 +254,7 @@ class SqlStateStore(StateStore):
         return await self._one_link(links.c.connector == connector, links.c.external_id == external_id)
 
     async def put_link(self, link: Link, now: datetime) -> None:
+        now = to_utc(now)
         async with self._writer.begin() as conn:
             await self._upsert_link(conn, link, now)
 
@@ -305,11 +315,11 @@ class SqlStateStore(StateStore):
                 connector=event.connector,
                 event_id=event.event_id,
                 payload=dict(event.payload),
-                received_at=event.received_at,
+                received_at=to_utc(event.received_at),
                 state=event.state,
                 attempts=event.attempts,
                 last_error=event.last_error,
-                processed_at=event.processed_at,
+                processed_at=_utc_or_none(event.processed_at),
             )
             .on_conflict_do_nothing(index_elements=[inbox.c.connector, inbox.c.event_id])
             .returning(inbox.c.event_id)
@@ -330,6 +340,7 @@ class SqlStateStore(StateStore):
 
     async def finish_inbox(self, connector: str, event_id: str, now: datetime, *, state: str,
                            error: str | None = None, follow_ups: Sequence[OutboxAction] = ()) -> None:
+        now = to_utc(now)
         values: dict[str, Any] = {"state": state, "last_error": error}
         if state == InboxState.PENDING:
             values["attempts"] = inbox.c.attempts + 1
@@ -440,6 +451,10 @@ def _inbox_from_row(row: sa.RowMapping) -> InboxEvent:
         last_error=row["last_error"],
         processed_at=row["processed_at"],
     )
+
+
+def _utc_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else to_utc(value)
 
 
 def _mapping(value: Any) -> dict[str, Any]:

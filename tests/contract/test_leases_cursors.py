@@ -1,0 +1,117 @@
+"""Leases (one replica per connector), cursors, timestamps and the store's lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from sentinel_signl4.store.sql import SqlStateStore
+from store_fixtures import make_action, make_event
+
+S = timedelta(seconds=1)
+
+
+# -- leases ----------------------------------------------------------------------------------------------------
+async def test_lease_is_taken_renewed_by_its_owner_and_refused_to_others(
+        store: SqlStateStore, now: datetime) -> None:
+    assert await store.acquire_lease("connector:c1", "replica-a", now, 30) is True
+    assert await store.acquire_lease("connector:c1", "replica-b", now + S, 30) is False
+    assert await store.acquire_lease("connector:c1", "replica-a", now + 20 * S, 30) is True  # renewed to +50s
+    assert await store.acquire_lease("connector:c1", "replica-b", now + 49 * S, 30) is False
+    assert await store.acquire_lease("connector:c1", "replica-b", now + 50 * S, 30) is True  # expired: taken
+    assert await store.acquire_lease("connector:c1", "replica-a", now + 51 * S, 30) is False
+    assert await store.acquire_lease("connector:c2", "replica-a", now + 51 * S, 30) is True  # other lease
+
+
+async def test_release_frees_the_lease_only_for_its_owner(store: SqlStateStore, now: datetime) -> None:
+    await store.acquire_lease("l", "a", now, 300)
+    await store.release_lease("l", "b")
+    assert await store.acquire_lease("l", "b", now + S, 300) is False
+    await store.release_lease("l", "a")
+    assert await store.acquire_lease("l", "b", now + S, 300) is True
+    await store.release_lease("never-taken", "a")
+
+
+async def test_lease_ttl_must_be_positive(store: SqlStateStore, now: datetime) -> None:
+    with pytest.raises(ValueError, match="ttl_seconds"):
+        await store.acquire_lease("l", "a", now, 0)
+
+
+async def test_two_replicas_racing_for_a_lease_exactly_one_wins(
+        store: SqlStateStore, other_store: SqlStateStore, now: datetime) -> None:
+    # Warm both pools so the race is between statements, not between connection set-ups.
+    await asyncio.gather(store.ping(), other_store.ping())
+    for round_ in range(20):
+        name = f"race-{round_}"
+        if round_ % 2:  # odd rounds: the lease exists and has just expired, so both try to take it over
+            await store.acquire_lease(name, "old-owner", now - 60 * S, 30)
+        won = await asyncio.gather(
+            store.acquire_lease(name, "replica-a", now, 30),
+            other_store.acquire_lease(name, "replica-b", now, 30),
+        )
+        assert sorted(won) == [False, True], f"round {round_}: {won}"
+
+
+# -- cursors ---------------------------------------------------------------------------------------------------
+async def test_cursors_are_set_overwritten_and_scoped(store: SqlStateStore) -> None:
+    assert await store.get_cursor("c1", "last_poll") is None
+    await store.set_cursor("c1", "last_poll", "2025-03-01T12:00:00Z")
+    await store.set_cursor("c1", "last_poll", "2025-03-01T12:01:00Z")
+    await store.set_cursor("c2", "last_poll", "other")
+    await store.set_cursor("c1", "reconciled", "ünïcode ✓")
+    assert await store.get_cursor("c1", "last_poll") == "2025-03-01T12:01:00Z"
+    assert await store.get_cursor("c2", "last_poll") == "other"
+    assert await store.get_cursor("c1", "reconciled") == "ünïcode ✓"
+
+
+# -- time ------------------------------------------------------------------------------------------------------
+async def test_timestamps_come_back_as_the_same_instant_in_utc(store: SqlStateStore) -> None:
+    berlin = timezone(timedelta(hours=2))
+    local = datetime(2025, 7, 1, 3, 30, 15, 123456, tzinfo=berlin)  # 01:30:15.123456 UTC
+    await store.enqueue(make_action("k1", next_attempt_at=local), local)
+    await store.add_inbox(make_event("ev1", local))
+
+    row = await store.get_action("k1")
+    assert row is not None
+    assert row.created_at is not None
+    assert row.next_attempt_at is not None
+    assert row.created_at == local
+    assert row.created_at.utcoffset() == timedelta(0)
+    assert row.next_attempt_at.tzinfo is not None
+    assert row.next_attempt_at.utcoffset() == timedelta(0)
+    (event,) = await store.pending_inbox("c1", 1)
+    assert event.received_at == local
+    assert event.received_at.utcoffset() == timedelta(0)
+
+
+async def test_due_time_compares_instants_not_wall_clock_text(store: SqlStateStore) -> None:
+    # 12:30+02:00 is 10:30 UTC: due at 11:00 UTC even though "12:30" > "11:00" as text.
+    plus_two = timezone(timedelta(hours=2))
+    created = datetime(2025, 1, 1, 9, 0, tzinfo=UTC)
+    await store.enqueue(make_action("k1", next_attempt_at=datetime(2025, 1, 1, 12, 30, tzinfo=plus_two)), created)
+    assert [r.key for r in await store.due_actions("c1", datetime(2025, 1, 1, 11, 0, tzinfo=UTC), 5)] == ["k1"]
+    assert await store.due_actions("c1", datetime(2025, 1, 1, 10, 29, tzinfo=UTC), 5) == []
+
+
+async def test_naive_datetimes_are_refused(store: SqlStateStore, now: datetime) -> None:
+    naive = datetime(2025, 1, 1, 12, 0)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await store.enqueue(make_action("k1"), naive)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await store.enqueue(make_action("k1", next_attempt_at=naive), now)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await store.add_inbox(make_event("ev1", naive))
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await store.acquire_lease("l", "a", naive, 10)
+    assert await store.get_action("k1") is None
+
+
+# -- lifecycle -------------------------------------------------------------------------------------------------
+async def test_ping_and_async_context_manager(store_url: str, store: SqlStateStore) -> None:
+    from sentinel_signl4.store.factory import open_store
+
+    async with open_store(store_url) as opened:
+        await opened.ping()
+        assert await opened.get_action("anything") is None
