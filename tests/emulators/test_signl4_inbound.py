@@ -76,7 +76,8 @@ async def test_json_event_creates_an_alert_and_answers_201_with_an_event_id(
         "X-S4-Service": "Production", "X-S4-ExternalID": "INC091210", "X-S4-Status": "new",
     })
     assert response.status_code == 201
-    assert response.json().keys() == {"eventId"} and EVENT_ID.match(response.json()["eventId"])
+    assert response.json().keys() == {"eventId"}
+    assert EVENT_ID.match(response.json()["eventId"])
     assert_rate_headers(response, 150)
     assert response.headers["X-RateLimit-Remaining"] == "149"
     alert = only_alert(model)
@@ -202,7 +203,8 @@ async def test_invalid_json_is_400_and_changes_nothing(client: httpx.AsyncClient
     assert response.status_code == 400
     assert response.json()["message"] == "Error raising event."
     assert_rate_headers(response, 10)
-    assert model.list_alerts() == [] and model.events == {}
+    assert model.list_alerts() == []
+    assert model.events == {}
 
 
 # -- throttling (ref §1.7) --------------------------------------------------------------------------------------------
@@ -253,7 +255,8 @@ async def test_events_endpoint_with_api_key(client: httpx.AsyncClient, model: Si
     response = await client.post(f"/api/v2/events/{reference}", headers={"X-S4-Api-Key": API_KEY},
                                  json={"Title": "Hi", "Message": "Test", "X-S4-ExternalID": "test101",
                                        "X-S4-Status": ""})
-    assert response.status_code == 201 and EVENT_ID.match(response.json()["eventId"])
+    assert response.status_code == 201
+    assert EVENT_ID.match(response.json()["eventId"])
     assert_rate_headers(response, 150)
     assert only_alert(model).external_id == "test101"
     event = await client.get(f"/api/v2/events/{response.json()['eventId']}", headers={"X-S4-Api-Key": API_KEY})
@@ -265,4 +268,5 @@ async def test_events_endpoint_needs_a_valid_key_and_a_team_of_its_subscription(
     wrong = await client.post("/api/v2/events/s3cret", json={"Title": "x"}, headers={"X-S4-Api-Key": "nope"})
     assert wrong.status_code == 401
     foreign = await client.post("/api/v2/events/team-x", json={"Title": "x"}, headers={"X-S4-Api-Key": API_KEY})
-    assert foreign.status_code == 404 and foreign.json()["code"] == 3004
+    assert foreign.status_code == 404
+    assert foreign.json()["code"] == 3004

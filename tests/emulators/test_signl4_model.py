@@ -69,7 +69,8 @@ def raise_new(model: Signl4Model, external_id: str, team: str = "team-1", title:
 
 def test_ids_have_the_documented_shape_and_sort_newest_first() -> None:
     older, newer = new_signl4_id(T0), new_signl4_id(T0 + timedelta(milliseconds=1))
-    assert ID_FORMAT.match(older) and ID_FORMAT.match(newer)
+    assert ID_FORMAT.match(older)
+    assert ID_FORMAT.match(newer)
     assert newer < older
 
 
@@ -149,20 +150,23 @@ def test_acknowledged_acts_on_open_alerts_and_leaves_closed_ones(model: Signl4Mo
 def test_resolve_without_a_matching_alert_and_unknown_status_are_discarded(model: Signl4Model) -> None:
     nothing = model.raise_event("team-1", params(X_S4_ExternalID="nope", X_S4_Status="resolved"))
     odd = model.raise_event("team-1", params(Title="x", X_S4_ExternalID="INC9", X_S4_Status="firing"))
-    assert nothing.status is EventStatus.DISCARDED and odd.status is EventStatus.DISCARDED
+    assert nothing.status is EventStatus.DISCARDED
+    assert odd.status is EventStatus.DISCARDED
     assert model.list_alerts() == []
 
 
 def test_empty_status_means_new(model: Signl4Model) -> None:
     event = model.raise_event("team-1", params(Title="Hi", X_S4_ExternalID="test101", X_S4_Status=""))
-    assert event.status is EventStatus.SIGNLED and len(event.target_alert_ids) == 1
+    assert event.status is EventStatus.SIGNLED
+    assert len(event.target_alert_ids) == 1
 
 
 def test_query_mapping_resolves_and_discards_per_new_status(model: Signl4Model) -> None:
     mapping = StatusMapping(ext_id_param="alertId", ext_status_param="state", new_status="Triggered",
                             resolved_status="Recovered", ack_status="Pending")
     created = model.raise_event("team-1", params(alertId="42", state="Triggered", msg="CPU"), mapping=mapping)
-    assert created.external_id == "42" and created.status is EventStatus.SIGNLED
+    assert created.external_id == "42"
+    assert created.status is EventStatus.SIGNLED
     assert model.raise_event("team-1", params(alertId="42", state="Warn"), mapping=mapping).status is \
         EventStatus.DISCARDED
     assert model.raise_event("team-1", params(alertId="42", state="pending"), mapping=mapping).status is \
@@ -175,7 +179,8 @@ def test_category_and_flags_come_from_control_parameters(model: Signl4Model) -> 
     event = model.raise_event("team-1", params(Title="t", X_S4_Service="Security", X_S4_Location="52.39,13.05",
                                                X_S4_AlertingScenario="multi_ack"))
     alert = model.alerts[event.target_alert_ids[0]]
-    assert alert.category == "Security" and alert.category_id is not None
+    assert alert.category == "Security"
+    assert alert.category_id is not None
     assert alert.required_acknowledgements == 2  # both members of team-1
     assert alert.flags & 8
 
@@ -232,15 +237,18 @@ def test_exceeding_a_window_blocks_for_the_same_period_from_the_refusal(model: S
     for _ in range(3):
         decisions.append(model.check_event_limit("sub-1"))
         clock.advance(1)
-    assert [d.remaining for d in decisions] == [2, 1, 0] and all(d.allowed for d in decisions)
+    assert [d.remaining for d in decisions] == [2, 1, 0]
+    assert all(d.allowed for d in decisions)
     clock.advance(2)  # t = 5 s
     refused = model.check_event_limit("sub-1")
-    assert not refused.allowed and refused.reset == T0 + timedelta(seconds=15)
+    assert not refused.allowed
+    assert refused.reset == T0 + timedelta(seconds=15)
     clock.advance(7)  # t = 12 s: the first window is over, the block is not
     assert not model.check_event_limit("sub-1").allowed
     clock.advance(3)  # t = 15 s
     again = model.check_event_limit("sub-1")
-    assert again.allowed and again.remaining == 2
+    assert again.allowed
+    assert again.remaining == 2
 
 
 def test_the_tightest_tier_is_reported_and_enforced(model: Signl4Model, clock: FakeClock) -> None:
@@ -250,9 +258,11 @@ def test_the_tightest_tier_is_reported_and_enforced(model: Signl4Model, clock: F
         model.check_event_limit("sub-1")
     clock.advance(10)
     first = model.check_event_limit("sub-1")
-    assert first.allowed and (first.limit, first.remaining) == (6, 0)
+    assert first.allowed
+    assert (first.limit, first.remaining) == (6, 0)
     refused = model.check_event_limit("sub-1")
-    assert not refused.allowed and refused.reset == clock.now + timedelta(seconds=60)
+    assert not refused.allowed
+    assert refused.reset == clock.now + timedelta(seconds=60)
 
 
 def test_plans_have_the_documented_limits() -> None:

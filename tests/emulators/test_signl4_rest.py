@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 
 from sentinel_signl4.emulators.signl4 import build_signl4_app
@@ -175,7 +175,8 @@ async def test_users_of_the_subscription_only(client: httpx.AsyncClient) -> None
 @pytest.mark.parametrize("reference", ["u-rene", "rene@SIGNL4.com"])
 async def test_user_by_id_or_mail(client: httpx.AsyncClient, reference: str) -> None:
     response = await client.get(f"/api/v2/users/{reference}", headers=AUTH)
-    assert response.status_code == 200 and response.json()["id"] == "u-rene"
+    assert response.status_code == 200
+    assert response.json()["id"] == "u-rene"
 
 
 async def test_unknown_or_foreign_user_is_404(client: httpx.AsyncClient) -> None:
@@ -200,7 +201,8 @@ async def test_get_alert_has_the_v2_fields(client: httpx.AsyncClient, model: Sig
     assert (body["id"], body["externalId"], body["status"], body["teamId"], body["categoryName"]) == (
         alert_id, "INC1", 2, "team-1", "Security")
     assert body["history"]["acknowledgements"] == ["u-rene"]
-    assert body["history"]["acknowledgedAt"].endswith("Z") and body["history"]["closedAt"] is None
+    assert body["history"]["acknowledgedAt"].endswith("Z")
+    assert body["history"]["closedAt"] is None
     validate(body, "AlertInfo", relaxed=True)
 
 
@@ -230,10 +232,12 @@ async def test_acknowledge_then_close_accepts_both_body_spellings(
         client: httpx.AsyncClient, model: Signl4Model, clock: FakeClock, body: dict[str, str], user: str) -> None:
     alert_id = raise_alert(model, clock, "INC1", team="team-2")
     acked = await client.post(f"/api/v2/alerts/{alert_id}/acknowledge", json=body, headers=AUTH)
-    assert acked.status_code == 200 and acked.json()["status"] == 2
+    assert acked.status_code == 200
+    assert acked.json()["status"] == 2
     assert acked.json()["history"]["acknowledgements"] == [user]
     closed = await client.post(f"/api/v2/alerts/{alert_id}/close", json=body, headers=AUTH)
-    assert closed.status_code == 200 and closed.json()["status"] == 4
+    assert closed.status_code == 200
+    assert closed.json()["status"] == 4
     assert closed.json()["history"]["closedBy"] == user
     again = await client.post(f"/api/v2/alerts/{alert_id}/close", json=body, headers=AUTH)
     assert again.status_code == 409
@@ -321,7 +325,8 @@ async def test_paging_is_stable_when_alerts_arrive_between_pages(
 async def test_no_match_is_204(client: httpx.AsyncClient, model: Signl4Model, clock: FakeClock) -> None:
     raise_alert(model, clock, "INC-1")
     response = await search(client, {"externalId": "nope"})
-    assert response.status_code == 204 and response.content == b""
+    assert response.status_code == 204
+    assert response.content == b""
 
 
 async def test_only_alerts_of_the_users_teams_are_visible(client: httpx.AsyncClient, model: Signl4Model,
