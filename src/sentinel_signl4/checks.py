@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from sentinel_signl4.bootstrap import build_runtime
 from sentinel_signl4.clients.errors import RemoteError
@@ -18,9 +19,9 @@ async def run_checks(config: Config, *, echo: Callable[[str], None] = print) -> 
     all_ok = True
     try:
         for name, parts in runtime.connectors.items():
-            steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
-                ("Entra ID token", lambda p=parts: _token(p.tokens, p.config.azure.resolved_endpoints.scope(
-                    "resource_manager"))),
+            scope = parts.config.azure.resolved_endpoints.scope("resource_manager")
+            steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+                ("Entra ID token", partial(parts.tokens.token, scope)),
                 ("Sentinel workspace access", parts.source.check_access),
                 ("SIGNL4 webhook / API", parts.pager.check_access),
             ]
@@ -40,8 +41,3 @@ async def run_checks(config: Config, *, echo: Callable[[str], None] = print) -> 
         await runtime.aclose()
     echo("All connectors OK." if all_ok else "Some checks failed.")
     return all_ok
-
-
-async def _token(tokens: object, scope: str) -> None:
-    token = getattr(tokens, "token")  # noqa: B009 - TokenProvider.token; kept duck-typed for tests
-    await token(scope)

@@ -8,6 +8,7 @@ import structlog
 
 from sentinel_signl4.bootstrap import Runtime, build_runtime
 from sentinel_signl4.config import Config
+from sentinel_signl4.domain import ActionKind
 from sentinel_signl4.engine.health import HealthState
 from sentinel_signl4.logs import configure_logging
 
@@ -26,7 +27,7 @@ async def run_once_all(config: Config) -> int:
         reports = await asyncio.gather(*(p.runtime.run_once(now) for p in parts))
         for part, report in zip(parts, reports, strict=True):
             log.info("cycle_done", connector=report.connector, seen=report.seen, queued=len(report.enqueued),
-                     raised=report.done.get("raise_signl", 0), tagged=report.done.get("tag_incident", 0),
+                     raised=report.done[ActionKind.RAISE_SIGNL], tagged=report.done[ActionKind.TAG_INCIDENT],
                      retried=sum(report.retried.values()), dead=sum(report.dead.values()),
                      state=part.runtime.health.state.value, error=part.runtime.health.error)
         return 0 if all(p.runtime.health.state is HealthState.OK for p in parts) else 1

@@ -35,25 +35,26 @@ class OwnerDirectory:
         mail = user.mail.casefold()
         mapped = self._map.get(mail)
         if mapped:
-            ref = OwnerRef(object_id=mapped) if _GUID.match(mapped) else OwnerRef(upn=mapped, email=user.mail)
-            return ref, None
+            if _GUID.match(mapped):
+                return OwnerRef(object_id=mapped), None
+            return OwnerRef(upn=mapped, email=user.mail), None
         if mail in self._cache:
-            ref = self._cache[mail]
-            return (ref, None) if ref else (None, f"{user.mail} was not found in Entra ID")
+            cached = self._cache[mail]
+            return (cached, None) if cached else (None, f"{user.mail} was not found in Entra ID")
         if self._lookup is None:
             self._warn_once(mail, "no owner_map entry and no Graph lookup configured")
             return None, f"{user.mail} has no owner_map entry"
         try:
-            ref = await self._lookup(user.mail)
+            found = await self._lookup(user.mail)
         except RemoteError as exc:
             # Not cached: a transient Graph failure should not stick.
             self._warn_once(mail, exc.message)
             return None, f"{user.mail} could not be looked up in Entra ID"
-        self._cache[mail] = ref
-        if ref is None:
+        self._cache[mail] = found
+        if found is None:
             self._warn_once(mail, "not found in Entra ID")
             return None, f"{user.mail} was not found in Entra ID"
-        return ref, None
+        return found, None
 
     def _warn_once(self, mail: str, why: str) -> None:
         if mail not in self._warned:
