@@ -69,7 +69,8 @@ def test_invalid_close_classification_pair_lists_the_valid_pairs() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(text, env={"SECRET": "x"})
     message = str(info.value)
-    assert "TruePositive + SuspiciousActivity" in message and "FalsePositive + IncorrectAlertLogic | InaccurateData" in message
+    assert "TruePositive + SuspiciousActivity" in message
+    assert "FalsePositive + IncorrectAlertLogic | InaccurateData" in message
 
 
 def test_valid_close_pair_is_accepted() -> None:

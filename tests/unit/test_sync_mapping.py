@@ -45,7 +45,7 @@ def test_status_4_is_closed_even_though_the_docs_table_says_2() -> None:
 @pytest.mark.parametrize("payload", [{}, {"id": "x"}, {"eventType": 201}, {"id": "", "eventType": 201},
                                      {"id": "x", "eventType": "201"}, {"id": True, "eventType": 201}])
 def test_events_without_id_or_integer_type_are_rejected(payload: dict[str, object]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="event has no"):
         parse_event(payload)
 
 
