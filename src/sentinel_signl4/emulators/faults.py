@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["FaultInjector", "FaultMiddleware", "FaultRule", "ConnectionDropped"]
+__all__ = ["ConnectionDropped", "FaultInjector", "FaultMiddleware", "FaultRule"]
 
 FaultKind = Literal["status", "delay", "reset"]
 Phase = Literal["before", "after"]
