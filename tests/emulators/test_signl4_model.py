@@ -252,8 +252,8 @@ def test_exceeding_a_window_blocks_for_the_same_period_from_the_refusal(model: S
 
 
 def test_the_tightest_tier_is_reported_and_enforced(model: Signl4Model, clock: FakeClock) -> None:
-    model.set_rate_limits(RateLimitPolicy(events=(RateLimit(5, timedelta(seconds=10)),
-                                                  RateLimit(6, timedelta(seconds=60))), rest=()))
+    tiers = (RateLimit(5, timedelta(seconds=10)), RateLimit(6, timedelta(seconds=60)))
+    model.set_rate_limits(RateLimitPolicy(events=tiers, rest=tiers))
     for _ in range(5):
         model.check_event_limit("sub-1")
     clock.advance(10)
@@ -263,6 +263,11 @@ def test_the_tightest_tier_is_reported_and_enforced(model: Signl4Model, clock: F
     refused = model.check_event_limit("sub-1")
     assert not refused.allowed
     assert refused.reset == clock.now + timedelta(seconds=60)
+
+
+def test_a_policy_needs_limits() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        RateLimitPolicy(events=(), rest=(RateLimit(1, timedelta(seconds=1)),))
 
 
 def test_plans_have_the_documented_limits() -> None:

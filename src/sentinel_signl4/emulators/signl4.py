@@ -67,7 +67,7 @@ def build_signl4_app(model: Signl4Model) -> Starlette:
     """The SIGNL4 emulator as one ASGI app: wire routes plus ``/_control/signl4``. Nothing is shared globally."""
     inbound, rest, control = _Inbound(model), _RestApi(model), _ControlPlane(model)
     routes = [
-        Route("/webhook/{secret}", inbound.webhook, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        Route("/webhook/{secret}", inbound.webhook, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
         Route("/api/v2/events/{reference}", rest.events, methods=["GET", "POST"]),
         Route("/api/v2/users", rest.list_users, methods=["GET"]),
         Route("/api/v2/users/{user}", rest.get_user, methods=["GET"]),
@@ -270,19 +270,20 @@ class _Inbound:
             return error_response(405, "Method not allowed.", f"The webhook accepts POST, not {request.method}.",
                                   headers={**_rate_headers(decision), "Allow": "POST"})
         if team is None:
-            return self.unknown_source(request, secret)
-        return await raise_event(self.model, request, team, team.secrets[secret])
-
-    def unknown_source(self, request: Request, reference: str) -> Response:
-        """The real answer to a wrong secret (ref §1.6), throttled at the "10 per min" of bad requests (§1.7)."""
-        decision = self.model.check_invalid_limit(_client_key(request))
-        if not decision.allowed:
-            return error_response(429, "Error raising event.", _TOO_MANY, headers=_rate_headers(decision))
-        return error_response(404, "Error raising event.", f"An event source with ID {reference} was not found.",
-                              code=3004, headers=_rate_headers(decision))
+            return _unknown_source(self.model, request, secret)
+        return await _raise_event(self.model, request, team, team.secrets[secret])
 
 
-async def raise_event(model: Signl4Model, request: Request, team: Team, event_source_id: str | None) -> Response:
+def _unknown_source(model: Signl4Model, request: Request, reference: str) -> Response:
+    """The real answer to a wrong secret (ref §1.6), throttled at the "10 per min" of bad requests (§1.7)."""
+    decision = model.check_invalid_limit(_client_key(request))
+    if not decision.allowed:
+        return error_response(429, "Error raising event.", _TOO_MANY, headers=_rate_headers(decision))
+    return error_response(404, "Error raising event.", f"An event source with ID {reference} was not found.",
+                          code=3004, headers=_rate_headers(decision))
+
+
+async def _raise_event(model: Signl4Model, request: Request, team: Team, event_source_id: str | None) -> Response:
     """Decode, throttle and process one inbound event; 201 ``{"eventId": …}`` on success (ref §1.6)."""
     try:
         params = decode_payload(request.headers.get("content-type"), await request.body())
@@ -340,8 +341,8 @@ class _RestApi:
         subscription_id = self._authenticate(request)
         team = self.model.team_for_reference(subscription_id, reference)
         if team is None:
-            return _Inbound(self.model).unknown_source(request, reference)
-        return await raise_event(self.model, request, team, team.secrets.get(reference))
+            return _unknown_source(self.model, request, reference)
+        return await _raise_event(self.model, request, team, team.secrets.get(reference))
 
     async def list_users(self, request: Request) -> Response:
         subscription_id = self._guard(request)
@@ -699,7 +700,7 @@ class _ControlPlane:
     async def add_member(self, request: Request) -> Response:
         body = await _json_object(request)
         self.model.add_member(request.path_params["team_id"], _string(body, "userId") or "")
-        return JSONResponse(_team_control_json(self.model.teams[request.path_params["team_id"]]))
+        return JSONResponse(_team_control_json(self.model.get_team(request.path_params["team_id"])))
 
     async def create_user(self, request: Request) -> Response:
         body = await _json_object(request)
@@ -719,7 +720,7 @@ class _ControlPlane:
 
     async def webhooks(self, request: Request) -> Response:
         if request.method == "GET":
-            return JSONResponse([webhook_json(w) for w in self.model.webhooks.values()])
+            return JSONResponse([webhook_json(w) for w in self.model.list_webhooks()])
         body = await _json_object(request)
         webhook = self.model.register_webhook(
             _string(body, "subscriptionId") or "", _string(body, "url") or "",
@@ -779,7 +780,7 @@ class _ControlPlane:
             body = await _json_object(request)
             subscription_id = _string(body, "subscriptionId", required=False)
             plan = _string(body, "plan", required=False)
-            base = limits_for_plan(plan) if plan is not None else self._limits_of(subscription_id)
+            base = limits_for_plan(plan) if plan is not None else self.model.limits_of(subscription_id)
             if "events" in body or "rest" in body or plan is not None:
                 policy = RateLimitPolicy(
                     events=_limits_from_json(body["events"], "events") if "events" in body else base.events,
@@ -789,17 +790,9 @@ class _ControlPlane:
             if "invalid" in body:
                 self.model.set_invalid_request_limits(_limits_from_json(body["invalid"], "invalid"))
         subscription_id = request.query_params.get("subscriptionId")
-        policy = self._limits_of(subscription_id)
+        policy = self.model.limits_of(subscription_id)
         return JSONResponse({"events": _limits_json(policy.events), "rest": _limits_json(policy.rest),
                              "invalid": _limits_json(self.model.invalid_request_limits)})
-
-    def _limits_of(self, subscription_id: str | None) -> RateLimitPolicy:
-        if subscription_id is None:
-            return self.model.default_limits
-        subscription = self.model.subscriptions.get(subscription_id)
-        if subscription is None:
-            raise NotFoundError("Subscription not found.", f"A subscription with ID {subscription_id} was not found.")
-        return subscription.limits
 
 
 def _team_control_json(team: Team) -> dict[str, Any]:

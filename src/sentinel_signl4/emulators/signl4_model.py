@@ -218,6 +218,10 @@ class RateLimitPolicy:
     events: tuple[RateLimit, ...]
     rest: tuple[RateLimit, ...]
 
+    def __post_init__(self) -> None:
+        if not self.events or not self.rest:
+            raise ValueError("events and rest need at least one limit each")
+
 
 def _tiers(*pairs: tuple[int, int]) -> tuple[RateLimit, ...]:
     return tuple(RateLimit(limit, timedelta(seconds=seconds)) for limit, seconds in pairs)
@@ -409,16 +413,7 @@ class Alert:
         """Stable per (team, category name); SIGNL4 categories are configured per team."""
         if self.category is None:
             return None
-        return str(uuid.uuid5(uuid.UUID(self.team_id) if _is_uuid(self.team_id) else uuid.NAMESPACE_OID,
-                              self.category.casefold()))
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"signl4:{self.team_id}:category:{self.category.casefold()}"))
 
 
 @dataclass(slots=True)
@@ -683,8 +678,9 @@ class Signl4Model:
         self.invalid_request_limits = self._initial_invalid_limits
 
     def now(self) -> datetime:
-        """The injected clock, normalised to UTC."""
-        return self._clock().astimezone(UTC)
+        """The injected clock, normalised to UTC (a naive datetime is taken to be UTC)."""
+        moment = self._clock()
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
     # -- set-up (control plane) ----------------------------------------------------------------------------------
 
@@ -796,8 +792,15 @@ class Signl4Model:
 
     @_locked
     def set_invalid_request_limits(self, tiers: tuple[RateLimit, ...]) -> None:
+        if not tiers:
+            raise ValueError("at least one limit is needed")
         self.invalid_request_limits = tiers
         self._invalid_windows.clear()
+
+    @_locked
+    def limits_of(self, subscription_id: str | None = None) -> RateLimitPolicy:
+        """The limits of a subscription, or those new subscriptions get."""
+        return self.default_limits if subscription_id is None else self._subscription(subscription_id).limits
 
     # -- look-ups ------------------------------------------------------------------------------------------------
 
@@ -832,6 +835,14 @@ class Signl4Model:
     @_locked
     def list_teams(self, subscription_id: str) -> list[Team]:
         return [t for t in self.teams.values() if t.subscription_id == subscription_id]
+
+    @_locked
+    def get_team(self, team_id: str) -> Team:
+        return self._team(team_id)
+
+    @_locked
+    def list_webhooks(self) -> list[OutboundWebhook]:
+        return list(self.webhooks.values())
 
     @_locked
     def get_alert(self, alert_id: str, subscription_id: str | None = None) -> Alert:
