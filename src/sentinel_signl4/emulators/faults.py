@@ -51,7 +51,29 @@ class FaultRule:
     _regex: re.Pattern[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._regex = re.compile(self.path)
+        # Validated here so a bad rule from the control plane is a 400, not a surprise at request time.
+        if self.kind not in ("status", "delay", "reset"):
+            raise ValueError(f"kind must be 'status', 'delay' or 'reset', not {self.kind!r}")
+        if self.phase not in ("before", "after"):
+            raise ValueError(f"phase must be 'before' or 'after', not {self.phase!r}")
+        if not isinstance(self.method, str) or not isinstance(self.path, str):
+            raise ValueError("method and path must be strings")
+        if not _is_int(self.status) or not 100 <= self.status <= 599:
+            raise ValueError(f"status must be an HTTP status code, not {self.status!r}")
+        if not _is_number(self.rate) or not 0 <= self.rate <= 1:
+            raise ValueError(f"rate must be a number in [0, 1], not {self.rate!r}")
+        if not _is_number(self.delay) or self.delay < 0:
+            raise ValueError(f"delay must be a number >= 0, not {self.delay!r}")
+        if self.retry_after is not None and (not _is_number(self.retry_after) or self.retry_after < 0):
+            raise ValueError(f"retry_after must be a number >= 0 or null, not {self.retry_after!r}")
+        if self.count is not None and (not _is_int(self.count) or self.count < 0):
+            raise ValueError(f"count must be an integer >= 0 or null, not {self.count!r}")
+        if self.body is not None and not isinstance(self.body, dict):
+            raise ValueError("body must be a JSON object or null")
+        try:
+            self._regex = re.compile(self.path)
+        except re.error as exc:
+            raise ValueError(f"path is not a valid regular expression: {exc}") from None
 
     def matches(self, method: str, path: str) -> bool:
         if self.count is not None and self.fired >= self.count:
@@ -74,6 +96,14 @@ class FaultRule:
             "retry_after": self.retry_after, "delay": self.delay, "phase": self.phase, "rate": self.rate,
             "count": self.count, "fired": self.fired,
         }
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 class FaultInjector:
