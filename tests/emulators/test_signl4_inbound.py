@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -9,8 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sentinel_signl4.emulators.signl4 import build_signl4_app
+from sentinel_signl4.emulators.signl4 import PayloadError, build_signl4_app, decode_payload
 from sentinel_signl4.emulators.signl4_model import AlertStatus, RateLimit, RateLimitPolicy, Signl4Model
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -172,6 +175,38 @@ async def test_query_mapping_with_new_status_discards_other_values(client: httpx
     await client.post(f"/webhook/s3cret?{query}", json={"alertId": "7", "alertTransition": "Triggered"})
     await client.post(f"/webhook/s3cret?{query}", json={"alertId": "7", "alertTransition": "Acked"})
     assert only_alert(model).status == AlertStatus.ACKNOWLEDGED
+
+
+@settings(max_examples=300, deadline=None)
+@given(content_type=st.sampled_from([None, "application/json", "application/x-www-form-urlencoded", "text/plain",
+                                     "application/xml", "application/vnd.api+json; charset=utf-8"]),
+       body=st.binary(max_size=200))
+def test_any_body_either_decodes_or_is_a_payload_error(content_type: str | None, body: bytes) -> None:
+    """Bad input gets a clear 400, never a crash: decoding raises nothing but PayloadError."""
+    try:
+        params = decode_payload(content_type, body)
+    except PayloadError:
+        return
+    assert all(isinstance(p.name, str) and isinstance(p.value, str) for p in params)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(document=st.dictionaries(st.text(min_size=1, max_size=8), JSON_VALUES, max_size=5))
+def test_json_objects_flatten_to_one_parameter_per_leaf(document: dict[str, Any]) -> None:
+    def leaves(value: Any) -> int:
+        if isinstance(value, dict):
+            return sum(leaves(v) for v in value.values())
+        return 0 if value is None else 1
+
+    params = decode_payload("application/json", json.dumps(document).encode())
+    assert len(params) == leaves(document)
 
 
 # -- errors -----------------------------------------------------------------------------------------------------------
