@@ -184,8 +184,10 @@ class SentinelClient:
             await self._request("GET", self._url("incidents"), params={"$top": "1"})
         except AuthError as exc:
             if exc.status == 403:
+                # ARM checks RBAC before it looks the resource up, so a mistyped workspace also lands here.
                 raise AuthError(
-                    f"missing role Microsoft Sentinel Reader/Responder on {where}: {exc.message}",
+                    f"missing role Microsoft Sentinel Reader/Responder on {where} "
+                    f"(or the workspace does not exist): {exc.message}",
                     status=exc.status, code=exc.code,
                 ) from exc
             raise

@@ -204,8 +204,15 @@ class Signl4Client:
 
     # -- REST API --------------------------------------------------------------------------------------------
 
-    async def find_alerts_by_external_id(self, external_id: str) -> list[dict[str, Any]]:
-        """Every alert (any status) created with ``X-S4-ExternalID`` = ``external_id``, across all pages."""
+    async def find_alerts_by_external_id(
+        self, external_id: str, *, page_size: int = _PAGE_SIZE
+    ) -> list[dict[str, Any]]:
+        """Every alert (any status) created with ``X-S4-ExternalID`` = ``external_id``, across all pages.
+
+        ``page_size`` is ``maxResults`` (1–100); the default takes the fewest requests.
+        """
+        if not 1 <= page_size <= _PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and {_PAGE_SIZE}")
         user_id = await self._search_user_id()
         alerts: list[dict[str, Any]] = []
         token: Any = None
@@ -215,7 +222,7 @@ class Signl4Client:
             if token is not None:
                 body["continuationToken"] = token
             page = await self._api_request(
-                "POST", "/v2/alerts/paged", params={"userId": user_id, "maxResults": str(_PAGE_SIZE)}, body=body,
+                "POST", "/v2/alerts/paged", params={"userId": user_id, "maxResults": str(page_size)}, body=body,
             )
             if page is None:  # 204: nothing found
                 return alerts
