@@ -43,6 +43,7 @@ __all__ = [
     "parse_error_body",
     "parse_retry_after",
     "ssl_context",
+    "tls_failure",
 ]
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0)
@@ -207,6 +208,13 @@ def classify_transport_error(
     """
     request = _request_of(exc)
     detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    tls = tls_failure(exc)
+    if tls is not None:
+        # An untrusted or mismatched certificate does not heal by retrying: say what to configure instead.
+        reason = getattr(tls, "verify_message", None) or getattr(tls, "reason", None) or str(tls)
+        return PermanentError(describe_failure(
+            request, service, "not sent", f"TLS handshake failed ({reason}); check the CA bundle (tls.ca_bundle "
+            "or SSL_CERT_FILE) and the host name", redactor))
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
         return TransientError(describe_failure(request, service, "not sent", detail, redactor))
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.ProxyError) and not request_sent:
@@ -216,6 +224,18 @@ def classify_transport_error(
     ) or request_sent:
         return OutcomeUnknownError(describe_failure(request, service, "outcome unknown", detail, redactor))
     return TransientError(describe_failure(request, service, "not sent", detail, redactor))
+
+
+def tls_failure(exc: BaseException) -> ssl.SSLError | None:
+    """The certificate-verification error behind ``exc`` (httpx and azure-core wrap it), if that is the cause."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _request_of(exc: httpx.TransportError) -> httpx.Request | None:

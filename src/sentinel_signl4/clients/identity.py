@@ -31,7 +31,8 @@ from azure.identity.aio import (
     WorkloadIdentityCredential,
 )
 
-from sentinel_signl4.clients.errors import AuthError, RateLimitedError, RemoteError, TransientError
+from sentinel_signl4.clients.errors import AuthError, PermanentError, RateLimitedError, RemoteError, TransientError
+from sentinel_signl4.clients.http import tls_failure
 from sentinel_signl4.redact import Redactor, SecretLike, reveal
 
 __all__ = [
@@ -166,6 +167,10 @@ class TokenProvider:
         except ClientAuthenticationError as exc:
             raise self._auth_failure(exc, scope) from exc
         except (ServiceRequestError, ServiceResponseError) as exc:
+            if tls_failure(exc) is not None:
+                raise PermanentError(self._redactor.redact(
+                    f"entra: token for {scope} -> TLS handshake failed: {exc}; check the CA bundle"
+                )) from exc
             raise TransientError(self._redactor.redact(f"entra: token for {scope} -> not obtained: {exc}")) from exc
         except HttpResponseError as exc:
             raise self._auth_failure(exc, scope) from exc
