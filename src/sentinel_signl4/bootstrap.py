@@ -21,6 +21,9 @@ from sentinel_signl4.domain import IncidentFilter
 from sentinel_signl4.domain.render import RenderContext
 from sentinel_signl4.engine.connector import ConnectorRuntime
 from sentinel_signl4.engine.forward import ForwardPath
+from sentinel_signl4.engine.owners import OwnerDirectory
+from sentinel_signl4.engine.reverse import ReversePath
+from sentinel_signl4.engine.signl4_poll import Signl4Poller
 from sentinel_signl4.engine.supervisor import ScheduledConnector, Supervisor
 from sentinel_signl4.metrics import Metrics
 from sentinel_signl4.sources.pager import Signl4Pager
@@ -103,7 +106,9 @@ def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
             cert_password=cred.certificate_password.get_secret_value() if cred.certificate_password else None,
             token_file=cred.token_file, authority_host=endpoints.authority_host, ca_bundle=config.tls.ca_bundle,
         )
-        tokens = TokenProvider(credential)
+        tokens = TokenProvider(credential, secrets=(
+            cred.client_secret.get_secret_value() if cred.client_secret else None,
+            cred.certificate_password.get_secret_value() if cred.certificate_password else None))
         credentials[cred_key] = tokens
         runtime._closers.append(credential.close)
     metrics = runtime.metrics
@@ -124,15 +129,28 @@ def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
         limiter=limiter_for(s4.subscription), send_via=s4.send_via, retry=RetryPolicy(),
         on_retry=on_retry_for("signl4"),
     )
-    source = SentinelSource(sentinel)
+    source = SentinelSource(sentinel, page_size=az.page_size)
     pager = Signl4Pager(signl4, has_api_key=s4.api_key is not None)
+    render = RenderContext(connector=cfg.name, display_name=cfg.display_name, service=s4.service)
     forward = ForwardPath(
         cfg.name, source=source, pager=pager, store=runtime.store,
         flt=IncidentFilter(statuses=frozenset(cfg.filter.statuses), severities=frozenset(cfg.filter.severities),
                            max_age=cfg.filter.max_age),
-        render=RenderContext(connector=cfg.name, display_name=cfg.display_name, service=s4.service),
-        tag=cfg.sync.tag, skip_already_tagged=cfg.sync.skip_already_tagged, metrics=metrics,
+        render=render, tag=cfg.sync.tag, skip_already_tagged=cfg.sync.skip_already_tagged, metrics=metrics,
     )
-    rt = ConnectorRuntime(cfg.name, store=runtime.store, forward=forward, metrics=metrics)
+    sync = cfg.sync
+    reverse = None
+    mode = cfg.sync_mode
+    if mode != "off" or sync.resolve_signl_on_close or sync.reraise_on_reopen:
+        reverse = ReversePath(
+            cfg.name, source=source, pager=pager, store=runtime.store, sync=sync,
+            owners=OwnerDirectory(sync.owner_map, None), render=render, metrics=metrics,
+            max_age=cfg.filter.max_age,
+        )
+    poller = None
+    if mode in ("poll", "both"):
+        poller = Signl4Poller(cfg.name, client=signl4, store=runtime.store, interval=sync.poll_signl4_interval)
+    rt = ConnectorRuntime(cfg.name, store=runtime.store, forward=forward, metrics=metrics, reverse=reverse,
+                          signl4_poller=poller, reconcile_every=sync.reconcile_interval)
     return ConnectorParts(config=cfg, runtime=rt, source=source, pager=pager, sentinel=sentinel,
                           signl4=signl4, tokens=tokens)

@@ -113,7 +113,7 @@ def test_the_shipped_example_config_is_valid(tmp_path: Path) -> None:
     env = {
         "CONTOSO_TENANT_ID": TENANT, "CONTOSO_SUBSCRIPTION_ID": SUB, "CONTOSO_CLIENT_ID": "app",
         "CONTOSO_CLIENT_SECRET": "s", "CONTOSO_SIGNL4_WEBHOOK_URL": "https://connect.signl4.com/webhook/abcd1234",
-        "CONTOSO_SIGNL4_API_KEY": "key", "CONTOSO_WEBHOOK_TOKEN": "tok-0123456789",
+        "CONTOSO_SIGNL4_API_KEY": "key", "CONTOSO_WEBHOOK_TOKEN": "tok-0123456789abcdef",
     }
     path = tmp_path / "config.toml"
     path.write_text(text, encoding="utf-8")

@@ -22,6 +22,7 @@ from sentinel_signl4.domain.enums import Classification, ClassificationReason, I
 
 __all__ = [
     "CLOUDS",
+    "VALID_CLOSE_PAIRS",
     "AzureConfig",
     "CloudEndpoints",
     "Config",
@@ -33,7 +34,6 @@ __all__ = [
     "StoreConfig",
     "SyncConfig",
     "TlsConfig",
-    "VALID_CLOSE_PAIRS",
 ]
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -145,6 +145,8 @@ class AzureConfig(_Strict):
     cloud: Literal["AzurePublic", "AzureUSGovernment", "AzureChina"] = "AzurePublic"
     endpoints: EndpointOverrides = Field(default_factory=EndpointOverrides)
     api_version: str = "2025-09-01"
+    # Incidents per list page ($top). Sentinel's maximum is 1000; smaller pages keep each request short.
+    page_size: int = Field(default=200, ge=1, le=1000)
     credential: CredentialConfig = Field(default_factory=CredentialConfig)
 
     @field_validator("tenant_id", "subscription_id")
@@ -228,7 +230,9 @@ class Signl4Config(_Strict):
 class SyncConfig(_Strict):
     tag: str = "SIGNL4"
     skip_already_tagged: bool = True
-    mode: Literal["webhook", "poll", "both", "off"] = "webhook"
+    # How SIGNL4 changes come back: "webhook" (outbound webhook to our server), "poll" (REST API, needs api_key),
+    # "both", "off", or "auto": webhook when webhook_token is set, plus poll when the SIGNL4 api_key is set.
+    mode: Literal["auto", "webhook", "poll", "both", "off"] = "auto"
     webhook_token: SecretStr | None = None
     assign_owner_on: tuple[Literal["acknowledged", "closed"], ...] = ("acknowledged", "closed")
     close_classification: Classification = Classification.UNDETERMINED
@@ -261,6 +265,28 @@ class ConnectorConfig(_Strict):
     filter: FilterConfig = Field(default_factory=FilterConfig)
     signl4: Signl4Config
     sync: SyncConfig = Field(default_factory=SyncConfig)
+
+    @property
+    def sync_mode(self) -> Literal["webhook", "poll", "both", "off"]:
+        """The effective reverse-sync mode (``auto`` resolved)."""
+        if self.sync.mode != "auto":
+            return self.sync.mode
+        webhook, poll = self.sync.webhook_token is not None, self.signl4.api_key is not None
+        return "both" if webhook and poll else "webhook" if webhook else "poll" if poll else "off"
+
+    @model_validator(mode="after")
+    def _sync_needs(self) -> ConnectorConfig:
+        if self.sync.mode in ("poll", "both") and self.signl4.api_key is None:
+            raise ValueError(f"sync.mode = {self.sync.mode!r} polls the SIGNL4 REST API and needs signl4.api_key")
+        if self.sync.mode in ("webhook", "both") and self.sync.webhook_token is None:
+            raise ValueError(f"sync.mode = {self.sync.mode!r} needs sync.webhook_token (the secret part of the "
+                             "outbound-webhook URL; generate one with: python3 -c 'import secrets; "
+                             "print(secrets.token_urlsafe(32))')")
+        token = self.sync.webhook_token.get_secret_value() if self.sync.webhook_token else ""
+        if token and len(token) < 16:
+            raise ValueError("sync.webhook_token must be at least 16 characters: it is the only protection of the "
+                             "webhook endpoint")
+        return self
 
     @field_validator("name")
     @classmethod

@@ -34,14 +34,15 @@ def incident_name(incident_id: str) -> str:
 class SentinelSource:
     kind = "sentinel"
 
-    def __init__(self, client: SentinelClient, *, conflict_attempts: int = 5,
+    def __init__(self, client: SentinelClient, *, page_size: int = 200, conflict_attempts: int = 5,
                  conflict_wait_max: float = 2.0) -> None:
         self.client = client
+        self.page_size = page_size
         self.conflict_attempts = conflict_attempts
         self.conflict_wait_max = conflict_wait_max
 
     def list_matching(self, flt: IncidentFilter, now: datetime) -> AsyncIterator[Incident]:
-        return self.client.list_incidents(flt, now)
+        return self.client.list_incidents(flt, now, top=self.page_size)
 
     async def get(self, incident_id: str) -> Incident:
         return await self.client.get_incident(incident_name(incident_id))
@@ -74,7 +75,7 @@ class SentinelSource:
         await self.client.check_access()
 
     def list_modified_since(self, since: datetime) -> AsyncIterator[Incident]:
-        return self.client.list_modified_since(since)
+        return self.client.list_modified_since(since, top=self.page_size)
 
     async def acknowledge(self, incident_id: str, owner: OwnerRef | None) -> bool:
         updated = await self.update(incident_id, lambda _i, props: apply_acknowledge(
