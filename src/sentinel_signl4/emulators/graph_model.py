@@ -355,6 +355,15 @@ class GraphModel:
                 f"[{needed}]; the app has [{held}].",
             )
 
+    @property
+    def throttle_limit(self) -> int:
+        """Requests per window per (app, tenant) in force."""
+        return self._throttle.limit
+
+    @property
+    def throttle_window(self) -> float:
+        return self._throttle.window
+
     def configure_throttle(self, limit: int, window: float = DEFAULT_THROTTLE_WINDOW) -> None:
         """Change the request budget (tests use a small one); counts start over."""
         if limit < 1 or window <= 0:
