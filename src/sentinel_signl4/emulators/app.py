@@ -34,6 +34,8 @@ from sentinel_signl4.emulators.control import control_routes
 from sentinel_signl4.emulators.entra import entra_routes
 from sentinel_signl4.emulators.entra_model import EntraModel
 from sentinel_signl4.emulators.faults import ConnectionDropped, FaultInjector, FaultMiddleware
+from sentinel_signl4.emulators.graph import graph_routes
+from sentinel_signl4.emulators.graph_model import GraphModel
 from sentinel_signl4.emulators.sentinel import sentinel_routes
 from sentinel_signl4.emulators.sentinel_model import SentinelModel
 from sentinel_signl4.emulators.signl4_model import Signl4Model
@@ -61,6 +63,7 @@ class EmulatorState:
     signl4: Signl4Model
     faults: FaultInjector
     clock: Callable[[], datetime] = field(default=_utc_now)
+    graph: GraphModel = field(default_factory=GraphModel)
 
     @classmethod
     def new(cls, *, clock: Callable[[], datetime] = _utc_now, fault_seed: int | None = None) -> EmulatorState:
@@ -72,6 +75,7 @@ class EmulatorState:
             signl4=Signl4Model(clock),
             faults=FaultInjector(seed=fault_seed),
             clock=clock,
+            graph=GraphModel(clock=clock),
         )
 
     def reset(self) -> None:
@@ -80,6 +84,7 @@ class EmulatorState:
         self.entra.reset()
         self.sentinel.reset()
         self.signl4.reset()
+        self.graph.reset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +136,7 @@ def service_mounts(state: EmulatorState) -> list[ServiceMount]:
     mounts = [
         ServiceMount("control", ("/_control",), _starlette(control_routes(state))),
         ServiceMount("sentinel", ("/subscriptions",), _starlette(sentinel_routes(state.entra, state.sentinel))),
+        ServiceMount("graph", ("/v1.0", "/_control/graph"), _starlette(graph_routes(state.graph, state.entra))),
     ]
     signl4 = _signl4_app(state)
     if signl4 is not None:
