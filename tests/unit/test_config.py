@@ -91,13 +91,13 @@ def test_duplicate_connector_names_are_rejected() -> None:
         parse_config(MINIMAL + "[[connectors]]" + block, env={"SECRET": "x"})
 
 
-def test_endpoint_override_moves_the_token_audience_like_a_sovereign_cloud() -> None:
+def test_endpoint_override_keeps_the_clouds_token_audience_like_a_private_endpoint() -> None:
     text = MINIMAL.replace("[connectors.azure.credential]",
                            '[connectors.azure.endpoints]\nresource_manager = "https://127.0.0.1:8443"\n'
                            "[connectors.azure.credential]")
     ep = parse_config(text, env={"SECRET": "x"}).connectors[0].azure.resolved_endpoints
     assert ep.resource_manager == "https://127.0.0.1:8443"
-    assert ep.scope("resource_manager") == "https://127.0.0.1:8443/.default"
+    assert ep.scope("resource_manager") == "https://management.azure.com/.default"
     assert ep.authority_host == "https://login.microsoftonline.com"
 
 

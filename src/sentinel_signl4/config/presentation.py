@@ -2,16 +2,17 @@
 
 Both are validated when the configuration is loaded: the KQL template's placeholders and column names, the
 template strings (compiled and trial-rendered in the sandbox), the limits. An error names its key, e.g.
-``connectors[0] (contoso).presentation.templates.parameters: parameters.Runbook: template does not compile…``.
+``connectors[0] (contoso).presentation.templates.parameters: Runbook: template does not compile…``.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from sentinel_signl4.config.durations import parse_duration
 from sentinel_signl4.domain.entities import ENTITY_KINDS
@@ -170,12 +171,13 @@ class TemplatesConfig(_Strict):
         return compile_templates(title=self.title, message=self.message, parameters=self.parameters)
 
 
-def _check(build: object) -> None:
-    assert callable(build)
+def _check(build: Callable[[], object]) -> None:
+    """Re-raise a template problem as the ``ValueError`` pydantic reports under the field's key."""
     try:
         build()
     except TemplateProblem as exc:
-        raise ValueError(str(exc)) from None
+        name = exc.key.removeprefix("parameters.") if exc.key.startswith("parameters.") else ""
+        raise ValueError(f"{name}: {exc.reason}" if name else exc.reason) from None
 
 
 _KNOWN_KINDS = {info.kind.casefold(): info.kind for info in ENTITY_KINDS}
@@ -209,10 +211,6 @@ class PresentationConfig(_Strict):
         if not re.match(r"^https://[^\s/]+", value):
             raise ValueError(f"must be an https:// URL, got {value!r}")
         return value.rstrip("/")
-
-    @model_validator(mode="after")
-    def _rows_need_columns(self) -> PresentationConfig:
-        return self
 
     def to_options(self, *, tenant_id: str = "", row_columns: tuple[str, ...] = ()) -> PresentationOptions:
         """The domain's view of these settings (templates compiled; they were validated at load)."""

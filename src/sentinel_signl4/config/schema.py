@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from sentinel_signl4.config.durations import parse_duration
+from sentinel_signl4.config.presentation import EnrichmentConfig, PresentationConfig
 from sentinel_signl4.domain.enums import Classification, ClassificationReason, IncidentStatus, Severity
 
 __all__ = [
@@ -68,8 +69,8 @@ class CloudEndpoints(_Strict):
     resource_manager: str
     log_analytics: str
     graph: str
-    # Token audiences. For the public clouds they differ from the endpoints (Log Analytics); an overridden
-    # endpoint without an explicit audience uses the endpoint itself, as sovereign clouds do.
+    # Token audiences. They stay the cloud's own when an endpoint is overridden (a private endpoint or a proxy in
+    # front of ARM still wants a token for https://management.azure.com); override them explicitly if needed.
     resource_manager_audience: str
     log_analytics_audience: str
     graph_audience: str
@@ -110,6 +111,9 @@ class EndpointOverrides(_Strict):
     resource_manager: HttpsUrl | None = None
     log_analytics: HttpsUrl | None = None
     graph: HttpsUrl | None = None
+    resource_manager_audience: HttpsUrl | None = None
+    log_analytics_audience: HttpsUrl | None = None
+    graph_audience: HttpsUrl | None = None
 
 
 class CredentialConfig(_Strict):
@@ -173,16 +177,9 @@ class AzureConfig(_Strict):
 
     @property
     def resolved_endpoints(self) -> CloudEndpoints:
-        """The cloud's endpoints with the per-endpoint overrides applied (audience follows an override)."""
-        base = CLOUDS[self.cloud]
-        updates: dict[str, Any] = {}
-        for name in ("authority_host", "resource_manager", "log_analytics", "graph"):
-            override = getattr(self.endpoints, name)
-            if override:
-                updates[name] = override
-                if name != "authority_host":
-                    updates[f"{name}_audience"] = override
-        return base.model_copy(update=updates)
+        """The cloud's endpoints with the per-endpoint overrides applied."""
+        updates = {k: v for k, v in self.endpoints.model_dump().items() if v}
+        return CLOUDS[self.cloud].model_copy(update=updates)
 
 
 class FilterConfig(_Strict):
@@ -265,6 +262,8 @@ class ConnectorConfig(_Strict):
     filter: FilterConfig = Field(default_factory=FilterConfig)
     signl4: Signl4Config
     sync: SyncConfig = Field(default_factory=SyncConfig)
+    enrichment: EnrichmentConfig = Field(default_factory=EnrichmentConfig)
+    presentation: PresentationConfig = Field(default_factory=PresentationConfig)
 
     @property
     def sync_mode(self) -> Literal["webhook", "poll", "both", "off"]:
