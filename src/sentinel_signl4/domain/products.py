@@ -53,7 +53,8 @@ _DEFAULTS_FOLDED = {key.casefold(): value for key, value in DEFAULT_PRODUCT_NAME
 def friendly_product(name: str, overrides: Mapping[str, str] | None = None) -> str:
     """The short name of ``name``: the override table first, then the defaults, else ``name`` itself (trimmed).
 
-    Matching ignores case and surrounding blanks, because providers are not consistent about either.
+    Matching ignores case and surrounding blanks, because providers are not consistent about either. An override
+    to ``""`` hides the product (e.g. "Azure Sentinel" on a Sentinel-only team, where it says nothing).
     """
     key = name.strip().casefold()
     if overrides:
@@ -66,12 +67,15 @@ def friendly_product(name: str, overrides: Mapping[str, str] | None = None) -> s
 def friendly_products(names: Iterable[str], overrides: Mapping[str, str] | None = None) -> list[str]:
     """Short names of ``names`` in first-seen order, empty names dropped, duplicates (after mapping) merged.
 
-    "Azure Security Center" and "Microsoft Defender for Cloud" become one "Defender for Cloud".
+    "Azure Security Center" and "Microsoft Defender for Cloud" become one "Defender for Cloud"; products whose
+    override is ``""`` are left out.
     """
     seen: dict[str, str] = {}
     for name in names:
         if not name or not name.strip():
             continue
         short = friendly_product(name, overrides)
+        if not short:
+            continue
         seen.setdefault(short.casefold(), short)
     return list(seen.values())

@@ -1,0 +1,327 @@
+"""Building blocks of a Signl that reads well on a phone: clean text, bounded lists, readable evidence. Pure.
+
+:mod:`sentinel_signl4.domain.render` composes these into a :class:`~sentinel_signl4.domain.signl.SignlRequest`;
+everything here is a small function of its arguments, so each rule (how a tactic is spelled, how a row becomes
+lines, where a list is cut) is tested on its own.
+
+Text from the outside world is cleaned before it reaches a phone: control characters go, line ends are unified,
+and bidirectional override characters are removed so that a file called ``invoice\u202efdp.exe`` is shown as
+it really is (an ``.exe``), not as the ``…exe.pdf`` its author wanted a responder to see.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sentinel_signl4.domain.entities import EntityGroup
+from sentinel_signl4.domain.enums import Severity
+from sentinel_signl4.domain.incident import Incident
+from sentinel_signl4.domain.products import friendly_product
+from sentinel_signl4.domain.templates import CompiledTemplates
+
+__all__ = [
+    "DEFAULT_DEFENDER_PORTAL",
+    "AlertSummary",
+    "Limits",
+    "PresentationOptions",
+    "ServiceSource",
+    "alert_lines",
+    "clean_text",
+    "clip",
+    "defender_link",
+    "entity_tile",
+    "format_cell",
+    "format_row",
+    "humanise_column",
+    "readable_tactic",
+    "readable_tactics",
+    "summarise_alerts",
+]
+
+DEFAULT_DEFENDER_PORTAL = "https://security.microsoft.com"
+ELLIPSIS = "…"
+
+
+class ServiceSource(StrEnum):
+    """Where ``X-S4-Service`` (the SIGNL4 category) comes from."""
+
+    FIXED = "fixed"        # the connector's configured value (signl4.service)
+    PRODUCT = "product"    # the friendly name of the incident's first product
+    CUSTOMER = "customer"  # the connector's display name (MSSP: one category per customer)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Hard size limits, in characters, except ``payload`` (bytes of the UTF-8 JSON body)."""
+
+    title: int = 200
+    message: int = 2000
+    tile: int = 500
+    entities_per_kind: int = 5
+    entity_chars: int = 120
+    rows: int = 3
+    alerts_in_message: int = 5
+    payload: int = 8000
+
+    def __post_init__(self) -> None:
+        for name in ("title", "message", "tile", "entity_chars", "payload"):
+            if getattr(self, name) < 16:
+                raise ValueError(f"limit {name} must be at least 16")
+        for name in ("entities_per_kind", "rows", "alerts_in_message"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"limit {name} must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class PresentationOptions:
+    """How a connector presents incidents. Built from ``PresentationConfig`` by the composition root."""
+
+    product_names: Mapping[str, str] = field(default_factory=dict)
+    service_from: ServiceSource = ServiceSource.FIXED
+    alerting_scenarios: Mapping[Severity, str] = field(default_factory=dict)
+    hidden_entity_kinds: tuple[str, ...] = ()
+    row_columns: tuple[str, ...] = ()
+    defender_portal: str = DEFAULT_DEFENDER_PORTAL
+    tenant_id: str = ""
+    limits: Limits = field(default_factory=Limits)
+    templates: CompiledTemplates = field(default_factory=CompiledTemplates)
+
+
+# -- text -----------------------------------------------------------------------------------------------------------
+
+# C0/C1 controls except tab and newline, and the bidi embedding/override/isolate characters (spoofing).
+_UNWANTED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_BLANK_LINES = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
+_TRAILING_SPACE = re.compile(r"[ \t]+\n")
+
+
+def clean_text(value: object) -> str:
+    """Text safe and tidy for a phone: NFC, no control or bidi-override characters, ``\\n`` line ends, at most
+    one blank line in a row, no surrounding blanks. ``None`` becomes ``""``."""
+    if value is None:
+        return ""
+    text = unicodedata.normalize("NFC", str(value)).replace("\r\n", "\n").replace("\r", "\n")
+    text = _UNWANTED.sub("", text)
+    text = _TRAILING_SPACE.sub("\n", text)
+    return _BLANK_LINES.sub("\n\n", text).strip()
+
+
+def _dangling(char: str) -> bool:
+    # A cut must not leave a combining mark, joiner or variation selector without what follows it.
+    return unicodedata.combining(char) > 0 or char in "\u200d\ufe0e\ufe0f" or unicodedata.category(char) == "Cs"
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` if it fits in ``limit`` characters, else its start plus ``…`` (exactly ``limit`` at most).
+
+    Deterministic; never ends on a dangling combining character, and prefers to cut at a word boundary when one
+    is near (within the last fifth), so "Suspicious PowerShell comm…" reads as "Suspicious PowerShell …".
+    """
+    if limit <= 0:
+        return ""
+    if len(text) <= limit:
+        return text
+    cut = text[: max(0, limit - 1)]
+    space = max(cut.rfind(" "), cut.rfind("\n"))
+    if space >= len(cut) * 4 // 5:
+        cut = cut[:space]
+    cut = cut.rstrip()
+    while cut and (_dangling(cut[-1]) or unicodedata.combining(text[len(cut)]) > 0):
+        cut = cut[:-1]
+    return cut + ELLIPSIS
+
+
+# -- MITRE tactics --------------------------------------------------------------------------------------------------
+
+_TACTIC_NAMES = {
+    "commandandcontrol": "Command and Control",
+    "preattack": "Pre-Attack",
+    "impairprocesscontrol": "Impair Process Control",
+    "inhibitresponsefunction": "Inhibit Response Function",
+}
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+
+
+def readable_tactic(tactic: str) -> str:
+    """``"InitialAccess"`` → ``"Initial Access"`` (Sentinel's ``AttackTactic`` values, or any CamelCase)."""
+    compact = tactic.strip()
+    return _TACTIC_NAMES.get(compact.casefold(), _CAMEL.sub(" ", compact))
+
+
+def readable_tactics(tactics: Iterable[str]) -> list[str]:
+    """Readable, de-duplicated (first seen wins), ``Unknown`` and empty values dropped.
+
+    ``SecurityAlert.Tactics`` is a comma-separated string; such values are split first.
+    """
+    seen: dict[str, str] = {}
+    for raw in tactics:
+        for part in str(raw).split(","):
+            name = readable_tactic(part)
+            if name and name.casefold() != "unknown":
+                seen.setdefault(name.casefold(), name)
+    return list(seen.values())
+
+
+# -- alerts ---------------------------------------------------------------------------------------------------------
+
+_SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2, "informational": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSummary:
+    """Alerts of one kind (same name and product) of an incident; ``count`` > 1 for repeated detections."""
+
+    name: str
+    severity: str
+    product: str
+    status: str
+    time: str
+    description: str
+    compromised_entity: str
+    tactics: tuple[str, ...]
+    count: int = 1
+
+    def as_variables(self) -> dict[str, Any]:
+        return {"name": self.name, "severity": self.severity, "product": self.product, "status": self.status,
+                "time": self.time, "description": self.description, "count": self.count,
+                "compromised_entity": self.compromised_entity, "tactics": list(self.tactics)}
+
+
+def _timestamp(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    text = clean_text(value)
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M") if text else ""
+    except ValueError:
+        return text
+
+
+def summarise_alerts(alerts: Iterable[Mapping[str, Any]], product_names: Mapping[str, str]) -> list[AlertSummary]:
+    """ARM alerts (``POST …/alerts`` items) merged by (name, product), most severe first, then earliest.
+
+    An NRT rule can attach fifty identical alerts to one incident; the phone shows one line with "×50".
+    """
+    merged: dict[tuple[str, str], AlertSummary] = {}
+    for alert in alerts:
+        props = alert.get("properties") if isinstance(alert.get("properties"), Mapping) else alert
+        assert isinstance(props, Mapping)
+        name = clean_text(props.get("alertDisplayName") or props.get("friendlyName") or "Alert")
+        product = friendly_product(clean_text(props.get("productName")), product_names)
+        key = (name.casefold(), product.casefold())
+        if key in merged:
+            previous = merged[key]
+            merged[key] = AlertSummary(**{**_fields(previous), "count": previous.count + 1})
+            continue
+        tactics = props.get("tactics")
+        merged[key] = AlertSummary(
+            name=name, severity=clean_text(props.get("severity")), product=product,
+            status=clean_text(props.get("status")), time=_timestamp(props.get("timeGenerated")),
+            description=clean_text(props.get("description")),
+            compromised_entity=clean_text(props.get("compromisedEntity")),
+            tactics=tuple(readable_tactics(tactics if isinstance(tactics, list) else [])),
+        )
+    return sorted(merged.values(), key=lambda a: (_SEVERITY_RANK.get(a.severity.casefold(), 4), a.time, a.name))
+
+
+def _fields(summary: AlertSummary) -> dict[str, Any]:
+    return {name: getattr(summary, name) for name in AlertSummary.__slots__}
+
+
+def alert_lines(summaries: Sequence[AlertSummary], limit: int) -> list[str]:
+    """``• Name ×3 (High, Defender for Endpoint)`` lines for the first ``limit`` alerts, then "… and N more"."""
+    lines = []
+    for summary in summaries[:limit]:
+        times = f" ×{summary.count}" if summary.count > 1 else ""
+        detail = ", ".join(part for part in (summary.severity, summary.product) if part)
+        lines.append(f"• {summary.name}{times}" + (f" ({detail})" if detail else ""))
+    rest = sum(s.count for s in summaries[limit:])
+    if rest:
+        lines.append(f"… and {rest} more alert{'s' if rest != 1 else ''}")
+    return lines
+
+
+# -- entities -------------------------------------------------------------------------------------------------------
+
+def entity_tile(group: EntityGroup, max_items: int, max_chars: int) -> str:
+    """One value per line, at most ``max_items``, each clipped to ``max_chars``; "… and 12 more hosts" after."""
+    shown = [clip(clean_text(value), max_chars) for value in group.values[: max(1, max_items)]]
+    rest = len(group.values) - len(shown)
+    if rest > 0:
+        noun = group.info.plural
+        shown.append(f"… and {rest} more {noun}")
+    return "\n".join(shown)
+
+
+# -- Log Analytics rows ---------------------------------------------------------------------------------------------
+
+_ISO_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?")
+_COLUMN_WORDS = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def humanise_column(name: str) -> str:
+    """``"CompromisedEntity"`` → ``"Compromised entity"``, ``"TimeGenerated"`` → ``"Time generated"``;
+    acronyms stay (``"IPAddress"`` → ``"IP address"``)."""
+    words = _COLUMN_WORDS.sub(" ", name.replace("_", " ")).split()
+    if not words:
+        return name
+    out = [words[0]] + [w if w.isupper() and len(w) > 1 else w.lower() for w in words[1:]]
+    return " ".join(out)
+
+
+def format_cell(value: object) -> str:
+    """A Log Analytics cell as short text: datetimes to the minute (UTC), dynamic values as compact JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = clean_text(value)
+    if _ISO_DATETIME.fullmatch(text):
+        # Log Analytics sends datetimes as ISO strings with 7 fractional digits; seconds are precise enough.
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M:%S")
+    return text
+
+
+def format_row(row: Mapping[str, Any], columns: Sequence[str], max_chars: int) -> str:
+    """``Column: value`` lines (empty cells skipped), columns in ``columns`` order (all, if empty)."""
+    names = list(columns) or list(row)
+    lines = []
+    for name in names:
+        if name not in row:
+            continue
+        cell = format_cell(row[name])
+        if cell:
+            lines.append(f"{humanise_column(name)}: {clip(cell, max_chars)}")
+    return "\n".join(lines)
+
+
+# -- links ----------------------------------------------------------------------------------------------------------
+
+_XDR_PROVIDERS = frozenset({"microsoft xdr", "microsoft 365 defender", "microsoft defender xdr"})
+
+
+def defender_link(incident: Incident, portal: str, tenant_id: str) -> str:
+    """The incident in the Defender portal: the provider's own URL when Sentinel has one, else built from the
+    Defender incident id of an XDR incident. ``""`` for a Sentinel-only incident (it has no Defender id)."""
+    if incident.provider_url:
+        return incident.provider_url
+    props = incident.raw.get("properties") if isinstance(incident.raw.get("properties"), Mapping) else {}
+    assert isinstance(props, Mapping)
+    provider_id = str(props.get("providerIncidentId") or "").strip()
+    if provider_id.isdigit() and incident.provider_name.casefold() in _XDR_PROVIDERS:
+        suffix = f"?tid={tenant_id}" if tenant_id else ""
+        return f"{portal.rstrip('/')}/incidents/{provider_id}{suffix}"
+    return ""
