@@ -24,7 +24,7 @@ MARKER = VENV / ".installed-pyproject-sha256"
 
 
 def ensure_venv() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file may be started by an older python3
         sys.exit(f"Python >= 3.11 is required; this is {sys.version.split()[0]}")
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if PY.exists() and MARKER.exists() and MARKER.read_text().strip() == digest:

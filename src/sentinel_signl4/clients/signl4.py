@@ -245,6 +245,11 @@ class Signl4Client:
         """One event (``GET /v2/events/{id}``); ``targets[].alertId`` names the alerts it raised."""
         return _object(await self._api_request("GET", f"/v2/events/{quote(event_id, safe='')}"))
 
+    async def list_annotations(self, alert_id: str) -> list[dict[str, Any]]:
+        """The alert's annotations (``GET /v2/alerts/{id}/annotations``); 204 means none."""
+        notes = await self._api_request("GET", f"/v2/alerts/{quote(alert_id, safe='')}/annotations")
+        return [note for note in notes if isinstance(note, dict)] if isinstance(notes, list) else []
+
     async def list_users(self) -> list[dict[str, Any]]:
         """The team members the API key can see (``GET /v2/users``)."""
         users = await self._api_request("GET", "/v2/users")
