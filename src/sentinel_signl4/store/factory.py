@@ -1,4 +1,4 @@
-"""Build a ``StateStore`` from a URL. The one place that knows driver names, pragmas and connection settings.
+"""Build a ``StateStore`` from a URL: driver names and connection settings (SQLite specifics: ``_sqlite``).
 
 Accepted URLs:
 
@@ -25,26 +25,20 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from sentinel_signl4.store import _sqlite
 from sentinel_signl4.store.base import StateStore
 from sentinel_signl4.store.sql import SqlStateStore
 
-__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "open_store"]
-
-# How long a SQLite writer waits for another process's write transaction before failing with "database is
-# locked". Our transactions last milliseconds; a few seconds absorbs a checkpoint or a slow disk.
-SQLITE_BUSY_TIMEOUT_MS = 5000
+__all__ = ["open_store"]
 
 _SQLITE_SCHEMES = frozenset({"sqlite", "sqlite+aiosqlite"})
 _POSTGRES_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+asyncpg"})
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _SEARCH_PATH_OPTION = re.compile(r"-c\s*search_path\s*=\s*([^\s,]+)")
-# Execution option read by the SQLite "begin" hook: which BEGIN to emit (set on the store's write engine).
-_SQLITE_BEGIN = "sentinel_signl4_sqlite_begin"
 
 
 def _redact_url(url: str) -> str:
@@ -100,38 +94,8 @@ def _open_sqlite(url: str) -> SqlStateStore:
     if "?" in rest:
         raise ValueError(f"SQLite URL {_redact_url(url)!r}: query parameters are not supported")
     engine = create_async_engine(URL.create("sqlite+aiosqlite", database=path), json_serializer=_json_dumps)
-    _configure_sqlite(engine)
-    writer = engine.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"})
-    return SqlStateStore(engine, write_engine=writer, display_url=_redact_url(url))
-
-
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Take transaction control away from the sqlite3 module (it does not BEGIN before SELECT or DDL); the
-        # "begin" hook below emits our own BEGIN, so every transaction, migrations included, is real.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            # busy_timeout first: switching to WAL needs a lock that another process may briefly hold.
-            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-            # WAL: readers never block the writer and vice versa (web server + workers).
-            cursor.execute("PRAGMA journal_mode = WAL")
-            # NORMAL in WAL mode: once a commit returns it survives a *process* crash (kill -9, OOM): the WAL
-            # is in the OS page cache and is replayed on the next open. Only an OS crash or power loss can
-            # lose the last few transactions (the WAL is fsynced at checkpoints, not at every commit); it can
-            # never corrupt the database. FULL would fsync every commit, at a cost in latency.
-            cursor.execute("PRAGMA synchronous = NORMAL")
-            cursor.execute("PRAGMA foreign_keys = ON")
-        finally:
-            cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        # Writers use BEGIN IMMEDIATE: they take the write lock up front (waiting up to busy_timeout) instead
-        # of upgrading a read snapshot later, which fails at once (SQLITE_BUSY) if another writer committed.
-        mode = conn.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+    _sqlite.configure(engine)
+    return SqlStateStore(engine, write_engine=_sqlite.write_engine(engine), display_url=_redact_url(url))
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------------------------

@@ -5,8 +5,9 @@ Everything happens in one transaction on one connection:
 * PostgreSQL: ``pg_advisory_xact_lock`` first, so replicas starting together queue up instead of racing on
   ``CREATE TABLE``; the commit releases the lock. The next replica then finds ``alembic_version`` at head and
   does nothing. DDL is transactional on PostgreSQL, so a failed upgrade leaves no half-built schema.
-* SQLite: the transaction starts with ``BEGIN IMMEDIATE`` (the store's write engine), which takes the
-  database's write lock up front; other processes wait for it through ``busy_timeout``.
+* SQLite: the file is switched to WAL first (``_sqlite.ensure_wal``), then the transaction starts with
+  ``BEGIN IMMEDIATE`` (the store's write engine), which takes the database's write lock up front; other
+  processes wait for it through ``busy_timeout``. SQLite DDL is transactional too.
 
 No ``alembic.ini`` is needed: the configuration is built here and points at the packaged ``migrations``.
 """
@@ -21,6 +22,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from sentinel_signl4.store import _sqlite
 
 __all__ = ["MIGRATION_LOCK_KEY", "SCRIPT_LOCATION", "head_revision", "upgrade_to_head"]
 
@@ -50,6 +53,8 @@ async def upgrade_to_head(engine: AsyncEngine, *, schema: str | None = None) -> 
     ``engine`` must begin write transactions (on SQLite: ``BEGIN IMMEDIATE``). ``schema`` (PostgreSQL only) is
     created if missing; the connection's ``search_path`` must already point at it (see ``store.factory``).
     """
+    if engine.dialect.name == "sqlite":
+        await _sqlite.ensure_wal(engine)
     async with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})

@@ -1,0 +1,93 @@
+"""Everything SQLite-specific about the SQL store: connection pragmas, our own BEGIN, and the switch to WAL.
+
+* Per connection (``connect`` hook): ``busy_timeout``, ``synchronous=NORMAL``, ``foreign_keys=ON``, and
+  transaction control taken away from the ``sqlite3`` module.
+* Per transaction (``begin`` hook): ``BEGIN DEFERRED`` for reads, ``BEGIN IMMEDIATE`` on the write engine.
+* Per database file (``ensure_wal``, run by ``migrate()``): ``journal_mode=WAL``, which SQLite stores in the
+  file, so it is done once, with retries, rather than on every connection.
+
+Durability: WAL + ``synchronous=NORMAL`` means a transaction whose commit returned survives a *process* crash
+(kill -9, OOM kill): its pages are in the WAL file in the OS page cache and are replayed on the next open. An OS
+crash or power loss can lose the last transactions (the WAL is fsynced at checkpoints, not at every commit),
+but never corrupts the database. ``synchronous=FULL`` would close that window at the cost of an fsync per commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+__all__ = ["BUSY_TIMEOUT_MS", "configure", "ensure_wal", "write_engine"]
+
+# How long a writer waits for another process's write transaction before failing with "database is locked".
+# Our transactions last milliseconds; a few seconds absorbs a checkpoint or a slow disk.
+BUSY_TIMEOUT_MS = 5000
+
+# Execution option read by the "begin" hook: which BEGIN to emit.
+_BEGIN_MODE = "sentinel_signl4_sqlite_begin"
+
+
+def configure(engine: AsyncEngine) -> None:
+    """Install the connection and transaction hooks on a new aiosqlite engine."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module (it does not BEGIN before SELECT or DDL); the
+        # "begin" hook below emits our own BEGIN, so every transaction, migrations included, is real.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA synchronous = NORMAL")  # see the module docstring
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get(_BEGIN_MODE, "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def write_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The same pool, beginning with ``BEGIN IMMEDIATE``.
+
+    A writer takes the write lock up front (waiting up to ``busy_timeout``) instead of upgrading a read snapshot
+    later, which fails at once with SQLITE_BUSY if another connection committed in between.
+    """
+    return engine.execution_options(**{_BEGIN_MODE: "IMMEDIATE"})
+
+
+async def ensure_wal(engine: AsyncEngine, *, give_up_after: float = BUSY_TIMEOUT_MS / 1000) -> None:
+    """Switch the database file to WAL (readers and the writer stop blocking each other).
+
+    The switch needs the file to itself, and SQLite answers "database is locked" at once instead of waiting
+    for ``busy_timeout`` when another connection is busy (replicas starting together), so retry for up to
+    ``give_up_after`` seconds. Once in WAL, the call is a cheap no-op.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + give_up_after
+    delay = 0.01
+    async with engine.connect() as conn:
+        # The driver's own connection: PRAGMA journal_mode cannot run inside the transaction SQLAlchemy opens.
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        while True:
+            try:
+                cursor = await driver.execute("PRAGMA journal_mode = WAL")
+                row = await cursor.fetchone()
+                await cursor.close()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.25)
+                continue
+            mode = str(row[0]).lower() if row else None
+            if mode != "wal":
+                raise RuntimeError(f"SQLite kept journal_mode={mode!r} instead of WAL (a network filesystem?)")
+            return
