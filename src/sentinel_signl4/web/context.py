@@ -1,0 +1,43 @@
+"""What the HTTP endpoints need from the running process, gathered once when the app is built."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from starlette.responses import JSONResponse
+
+from sentinel_signl4.config import Config
+from sentinel_signl4.engine.health import ConnectorHealth
+from sentinel_signl4.metrics import Metrics
+from sentinel_signl4.redact import Redactor
+from sentinel_signl4.store import StateStore
+
+__all__ = ["WebContext", "json_response"]
+
+# Every answer of this server is about live state or carries nothing worth caching; nosniff keeps a browser from
+# reinterpreting a JSON error that echoes nothing but is still attacker-triggered.
+_COMMON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+@dataclass(frozen=True, slots=True)
+class WebContext:
+    """Shared, read-mostly dependencies of the endpoints.
+
+    ``health`` holds the connectors' live ``ConnectorHealth`` objects (the supervisor mutates them in place), so
+    the endpoints always see the current state without any hand-over. ``redactor`` knows every secret value of the
+    config and is applied to every free-text field an endpoint returns (errors, reasons).
+    """
+
+    config: Config
+    store: StateStore
+    metrics: Metrics
+    health: Mapping[str, ConnectorHealth]
+    clock: Callable[[], datetime]
+    redactor: Redactor
+
+
+def json_response(status: int, body: object, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """A JSON answer with the headers every response of this server carries."""
+    return JSONResponse(body, status_code=status, headers={**_COMMON_HEADERS, **(headers or {})})

@@ -1,0 +1,65 @@
+"""``/healthz`` (liveness), ``/readyz`` (readiness) and ``/metrics`` (Prometheus text format).
+
+Readiness means "this replica can do its job": the store answers within ``ready_timeout`` seconds and every enabled
+connector has left ``starting`` (it finished a cycle, or it is on standby because another replica holds its
+lease). A connector in ``error`` is still *ready*: it keeps retrying on its own, restarting or un-routing the
+process would not fix a remote outage, and webhooks must keep landing in the inbox meanwhile. Errors are shown by
+the status page and ``s4s_connector_up``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sentinel_signl4.engine.health import HealthState
+from sentinel_signl4.web.context import WebContext, json_response
+
+__all__ = ["DEFAULT_READY_TIMEOUT", "HealthEndpoints"]
+
+DEFAULT_READY_TIMEOUT = 2.0
+
+
+class HealthEndpoints:
+    """The three probe endpoints, as Starlette endpoints (bound methods)."""
+
+    def __init__(self, ctx: WebContext, *, ready_timeout: float = DEFAULT_READY_TIMEOUT) -> None:
+        self._ctx = ctx
+        self._ready_timeout = ready_timeout
+        self._enabled = [c.name for c in ctx.config.connectors if c.enabled]
+
+    async def healthz(self, _request: Request) -> Response:
+        """Always 200 while the event loop can answer: the process is alive."""
+        return json_response(200, {"status": "alive"})
+
+    async def readyz(self, _request: Request) -> Response:
+        """200 when ready, else 503; the body lists what is not ready either way."""
+        not_ready: list[str] = []
+        store: dict[str, Any] = {"ok": True, "error": None}
+        try:
+            await asyncio.wait_for(self._ctx.store.ping(), timeout=self._ready_timeout)
+        except TimeoutError:
+            store = {"ok": False, "error": f"no answer within {self._ready_timeout:g} s"}
+        except Exception as exc:  # noqa: BLE001 - any failure to ping is "not ready", reported in the body
+            store = {"ok": False, "error": self._ctx.redactor.redact(f"{type(exc).__name__}: {exc}")}
+        if not store["ok"]:
+            not_ready.append(f"store: {store['error']}")
+        connectors: dict[str, str] = {}
+        for name in self._enabled:
+            health = self._ctx.health.get(name)
+            state = health.state if health is not None else HealthState.STARTING
+            connectors[name] = state.value
+            if state is HealthState.STARTING:
+                not_ready.append(f"connector {name}: no cycle completed yet")
+        ready = not not_ready
+        body = {"ready": ready, "store": store, "connectors": connectors, "not_ready": not_ready}
+        return json_response(200 if ready else 503, body)
+
+    async def metrics(self, _request: Request) -> Response:
+        """The process's metrics in the Prometheus text exposition format."""
+        return Response(self._ctx.metrics.exposition(), media_type=CONTENT_TYPE_LATEST,
+                        headers={"Cache-Control": "no-store"})

@@ -1,0 +1,123 @@
+"""``/healthz``, ``/readyz`` and ``/metrics``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+from conftest import CLIENT_SECRET, NOW, SECRETS, alpha_path, event
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.parser import text_string_to_metric_families
+
+from sentinel_signl4.bootstrap import Runtime
+
+ENABLED = ["alpha", "bravo", "charlie", "delta", "foxtrot"]  # echo is disabled
+
+
+def finish_first_cycle(runtime: Runtime, *names: str) -> None:
+    for name in names:
+        runtime.connectors[name].runtime.health.ok(NOW)
+
+
+async def test_healthz_is_200_even_when_nothing_else_is_ready(client: httpx.AsyncClient, runtime: Runtime,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    async def down() -> None:
+        raise OSError("store down")
+
+    monkeypatch.setattr(runtime.store, "ping", down)
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "alive"}
+
+
+async def test_readyz_waits_for_every_enabled_connector_to_finish_a_cycle(client: httpx.AsyncClient,
+                                                                          runtime: Runtime) -> None:
+    starting = await client.get("/readyz")
+    assert starting.status_code == 503
+    body = starting.json()
+    assert body["ready"] is False
+    assert body["store"] == {"ok": True, "error": None}
+    assert body["connectors"] == dict.fromkeys(ENABLED, "starting")
+    assert body["not_ready"] == [f"connector {name}: no cycle completed yet" for name in ENABLED]
+
+    finish_first_cycle(runtime, "alpha", "bravo", "charlie", "delta")
+    one_left = await client.get("/readyz")
+    assert one_left.status_code == 503
+    assert one_left.json()["not_ready"] == ["connector foxtrot: no cycle completed yet"]
+
+    # Standby (another replica holds the lease) is ready: that replica runs the connector.
+    runtime.connectors["foxtrot"].runtime.health.standby(NOW)
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["ready"] is True
+    assert ready.json()["not_ready"] == []
+    assert ready.json()["connectors"]["foxtrot"] == "standby"
+
+
+async def test_a_connector_in_error_is_still_ready(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    finish_first_cycle(runtime, *ENABLED)
+    runtime.connectors["alpha"].runtime.health.failed(NOW, "AuthError: token expired")
+    response = await client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["connectors"]["alpha"] == "error"
+
+
+async def test_readyz_is_503_when_the_store_fails_and_the_error_is_redacted(
+        client: httpx.AsyncClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    finish_first_cycle(runtime, *ENABLED)
+
+    async def down() -> None:
+        raise ConnectionRefusedError(f"connect failed using password {CLIENT_SECRET}")
+
+    monkeypatch.setattr(runtime.store, "ping", down)
+    response = await client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["store"]["ok"] is False
+    assert body["store"]["error"].startswith("ConnectionRefusedError: connect failed")
+    assert body["not_ready"] == [f"store: {body['store']['error']}"]
+    assert not any(secret in response.text for secret in SECRETS)
+
+    monkeypatch.undo()
+    assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_readyz_does_not_hang_on_a_store_that_does_not_answer(
+        client: httpx.AsyncClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    finish_first_cycle(runtime, *ENABLED)
+
+    async def hangs() -> None:
+        await asyncio.sleep(30)
+
+    monkeypatch.setattr(runtime.store, "ping", hangs)
+    started = time.monotonic()
+    response = await client.get("/readyz")
+    assert time.monotonic() - started < 2  # the app was built with ready_timeout=0.2
+    assert response.status_code == 503
+    assert response.json()["store"] == {"ok": False, "error": "no answer within 0.2 s"}
+
+
+async def test_metrics_are_in_prometheus_text_format_and_count_webhooks(client: httpx.AsyncClient,
+                                                                        runtime: Runtime) -> None:
+    await client.post(alpha_path(), json=event())
+    await client.post(alpha_path(), json=event())
+    runtime.metrics.connector_up.labels("alpha").set(1)
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == CONTENT_TYPE_LATEST
+    families = {family.name: family for family in text_string_to_metric_families(response.text)}
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in families.values() for s in family.samples}
+    assert samples[("s4s_webhook_events_total", (("connector", "alpha"), ("outcome", "accepted")))] == 1
+    assert samples[("s4s_webhook_events_total", (("connector", "alpha"), ("outcome", "duplicate")))] == 1
+    # Pre-created at zero for every connector that takes webhooks, so rate() works from the first scrape.
+    assert samples[("s4s_webhook_events_total", (("connector", "bravo"), ("outcome", "malformed")))] == 0
+    assert samples[("s4s_connector_up", (("connector", "alpha"),))] == 1
+    assert not any(secret in response.text for secret in SECRETS)
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/", "/status", "/status.json"])
+async def test_read_only_endpoints_refuse_post(client: httpx.AsyncClient, path: str) -> None:
+    assert (await client.post(path)).status_code == 405
