@@ -69,6 +69,31 @@ def check(config: ConfigOption) -> None:
     raise typer.Exit(0 if ok else 1)
 
 
+@app.command("webhook-url")
+def webhook_url(
+    config: ConfigOption,
+    connector: Annotated[str, typer.Option("--connector", help="Name of the connector ([[connectors]] name).")],
+) -> None:
+    """Print the URL to register in SIGNL4 as the connector's outbound webhook.
+
+    The URL CONTAINS THE SECRET webhook token (SIGNL4 cannot sign requests, so the token is in the URL). This is
+    the only command that prints a secret: do not paste its output into tickets or chats.
+    """
+    from sentinel_signl4.web import WebhookUrlError
+    from sentinel_signl4.web import webhook_url as build_webhook_url
+
+    cfg = _load(config)
+    try:
+        url = build_webhook_url(cfg, connector)
+    except WebhookUrlError as exc:
+        typer.echo(f"Cannot build the webhook URL: {exc}", err=True)
+        raise typer.Exit(2) from None
+    # Only the URL on stdout, so that it can be piped; the hint goes to stderr.
+    typer.echo(url)
+    typer.echo("Register it in the SIGNL4 portal: Integrations → Gallery → \"Webhook (Outbound)\", "
+               "Name: any, URL: the line above. It contains the connector's secret token.", err=True)
+
+
 @app.command()
 def demo(
     keep_running: Annotated[bool, typer.Option("--keep-running", help="Keep the emulators up at the end.")] = False,

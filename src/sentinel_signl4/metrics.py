@@ -35,6 +35,11 @@ class Metrics:
         self.connector_up = Gauge("s4s_connector_up", "1 when the connector's last cycle succeeded.",
                                   ["connector"], registry=r)
         self.outbox_pending = Gauge("s4s_outbox_pending", "Outbox rows not yet done.", ["connector"], registry=r)
+        # connector is "-" for requests that named no configured connector: URL paths are attacker-chosen and
+        # must not create label values (one time series each).
+        self.webhook_events = Counter("s4s_webhook_events_total",
+                                      "SIGNL4 outbound-webhook requests by outcome (accepted, duplicate, ignored, "
+                                      "or the reason they were rejected).", ["connector", "outcome"], registry=r)
 
     def on_retry(self, service: str, status: int | None) -> None:
         self.remote_retries.labels(service).inc()

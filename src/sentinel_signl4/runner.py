@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import structlog
 
@@ -11,6 +12,7 @@ from sentinel_signl4.config import Config
 from sentinel_signl4.domain import ActionKind
 from sentinel_signl4.engine.health import HealthState
 from sentinel_signl4.logs import configure_logging
+from sentinel_signl4.web import WebServer, build_web_app
 
 __all__ = ["run_forever", "run_once_all"]
 
@@ -44,9 +46,21 @@ async def run_forever(config: Config, stop: asyncio.Event) -> None:
         await runtime.aclose()
 
 
-async def serve_until_stopped(runtime: Runtime, stop: asyncio.Event) -> None:
+async def serve_until_stopped(runtime: Runtime, stop: asyncio.Event, *, web: bool = True) -> None:
+    """Run the supervisor until ``stop``; with ``web``, the HTTP server (webhooks, probes, metrics, status page)
+    on ``[server]`` host and port alongside it.
+
+    The server is always started when ``web`` is set: probes and metrics are needed in every sync mode. It binds
+    before any connector runs, so a port in use fails the start instead of leaving connectors running unobserved.
+    On ``stop`` the supervisor finishes its cycle first; the server keeps taking webhooks meanwhile and then drains.
+    """
     supervisor = runtime.supervisor()
-    log.info("started", connectors=[n for n, p in runtime.connectors.items() if p.config.enabled],
-             replica=supervisor.owner)
-    await supervisor.run(stop)
+    async with contextlib.AsyncExitStack() as stack:
+        if web:
+            server = WebServer(build_web_app(runtime), host=runtime.config.server.host,
+                               port=runtime.config.server.port)
+            await stack.enter_async_context(server.running())
+        log.info("started", connectors=[n for n, p in runtime.connectors.items() if p.config.enabled],
+                 replica=supervisor.owner)
+        await supervisor.run(stop)
     log.info("stopped")
