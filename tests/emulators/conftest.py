@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from sentinel_signl4.emulators.app import EmulatorState, EmulatorTransport, build_app
-from sentinel_signl4.emulators.seed import DemoWorld, seed_demo
+from sentinel_signl4.emulators.seed import DemoWorld, make_certificate, seed_demo
 from sentinel_signl4.emulators.server import EmulatorServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -92,9 +92,15 @@ def state(clock: FakeClock) -> EmulatorState:
     return EmulatorState.new(clock=clock)
 
 
+@pytest.fixture(scope="session")
+def demo_certificate() -> tuple[bytes, str]:
+    """One RSA certificate credential for every seeded world (key generation dominates seeding time)."""
+    return make_certificate("sentinel-signl4-test", START)
+
+
 @pytest.fixture
-def world(state: EmulatorState, clock: FakeClock) -> DemoWorld:
-    return seed_demo(state, clock())
+def world(state: EmulatorState, clock: FakeClock, demo_certificate: tuple[bytes, str]) -> DemoWorld:
+    return seed_demo(state, clock(), certificate=demo_certificate)
 
 
 @pytest.fixture

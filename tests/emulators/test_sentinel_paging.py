@@ -106,8 +106,8 @@ async def test_paging_over_many_pages_survives_concurrent_inserts(
     assert len(pages) >= 3
     assert len(names) == len(set(names)), "an incident was returned twice"
     assert existing <= set(names), "an incident that existed before paging was skipped"
-    created = [i["properties"]["createdTimeUtc"] for page in pages for i in page["value"]]
-    assert created == sorted(created)
+    times = [i["properties"]["createdTimeUtc"] for page in pages for i in page["value"]]
+    assert times == sorted(times)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

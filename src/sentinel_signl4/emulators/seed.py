@@ -23,7 +23,7 @@ from sentinel_signl4.emulators.sentinel_model import EntitySeed, Role, SecurityA
 if TYPE_CHECKING:
     from sentinel_signl4.emulators.app import EmulatorState
 
-__all__ = ["DemoUser", "DemoWorld", "seed_demo"]
+__all__ = ["DemoUser", "DemoWorld", "make_certificate", "seed_demo"]
 
 _NAMESPACE = uuid.UUID("0f6a4d58-5c1e-4c38-9f43-5e1d2b7a9c10")
 SIGNL4_LABEL = "SIGNL4"
@@ -128,13 +128,17 @@ _USERS = (
 _DOMAIN = "contoso.com"
 
 
-def seed_demo(state: EmulatorState, now: datetime) -> DemoWorld:
-    """Populate an *empty* ``state`` with the demo world at time ``now``."""
+def seed_demo(state: EmulatorState, now: datetime, *, certificate: tuple[bytes, str] | None = None) -> DemoWorld:
+    """Populate an *empty* ``state`` with the demo world at time ``now``.
+
+    ``certificate`` (PEM key + certificate, SHA-1 thumbprint, as :func:`make_certificate` returns) reuses a
+    credential instead of generating a fresh RSA key — tests seed many worlds.
+    """
     now = now.astimezone(UTC)
     tenant_id = _id("tenant")
     entra, sentinel = state.entra, state.sentinel
     entra.add_tenant(tenant_id)
-    certificate_pem, thumbprint = make_certificate("sentinel-signl4-demo", now)
+    certificate_pem, thumbprint = certificate or make_certificate("sentinel-signl4-demo", now)
     client_secret, reader_secret = secrets.token_urlsafe(30), secrets.token_urlsafe(30)
     app = entra.register_app(
         tenant_id, client_id=_id("app"), display_name="sentinel-signl4", secret=client_secret,

@@ -48,6 +48,14 @@ class _DroppingH11Protocol(H11Protocol):
 
         self.app = app
 
+    def shutdown(self) -> None:
+        # On server stop uvicorn closes idle keep-alive connections gracefully, and over TLS that waits for the
+        # client's close_notify, which a pooled idle client never sends: abort them instead, like a restart.
+        idle = self.cycle is None or self.cycle.response_complete
+        super().shutdown()
+        if idle and self.transport is not None:
+            self.transport.abort()
+
     def _drop(self) -> None:
         if self.cycle is not None:
             self.cycle.disconnected = True  # run_asgi then neither sends a 500 nor completes the response
