@@ -20,6 +20,7 @@ Anything else is a ``ValueError`` that names the problem. Messages and ``repr``s
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -60,8 +61,9 @@ def _redact_url(url: str) -> str:
 def open_store(url: str, *, schema: str | None = None) -> StateStore:
     """A store for ``url`` (see the module docstring). No connection is made until first use.
 
-    ``schema`` (PostgreSQL only) is the same as ``?schema=`` in the URL. Call ``await store.migrate()`` before
-    using a new database, and ``await store.close()`` (or ``async with store``) when done.
+    ``schema`` (PostgreSQL only) is the same as ``?schema=`` in the URL. Call ``await store.migrate()`` at start
+    (it creates or upgrades the schema and, on SQLite, switches the file to WAL), and ``await store.close()``
+    (or ``async with store``) when done.
     """
     scheme, sep, _ = url.partition("://")
     scheme = scheme.lower()
@@ -93,6 +95,8 @@ def _open_sqlite(url: str) -> SqlStateStore:
                          "sqlite:////absolute.db (three slashes, then the path)")
     if "?" in rest:
         raise ValueError(f"SQLite URL {_redact_url(url)!r}: query parameters are not supported")
+    # Resolved now: the file is opened lazily, and a later chdir must not move the database.
+    path = os.path.abspath(path)
     engine = create_async_engine(URL.create("sqlite+aiosqlite", database=path), json_serializer=_json_dumps)
     _sqlite.configure(engine)
     return SqlStateStore(engine, write_engine=_sqlite.write_engine(engine), display_url=_redact_url(url))
