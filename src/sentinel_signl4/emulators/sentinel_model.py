@@ -674,6 +674,8 @@ class SentinelModel:
             staged.description = write.description
             staged.owner = owner
             staged.labels = _merge_labels(current.labels, write.labels)
+            # Every writable property is replaced as sent, so an omitted one is cleared (§1.6). For owner, labels
+            # and description that is documented behaviour; for the activity times it is assumed [unverified].
             staged.first_activity, staged.last_activity = write.first_activity, write.last_activity
             if created:
                 staged.etag = _new_incident_etag()
