@@ -36,6 +36,8 @@ from sentinel_signl4.emulators.entra_model import EntraModel
 from sentinel_signl4.emulators.faults import ConnectionDropped, FaultInjector, FaultMiddleware
 from sentinel_signl4.emulators.graph import graph_routes
 from sentinel_signl4.emulators.graph_model import GraphModel
+from sentinel_signl4.emulators.loganalytics import loganalytics_routes
+from sentinel_signl4.emulators.loganalytics_model import LogAnalyticsModel
 from sentinel_signl4.emulators.sentinel import sentinel_routes
 from sentinel_signl4.emulators.sentinel_model import SentinelModel
 from sentinel_signl4.emulators.signl4_model import Signl4Model
@@ -64,6 +66,11 @@ class EmulatorState:
     faults: FaultInjector
     clock: Callable[[], datetime] = field(default=_utc_now)
     graph: GraphModel = field(default_factory=GraphModel)
+    loganalytics: LogAnalyticsModel = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Derived from the Sentinel model: its SecurityAlert rows are the seeded incidents' alerts.
+        self.loganalytics = LogAnalyticsModel(self.sentinel, clock=self.clock)
 
     @classmethod
     def new(cls, *, clock: Callable[[], datetime] = _utc_now, fault_seed: int | None = None) -> EmulatorState:
@@ -85,6 +92,7 @@ class EmulatorState:
         self.sentinel.reset()
         self.signl4.reset()
         self.graph.reset()
+        self.loganalytics.reset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +145,8 @@ def service_mounts(state: EmulatorState) -> list[ServiceMount]:
         ServiceMount("control", ("/_control",), _starlette(control_routes(state))),
         ServiceMount("sentinel", ("/subscriptions",), _starlette(sentinel_routes(state.entra, state.sentinel))),
         ServiceMount("graph", ("/v1.0", "/_control/graph"), _starlette(graph_routes(state.graph, state.entra))),
+        ServiceMount("loganalytics", ("/v1", "/_control/loganalytics"),
+                     _starlette(loganalytics_routes(state.loganalytics, state.entra))),
     ]
     signl4 = _signl4_app(state)
     if signl4 is not None:
