@@ -1,11 +1,14 @@
 """Store URLs and fixtures for tests: a SQLite file per test, a PostgreSQL schema per test or per session.
 
-Reuse from any test package::
+Reuse from any test folder (``tests/`` must be on ``sys.path``; ``tests/contract/conftest.py`` shows how)::
 
-    from store_fixtures import store_url_sqlite, postgres_schema_url   # plain helpers
-    pytest_plugins = ["store_fixtures"]                                  # or: the fixtures below, in a conftest
+    # helpers
+    from store_fixtures import store_url_sqlite, require_postgres, new_schema_name, with_schema, drop_schema
+    # fixtures: import them into the folder's conftest.py
+    from store_fixtures import any_store_url, postgres_schema_url, postgres_url, sqlite_url  # noqa: F401
 
-(``tests/`` must be on ``sys.path``; ``tests/contract/conftest.py`` shows one way.)
+``any_store_url`` runs the test once per backend (``sqlite``, ``postgres``) on a fresh, unmigrated database;
+``postgres_schema_url`` is the PostgreSQL half alone. Both clean up after the test.
 
 PostgreSQL is found at ``$SENTINEL_SIGNL4_TEST_PG_URL`` if set, else ``postgresql://postgres@127.0.0.1:5432/test``
 or the same with user ``root``. When none answers, PostgreSQL tests are skipped with the reason, except when
@@ -36,6 +39,7 @@ from sentinel_signl4.store.factory import open_store
 from sentinel_signl4.store.sql import SqlStateStore
 
 __all__ = [
+    "any_store_url",
     "drop_schema",
     "make_action",
     "make_event",
@@ -183,3 +187,15 @@ async def postgres_schema_url(postgres_url: str) -> AsyncIterator[str]:
     schema = new_schema_name()
     yield with_schema(postgres_url, schema)
     await drop_schema(postgres_url, schema)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def any_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """URL of a fresh, unmigrated database, once per backend (its own schema on PostgreSQL, dropped after)."""
+    if request.param == "sqlite":
+        yield store_url_sqlite(tmp_path)
+        return
+    server_url = require_postgres()
+    schema = new_schema_name()
+    yield with_schema(server_url, schema)
+    await drop_schema(server_url, schema)

@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sentinel_signl4.store.factory import open_store
 from sentinel_signl4.store.sql import SqlStateStore
-from store_fixtures import (
+from store_fixtures import (  # noqa: F401 - any_store_url is a fixture, re-exported for pytest
+    any_store_url,
     drop_schema,
     new_schema_name,
     open_sql_store,

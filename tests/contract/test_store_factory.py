@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from sentinel_signl4.domain.enums import ActionState
 from sentinel_signl4.store.factory import _redact_url, open_store
 from sentinel_signl4.store.sql import SqlStateStore
-from store_fixtures import open_sql_store
+from store_fixtures import make_action, open_sql_store
 
 
 def _driver(store: SqlStateStore) -> str:
@@ -102,3 +104,11 @@ async def test_connection_errors_do_not_leak_the_password() -> None:
     await store.close()
     assert "hunter2" not in str(raised.value)
     assert "hunter2" not in repr(raised.value)
+
+
+async def test_any_store_url_gives_each_test_its_own_database(any_store_url: str, now: datetime) -> None:
+    """The shared fixture other test folders reuse: fresh, migratable, empty."""
+    async with open_store(any_store_url) as store:
+        await store.migrate()
+        assert await store.count_actions("c1") == dict.fromkeys(ActionState, 0)
+        assert await store.enqueue(make_action("k1"), now) is True

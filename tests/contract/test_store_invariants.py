@@ -73,7 +73,7 @@ async def _mark(store: SqlStateStore, op: Op, key: str, other: str, connector: s
         await store.complete(key, now, {"at": now.isoformat()}, follow_ups=[make_action(other, connector)])
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=st.lists(_ops, min_size=1, max_size=20))
 async def test_outbox_invariants_hold_for_any_sequence(store: SqlStateStore, now: datetime, ops: list[Op]) -> None:
     # The store fixture is shared by all examples of this test: each example gets its own connector and keys.
