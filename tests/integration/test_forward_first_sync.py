@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 
-from conftest import Harness
+from integration_harness import Harness
 
 from sentinel_signl4.domain import ActionKind, SkipReason, external_id_for
 

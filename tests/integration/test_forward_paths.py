@@ -6,7 +6,7 @@ import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from conftest import Harness
+from integration_harness import Harness
 
 from sentinel_signl4.domain import ActionKind, ActionState, external_id_for
 from sentinel_signl4.emulators.faults import FaultRule

@@ -53,7 +53,7 @@ def test_title_is_number_pipe_title_and_parameters_carry_the_essentials() -> Non
     assert req.parameters["Severity"] == "High"
     assert req.parameters["Status"] == "New"
     assert req.parameters["Customer"] == "Contoso"
-    assert req.parameters["Incident link"] == "https://portal/x"
+    assert req.parameters["Azure portal"] == "https://portal/x"
     body = req.to_payload()
     assert body["X-S4-ExternalID"] == external_id_for("contoso", RID)
     assert body["X-S4-Status"] == "new" and body["X-S4-SourceSystem"] == "MicrosoftSentinel"

@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote, unquote, urlsplit
 
@@ -204,21 +205,29 @@ class Signl4Client:
 
     # -- REST API --------------------------------------------------------------------------------------------
 
-    async def find_alerts_by_external_id(
-        self, external_id: str, *, page_size: int = _PAGE_SIZE
-    ) -> list[dict[str, Any]]:
-        """Every alert (any status) created with ``X-S4-ExternalID`` = ``external_id``, across all pages.
+    async def find_alerts_by_external_id(self, external_id: str, *,
+                                         page_size: int = _PAGE_SIZE) -> list[dict[str, Any]]:
+        """Every alert (any status) created with ``X-S4-ExternalID`` = ``external_id``, across all pages."""
+        return await self.search_alerts({"externalId": external_id}, page_size=page_size)
 
-        ``page_size`` is ``maxResults`` (1–100); the default takes the fewest requests.
+    async def list_alerts_modified_since(self, since: datetime, *, page_size: int = _PAGE_SIZE) -> list[dict[str, Any]]:
+        """Every alert of the key's teams modified at or after ``since`` (status changes, annotations), all pages.
+
+        Sends both spellings of the field (v2 swagger ``modifiedSince``, official sample ``modSince``; reference
+        signl4-api.md §3.3) because only the live API can tell which one v2 binds.
         """
-        if not 1 <= page_size <= _PAGE_SIZE:
-            raise ValueError(f"page_size must be between 1 and {_PAGE_SIZE}")
+        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return await self.search_alerts({"modifiedSince": stamp, "modSince": stamp}, page_size=page_size)
+
+    async def search_alerts(self, criteria: Mapping[str, Any], *, page_size: int = _PAGE_SIZE) -> list[dict[str, Any]]:
+        """``POST /v2/alerts/paged`` with ``criteria`` (any status), following ``continuationToken`` while
+        ``hasMore``; 204 means nothing matched."""
         user_id = await self._search_user_id()
         alerts: list[dict[str, Any]] = []
         token: Any = None
         seen: set[str] = set()
         while True:
-            body: dict[str, Any] = {"externalId": external_id, "alertStatusCodes": 0}
+            body: dict[str, Any] = {**criteria, "alertStatusCodes": 0}
             if token is not None:
                 body["continuationToken"] = token
             page = await self._api_request(

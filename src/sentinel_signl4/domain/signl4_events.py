@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["EventKind", "Signl4Event", "Signl4User", "parse_event"]
+__all__ = ["EventKind", "Signl4Event", "Signl4User", "parse_event", "parse_signl4_time"]
 
 STATUS_ACKNOWLEDGED = 2
 STATUS_CLOSED = 4
@@ -84,7 +84,8 @@ def parse_event(payload: Mapping[str, Any]) -> Signl4Event:
     elif event_type == 203:
         kind = EventKind.ANNOTATED
     return Signl4Event(
-        event_id=str(event_id), kind=kind, event_type=event_type, raised_at=_time(payload.get("eventRaisedUtc")),
+        event_id=str(event_id), kind=kind, event_type=event_type,
+        raised_at=parse_signl4_time(payload.get("eventRaisedUtc")),
         external_id=_str(alert.get("externalEventId")), alert_id=_str(alert.get("id")), user=user,
         annotation=_str(annotation.get("message")), annotation_id=_str(annotation.get("id")),
     )
@@ -101,7 +102,8 @@ def _str(value: Any) -> str | None:
     return text or None
 
 
-def _time(value: Any) -> datetime | None:
+def parse_signl4_time(value: Any) -> datetime | None:
+    """SIGNL4 timestamps: ISO 8601, up to 7 fractional digits (or none), ``Z``; None if unparseable."""
     if not isinstance(value, str):
         return None
     text = value.strip().replace("Z", "+00:00")

@@ -105,6 +105,8 @@ class OutboxWorker:
         await asyncio.shield(self.store.complete(row.key, now, done.result, link=done.link,
                                                  follow_ups=done.follow_ups))
         report.done[row.kind] += 1
+        if done.result.get("reconciled"):
+            report.reconciled_sends += 1
         return True
 
     async def _failed(self, row: OutboxAction, now: datetime, exc: RemoteError, report: PollReport) -> None:

@@ -20,6 +20,7 @@ class PollReport:
     retried: Counter[ActionKind] = field(default_factory=Counter)
     dead: Counter[ActionKind] = field(default_factory=Counter)
     reconciled: int = 0
+    reconciled_sends: int = 0  # in-doubt sends found in SIGNL4 by ExternalID instead of re-sent
     errors: list[str] = field(default_factory=list)
 
     def skipped_by_reason(self) -> Counter[SkipReason]:

@@ -91,10 +91,10 @@ class ReversePath:
         elif event.kind is EventKind.CLOSED:
             if link.data.get("closed_by") == "sentinel":
                 return []  # the echo of our own resolve: the incident was closed in Sentinel first
-            choice = self._choice(link)
             await self.store.put_link(replace(link, open=False, data={**link.data, "closed_by": "signl4"}), now)
-            action(ActionKind.UPDATE_INCIDENT, "close", {"op": "close", "choice": choice.to_json()})
-            comment("close-comment", close_comment(event, choice))
+            # The classification is decided when the close is applied, so an annotation keyword processed in the
+            # same cycle (even if delivered after the close) still counts.
+            action(ActionKind.UPDATE_INCIDENT, "close", {"op": "close"})
         elif event.kind is EventKind.ANNOTATED:
             comment("annotation", annotation_comment(event))
             keyword = parse_keywords(event.annotation or "")
@@ -107,8 +107,8 @@ class ReversePath:
             comment("escalation", escalation_comment(event))
         return actions
 
-    def _choice(self, link: Link) -> ClassificationChoice:
-        annotated = ClassificationChoice.from_json(link.data.get("classification"))
+    def _choice(self, link: Link | None) -> ClassificationChoice:
+        annotated = ClassificationChoice.from_json(link.data.get("classification")) if link else None
         return annotated or ClassificationChoice(self.sync.close_classification, self.sync.close_classification_reason)
 
     # -- handlers ---------------------------------------------------------------------------------------------------
@@ -121,9 +121,12 @@ class ReversePath:
         if op == "acknowledge":
             written = await self.source.acknowledge(row.incident_id, owner)
         elif op == "close":
-            choice = ClassificationChoice.from_json(row.payload.get("choice")) or ClassificationChoice(
-                self.sync.close_classification, self.sync.close_classification_reason)
-            written = await self.source.close(row.incident_id, choice, close_comment(event, choice), owner)
+            link = await self.store.get_link(self.connector, row.incident_id)
+            choice = self._choice(link)
+            message = close_comment(event, choice)
+            written = await self.source.close(row.incident_id, choice, message, owner)
+            await self.source.add_comment(row.incident_id, comment_id_for(self.connector, event.event_id,
+                                                                          "close-comment"), message)
         else:
             raise ValueError(f"unknown update op {op!r}")
         if why and wants_owner:
