@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from sentinel_signl4.store import migrate
 from sentinel_signl4.store.migrate import head_revision
 from sentinel_signl4.store.sql import SqlStateStore
 from sentinel_signl4.store.tables import metadata
@@ -44,10 +48,13 @@ def _describe_metadata() -> dict[str, Any]:
     return found
 
 
-async def _schema_of(store: SqlStateStore) -> tuple[dict[str, Any], str | None]:
+async def _schema_of(store: SqlStateStore, *, with_version: bool = True) -> tuple[dict[str, Any], str | None]:
     async with store._engine.connect() as conn:  # white-box: the contract API has no schema introspection
         described = await conn.run_sync(_describe)
-        version = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar_one_or_none()
+        version = None
+        if with_version:
+            stmt = sa.text("SELECT version_num FROM alembic_version")
+            version = (await conn.execute(stmt)).scalar_one_or_none()
     return described, version
 
 
@@ -83,3 +90,42 @@ async def test_migrated_schema_matches_the_runtime_table_definitions(store: SqlS
     described, _ = await _schema_of(store)
     described.pop("alembic_version")
     assert described == _describe_metadata()
+
+
+_BROKEN_REVISION = '''
+"""A revision that fails half-way, to prove an upgrade is all or nothing."""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("half_done", sa.Column("id", sa.Integer, primary_key=True))
+    raise RuntimeError("revision 0002 failed half-way")
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
+async def test_a_failed_upgrade_leaves_nothing_behind(fresh_store_url: str, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    scripts = tmp_path / "migrations"
+    shutil.copytree(migrate.SCRIPT_LOCATION, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    (scripts / "versions" / "0002_broken.py").write_text(_BROKEN_REVISION)
+    monkeypatch.setattr(migrate, "SCRIPT_LOCATION", scripts)
+
+    store = open_sql_store(fresh_store_url)
+    try:
+        with pytest.raises(RuntimeError, match="failed half-way"):
+            await store.migrate()
+        described, _ = await _schema_of(store, with_version=False)
+    finally:
+        await store.close()
+    # Not even revision 0001's tables: every revision ran in the one transaction that was rolled back.
+    assert set(described) == set()

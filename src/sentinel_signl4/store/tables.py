@@ -1,7 +1,7 @@
 """Table definitions the SQL store queries through (SQLAlchemy Core, no ORM).
 
 The schema itself is created by the Alembic revisions in ``store/migrations``; these objects only describe it
-to the query builder, so they must agree with the newest revision (``test_schema_matches_tables`` checks it).
+to the query builder, so they must agree with the newest revision (the contract suite checks that they do).
 
 Column types are chosen so that the same queries are correct on both dialects:
 
