@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from sentinel_signl4.domain.enums import Classification, ClassificationReason, IncidentStatus, Severity
+from sentinel_signl4.emulators.graph_seed import seed_graph_demo
 from sentinel_signl4.emulators.sentinel_model import EntitySeed, Role, SecurityAlertSeed, WorkspaceRef
 
 if TYPE_CHECKING:
@@ -163,6 +164,8 @@ def seed_demo(state: EmulatorState, now: datetime, *, certificate: tuple[bytes, 
     sentinel.assign_role(app.client_id, ws.ref, Role.RESPONDER)
     sentinel.assign_role(reader.client_id, ws.ref, Role.READER)
     names = tuple(_seed_incidents(state, ws.ref, tenant_id, users, now))
+    seed_graph_demo(state, tenant_id=tenant_id, client_id=app.client_id, reader_client_id=reader.client_id,
+                    owner_upn=users[0].user_principal_name, now=now)
 
     signl4 = state.signl4
     s4_subscription = signl4.create_subscription(_id("signl4-subscription"))
