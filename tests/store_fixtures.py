@@ -15,8 +15,9 @@ or the same with user ``root``. When none answers, PostgreSQL tests are skipped 
 ``CI=true``: then they fail, because a CI run that silently skipped the replicated store proves nothing.
 
 Isolation: every helper works in a schema of its own (``open_store`` takes ``?schema=name`` and points the
-connection's ``search_path`` at it; ``migrate()`` creates it). Schemas are named ``s4t_<random>`` so that a
-forgotten one is easy to find; ``drop_schema`` removes them.
+connection's ``search_path`` at it; ``migrate()`` creates it). Schemas are named ``s4<x>_<epoch>_<random>``;
+``drop_schema`` removes one, and ``drop_stale_schemas`` (run by the contract suite at session start) removes
+those more than an hour old, left behind by runs killed before their teardown.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import asyncio
 import concurrent.futures
 import functools
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from pathlib import Path
@@ -41,6 +43,7 @@ from sentinel_signl4.store.sql import SqlStateStore
 __all__ = [
     "any_store_url",
     "drop_schema",
+    "drop_stale_schemas",
     "make_action",
     "make_event",
     "make_link",
@@ -141,8 +144,24 @@ def require_postgres() -> str:
 
 
 def new_schema_name(prefix: str = "s4t") -> str:
-    """A schema name nobody else uses (lower-case, as ``open_store`` requires)."""
-    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+    """A schema name nobody else uses (lower-case, as ``open_store`` requires), stamped with its birth time."""
+    return f"{prefix}_{int(time.time())}_{uuid.uuid4().hex[:10]}"
+
+
+async def drop_stale_schemas(server_url: str, older_than: float = 3600) -> list[str]:
+    """Drop test schemas left by runs that were killed before their teardown (older than ``older_than`` s)."""
+    conn = await asyncpg.connect(server_url, timeout=10)
+    dropped: list[str] = []
+    try:
+        names = await conn.fetch(r"SELECT nspname FROM pg_namespace WHERE nspname ~ '^s4[a-z]*_[0-9]+_[0-9a-f]+$'")
+        for (name,) in names:
+            born = int(name.split("_")[1])
+            if born < time.time() - older_than:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+                dropped.append(name)
+    finally:
+        await conn.close()
+    return dropped
 
 
 def with_schema(server_url: str, schema: str) -> str:

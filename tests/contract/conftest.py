@@ -3,7 +3,7 @@
 ``store`` is a migrated, empty store on each backend:
 
 * ``sqlite``: a new database file under ``tmp_path``;
-* ``postgres``: one schema per test session (``s4c_<random>``, migrated once, dropped at the end), emptied with
+* ``postgres``: one schema per test session (``s4c_…``, migrated once, dropped at the end), emptied with
   ``TRUNCATE`` before every test. Other test modules may share the ``test`` database: they never see it.
 
 Tests that need an unmigrated database (migrations) use ``fresh_store_url``.
@@ -27,6 +27,7 @@ from sentinel_signl4.store.sql import SqlStateStore
 from store_fixtures import (  # noqa: F401 - any_store_url is a fixture, re-exported for pytest
     any_store_url,
     drop_schema,
+    drop_stale_schemas,
     new_schema_name,
     open_sql_store,
     require_postgres,
@@ -61,6 +62,7 @@ async def _migrate(url: str) -> None:
 def pg_contract_schema() -> Iterator[PgSchema]:
     """The session's PostgreSQL schema, migrated once."""
     pg = PgSchema(require_postgres(), new_schema_name("s4c"))
+    run_sync(drop_stale_schemas(pg.server_url))
     run_sync(_migrate(pg.url))
     yield pg
     run_sync(drop_schema(pg.server_url, pg.schema))
