@@ -1,0 +1,249 @@
+"""Two-way sync through the real receiver: SIGNL4's outbound webhooks (delivered by the emulator, at least once,
+optionally duplicated and shuffled) → inbox → Sentinel; and the incident lifecycle back to SIGNL4."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from integration_harness import Harness
+
+from sentinel_signl4.bootstrap import Runtime
+from sentinel_signl4.domain import external_id_for
+from sentinel_signl4.emulators.faults import FaultRule
+from sentinel_signl4.emulators.signl4_model import AlertStatus
+from sentinel_signl4.web.app import build_web_app
+
+TOKEN = "test-webhook-token-0123456789abcdef"
+ONLY_BURST = {"severities": ["High"], "max_age": "15m"}
+
+
+class Sync:
+    """A connector with its receiver, one seeded High incident raised as a Signl, and SIGNL4's users."""
+
+    def __init__(self, harness: Harness, runtime: Runtime, name: str) -> None:
+        self.h = harness
+        self.runtime = runtime
+        self.name = name
+        self.connector = runtime.connectors["contoso"].runtime
+        self.web = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_web_app(runtime)),
+                                     base_url="https://connector.test")
+
+    @property
+    def resource_id(self) -> str:
+        return str(self.h.incident(self.name)["id"])
+
+    @property
+    def alert_id(self) -> str:
+        return str(self.h.alerts(external_id_for("contoso", self.resource_id))[0].id)
+
+    def props(self) -> dict[str, Any]:
+        return dict(self.h.incident(self.name)["properties"])
+
+    def comments(self) -> list[str]:
+        return [c["properties"]["message"] for c in self.h.state.sentinel.comments(self.h.world.workspace, self.name)]
+
+    async def deliver(self, **kwargs: Any) -> None:
+        report = await self.h.state.signl4.deliver_outbound(self.web, **kwargs)
+        assert report.failed == 0, report
+
+    async def cycle(self, minutes: float = 0) -> None:
+        await self.connector.run_once(datetime.now(UTC) + timedelta(minutes=minutes))
+
+
+async def start(harness: Harness, *, sync: dict[str, Any] | None = None, webhook: bool = True,
+                api_key: bool = True) -> Sync:
+    [name] = [harness.state.sentinel.create_incident(
+        harness.world.workspace, title="Credential dumping on DC01", severity="High",
+        created=datetime.now(UTC) - timedelta(minutes=3))["name"]]
+    owner_map = {u.mail: u.object_id for u in harness.world.users}
+    overrides: dict[str, Any] = {"filter": ONLY_BURST, "sync": {"owner_map": owner_map, **(sync or {})}}
+    if webhook:
+        overrides["sync"]["webhook_token"] = TOKEN
+        harness.state.signl4.register_webhook(
+            harness.world.signl4_subscription_id, f"https://connector.test/webhooks/signl4/contoso/{TOKEN}")
+    runtime = await harness.runtime(api_key=api_key, overrides=overrides)
+    s = Sync(harness, runtime, name)
+    await s.cycle()
+    assert len(harness.alerts(external_id_for("contoso", s.resource_id))) == 1
+    await s.deliver()  # the 200 "new Signl" notification: accepted and ignored
+    return s
+
+
+async def test_acknowledge_sets_owner_active_and_comments(harness: Harness) -> None:
+    s = await start(harness)
+    adele = harness.world.users[0]
+    harness.state.signl4.acknowledge(s.alert_id, adele.mail)
+    await s.deliver()
+    await s.cycle()
+    props = s.props()
+    assert props["status"] == "Active"
+    assert props["owner"]["objectId"] == adele.object_id
+    assert any(m.startswith(f"Acknowledged in SIGNL4 by {adele.display_name} ({adele.mail}) at ") for m in s.comments())
+    assert "SIGNL4" in [label["labelName"] for label in props["labels"]]  # nothing dropped
+
+
+async def test_close_uses_the_configured_classification_and_sets_owner_if_unset(harness: Harness) -> None:
+    s = await start(harness, sync={"close_classification": "BenignPositive",
+                                   "close_classification_reason": "SuspiciousButExpected"})
+    megan = harness.world.users[1]
+    harness.state.signl4.close(s.alert_id, megan.mail)
+    await s.deliver()
+    await s.cycle()
+    props = s.props()
+    assert props["status"] == "Closed"
+    assert (props["classification"], props["classificationReason"]) == ("BenignPositive", "SuspiciousButExpected")
+    assert props["owner"]["objectId"] == megan.object_id
+    assert any(m.startswith(f"Closed in SIGNL4 by {megan.display_name}") for m in s.comments())
+
+
+async def test_annotation_keyword_sets_the_classification_of_the_later_close(harness: Harness) -> None:
+    s = await start(harness)
+    lee = harness.world.users[3]
+    harness.state.signl4.annotate(s.alert_id, lee.mail, "#fp:data sensor clock was off")
+    await s.deliver()
+    await s.cycle()
+    assert f"[SIGNL4] {lee.display_name}: #fp:data sensor clock was off" in s.comments()
+    harness.state.signl4.close(s.alert_id, lee.mail)
+    await s.deliver()
+    await s.cycle()
+    props = s.props()
+    assert (props["classification"], props["classificationReason"]) == ("FalsePositive", "InaccurateData")
+
+
+async def test_invalid_keyword_gets_an_explaining_comment_not_a_failure(harness: Harness) -> None:
+    s = await start(harness)
+    harness.state.signl4.annotate(s.alert_id, harness.world.users[0].mail, "#fp:banana")
+    await s.deliver()
+    await s.cycle()
+    assert any("not name a valid reason" in m and "#fp:logic" in m for m in s.comments())
+    assert s.connector.health.error is None
+    assert s.props()["status"] == "New"
+
+
+async def test_escalation_comment_is_optional(harness: Harness) -> None:
+    s = await start(harness, sync={"comment_on_escalation": True})
+    harness.state.signl4.escalate(s.alert_id)
+    await s.deliver()
+    await s.cycle()
+    assert any(m.startswith("Escalated in SIGNL4") for m in s.comments())
+
+
+async def test_duplicated_and_shuffled_deliveries_end_in_the_right_state_without_duplicate_comments(
+        harness: Harness) -> None:
+    s = await start(harness)
+    adele, megan = harness.world.users[0], harness.world.users[1]
+    harness.state.signl4.acknowledge(s.alert_id, adele.mail)
+    harness.state.signl4.annotate(s.alert_id, megan.mail, "#tp confirmed with the user")
+    harness.state.signl4.close(s.alert_id, megan.mail)
+    await s.deliver(duplicate_rate=1.0, shuffle=True)
+    await s.cycle()
+    await s.deliver(duplicate_rate=1.0, shuffle=True)  # nothing left; a replay of nothing
+    await s.cycle()
+    props = s.props()
+    assert props["status"] == "Closed"
+    assert (props["classification"], props["classificationReason"]) == ("TruePositive", "SuspiciousActivity")
+    assert props["owner"]["objectId"] in {adele.object_id, megan.object_id}
+    counts = Counter(s.comments())
+    assert counts and all(n == 1 for n in counts.values()), counts
+
+
+async def test_replayed_event_after_processing_adds_nothing(harness: Harness) -> None:
+    s = await start(harness)
+    harness.state.signl4.acknowledge(s.alert_id, harness.world.users[0].mail)
+    notifications = [n for n in harness.state.signl4.notifications() if n.get("eventType") == 201]
+    await s.deliver()
+    await s.cycle()
+    before = s.comments()
+    for body in notifications:  # SIGNL4 re-sends the same notification later
+        response = await s.web.post(f"/webhooks/signl4/contoso/{TOKEN}", json=body)
+        assert response.status_code in (200, 202)
+    await s.cycle()
+    assert s.comments() == before
+
+
+async def test_analyst_edit_racing_our_write_is_kept(harness: Harness) -> None:
+    s = await start(harness)
+    adele, alex = harness.world.users[0], harness.world.users[2]
+    harness.state.signl4.acknowledge(s.alert_id, adele.mail)
+    await s.deliver()
+    harness.state.faults.add(FaultRule(path=rf"/incidents/{s.name}$", method="PUT", kind="delay", delay=0.6,
+                                       count=1))
+    cycle = asyncio.create_task(s.cycle())
+    await asyncio.sleep(0.3)
+    harness.state.sentinel.update_incident_as_analyst(harness.world.workspace, s.name, add_labels=["VIP"],
+                                                      severity="Medium", description="handled with legal")
+    await cycle
+    props = s.props()
+    assert props["status"] == "Active" and props["owner"]["objectId"] == adele.object_id
+    assert "VIP" in [label["labelName"] for label in props["labels"]]
+    assert props["severity"] == "Medium" and props["description"] == "handled with legal"
+    assert alex.object_id != props["owner"]["objectId"]
+
+
+async def test_polling_mode_needs_no_receiver(harness: Harness) -> None:
+    s = await start(harness, webhook=False, sync={"mode": "poll", "poll_signl4_interval": "1s"})
+    megan = harness.world.users[1]
+    harness.state.signl4.acknowledge(s.alert_id, megan.mail)
+    harness.state.signl4.annotate(s.alert_id, megan.mail, "#bp expected admin activity")
+    harness.state.signl4.close(s.alert_id, megan.mail)
+    await s.cycle(minutes=1)
+    props = s.props()
+    assert props["status"] == "Closed" and props["owner"]["objectId"] == megan.object_id
+    assert (props["classification"], props["classificationReason"]) == ("BenignPositive", "SuspiciousButExpected")
+    await s.cycle(minutes=2)
+    assert all(n == 1 for n in Counter(s.comments()).values())
+
+
+async def test_close_from_signl4_does_not_echo_back_as_a_resolve(harness: Harness) -> None:
+    s = await start(harness)
+    harness.state.signl4.close(s.alert_id, harness.world.users[1].mail)
+    await s.deliver()
+    await s.cycle()
+    await s.cycle(minutes=1)
+    await s.deliver()
+    await s.cycle(minutes=2)
+    assert s.props()["status"] == "Closed"
+    assert resolves_sent(harness, external_id_for("contoso", s.resource_id)) == 0
+
+
+def resolves_sent(harness: Harness, external_id: str) -> int:
+    """Inbound events carrying X-S4-Status: resolved for ``external_id`` (what the connector sent SIGNL4)."""
+    return sum(1 for event in list(harness.state.signl4.events.values()) if event.external_id == external_id
+               and any(p.name == "X-S4-Status" and str(p.value).lower() == "resolved" for p in event.parameters))
+
+
+async def test_analyst_close_resolves_the_signl_and_the_echo_adds_no_comment(harness: Harness) -> None:
+    s = await start(harness)
+    harness.state.sentinel.close_incident_as_analyst(harness.world.workspace, s.name,
+                                                     classification="TruePositive",
+                                                     classification_reason="SuspiciousActivity")
+    await s.cycle()
+    alert = harness.alerts(external_id_for("contoso", s.resource_id))[0]
+    assert alert.status == AlertStatus.CLOSED
+    assert resolves_sent(harness, external_id_for("contoso", s.resource_id)) == 1
+    await s.deliver()  # SIGNL4 tells us the Signl was closed (by our resolve): the echo
+    await s.cycle(minutes=1)
+    assert resolves_sent(harness, external_id_for("contoso", s.resource_id)) == 1
+    assert not any("Closed in SIGNL4" in m for m in s.comments())
+    assert s.props()["classification"] == "TruePositive"
+
+
+@pytest.mark.parametrize("reraise", [True, False])
+async def test_reopened_incident_gets_a_new_signl_only_when_configured(harness: Harness, reraise: bool) -> None:
+    s = await start(harness, sync={"reraise_on_reopen": reraise})
+    harness.state.sentinel.close_incident_as_analyst(harness.world.workspace, s.name,
+                                                     classification="Undetermined")
+    await s.cycle()
+    harness.state.sentinel.update_incident_as_analyst(harness.world.workspace, s.name, status="New")
+    await s.cycle(minutes=1)
+    first = external_id_for("contoso", s.resource_id)
+    second = external_id_for("contoso", s.resource_id, 2)
+    assert len(harness.alerts(first)) == 1
+    assert len(harness.alerts(second)) == (1 if reraise else 0)
+    await s.cycle(minutes=2)
+    assert len(harness.alerts(second)) == (1 if reraise else 0)
