@@ -63,17 +63,31 @@ class _DroppingH11Protocol(H11Protocol):
             self.transport.abort()
 
 
-def _config(app: ASGIApp, certs: CertPaths, log_level: str) -> uvicorn.Config:
+class _QuietDroppingH11Protocol(_DroppingH11Protocol):
+    """Writes no access log lines, without touching the process-wide ``uvicorn.access`` logger."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.access_log = False
+
+
+def _config(app: ASGIApp, certs: CertPaths, *, log_level: str | None) -> uvicorn.Config:
+    """``log_level=None`` leaves logging configuration alone: uvicorn otherwise reconfigures the process-wide
+    ``uvicorn.*`` loggers, which a background server in someone else's process (tests) must not do."""
+    logging_options: dict[str, Any] = (
+        {"log_config": None, "log_level": None, "access_log": True}  # access lines are off in the protocol
+        if log_level is None
+        else {"log_level": log_level, "access_log": False}
+    )
     return uvicorn.Config(
         app,
         ssl_certfile=os.fspath(certs.cert),
         ssl_keyfile=os.fspath(certs.key),
-        http=_DroppingH11Protocol,
+        http=_QuietDroppingH11Protocol,
         lifespan="off",
-        log_level=log_level,
-        access_log=False,
         # A request held by a delay fault must not keep shutdown waiting.
         timeout_graceful_shutdown=1,
+        **logging_options,
     )
 
 
@@ -88,7 +102,8 @@ class EmulatorServer:
     """The emulators on ``https://host:port`` in a background thread.
 
     ``with EmulatorServer(state, cert_dir) as server:`` starts it (port 0 = an ephemeral port, see
-    :attr:`port` / :attr:`base_url`) and stops it cleanly on exit. Trust :attr:`ca_path`.
+    :attr:`port` / :attr:`base_url`) and stops it cleanly on exit. Trust :attr:`ca_path`. It writes no access
+    log and leaves the process's logging configuration as it found it.
     """
 
     def __init__(
@@ -98,14 +113,12 @@ class EmulatorServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        log_level: str = "warning",
         startup_timeout: float = 10.0,
     ) -> None:
         self.state = state
         self.host = host
         self.certs = ensure_certificates(cert_dir)
         self._requested_port = port
-        self._log_level = log_level
         self._startup_timeout = startup_timeout
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -132,7 +145,7 @@ class EmulatorServer:
         if self._thread is not None:
             raise RuntimeError("already started")
         self._socket = _bind(self.host, self._requested_port)
-        self._server = uvicorn.Server(_config(build_app(self.state), self.certs, self._log_level))
+        self._server = uvicorn.Server(_config(build_app(self.state), self.certs, log_level=None))
         self._thread = threading.Thread(target=self._run, name=f"emulator-server:{self.port}", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + self._startup_timeout
@@ -193,6 +206,6 @@ def serve_forever(
         bound_host = f"[{host}]" if ":" in host else host
         if announce is not None:
             announce(f"https://{bound_host}:{sock.getsockname()[1]}", certs)
-        uvicorn.Server(_config(build_app(state), certs, log_level)).run(sockets=[sock])
+        uvicorn.Server(_config(build_app(state), certs, log_level=log_level)).run(sockets=[sock])
     finally:
         sock.close()
