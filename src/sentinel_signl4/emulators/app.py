@@ -1,14 +1,18 @@
 """One ASGI app serving every emulator on a single origin, routed by path.
 
-=====================================  =====================================================================
-``/_control/signl4/…``                 SIGNL4 control plane (``emulators.signl4``)
-``/_control/…``                        control plane (``emulators.control``); never faulted
-``/subscriptions/…``                   ARM: Microsoft Sentinel incidents (``emulators.sentinel``)
-``/webhook/…``, ``/api/…``             SIGNL4 inbound webhook and REST API (``emulators.signl4``)
-``/v1/workspaces/…``, ``/v1.0/…``      reserved: Log Analytics and Graph, appended to :func:`service_mounts`
-everything else                        Entra ID ``/{tenant}/…`` — matched last so the tenant segment
-                                       cannot swallow another service's path
-=====================================  =====================================================================
+==============================================  ============================================================
+``/_control/signl4|graph|loganalytics/…``       each service's own control plane
+``/_control/…``                                 shared control plane (``emulators.control``); never faulted
+``/subscriptions/…``                            ARM: Microsoft Sentinel incidents (``emulators.sentinel``)
+``/webhook/…``, ``/api/…``                      SIGNL4 inbound webhook and REST API (``emulators.signl4``)
+``/v1.0/…``                                     Microsoft Graph security and users (``emulators.graph``)
+``/v1/…``                                       Log Analytics query (``emulators.loganalytics``)
+everything else                                 Entra ID ``/{tenant}/…`` — matched last so the tenant
+                                                segment cannot swallow another service's path
+==============================================  ============================================================
+
+The longest matching prefix wins, at a path-segment boundary; a new emulator appends its
+:class:`ServiceMount` in :func:`service_mounts`.
 
 The whole app is wrapped in :class:`~sentinel_signl4.emulators.faults.FaultMiddleware`. In-process tests use
 :class:`EmulatorTransport` (an ``httpx`` transport that turns a dropped connection into the transport error a
