@@ -92,6 +92,9 @@ def webhook_url(
     typer.echo(url)
     typer.echo("Register it in the SIGNL4 portal: Integrations → Gallery → \"Webhook (Outbound)\", "
                "Name: any, URL: the line above. It contains the connector's secret token.", err=True)
+    if url.startswith("http://"):
+        typer.echo("Warning: public_url is http://, so the token crosses the network in clear text; "
+                   "put the server behind HTTPS.", err=True)
 
 
 @app.command()
