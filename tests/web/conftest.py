@@ -1,9 +1,11 @@
-"""Fixtures for the web tests: a config with connectors in every webhook situation, a real SQLite store, the
-real ``Runtime`` (no network is touched: nothing here runs a connector cycle), the app and an ASGI client."""
+"""Fixtures for the web tests: a config with connectors in every webhook situation, a real SQLite store per test,
+the app with an ASGI client, and the real ``Runtime`` for the server tests (no network is touched: nothing here
+runs a connector cycle)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
@@ -20,9 +22,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sentinel_signl4.bootstrap import Runtime, build_runtime
 from sentinel_signl4.config import Config, parse_config
-from sentinel_signl4.web import build_web_app
+from sentinel_signl4.engine.health import ConnectorHealth
+from sentinel_signl4.metrics import Metrics
+from sentinel_signl4.redact import Redactor
+from sentinel_signl4.store import StateStore
+from sentinel_signl4.store.factory import open_store
+from sentinel_signl4.web import WebContext, build_web_app_from_context
 from sentinel_signl4.web.webhook import webhook_path
-from store_fixtures import store_url_sqlite
+from store_fixtures import run_sync, store_url_sqlite
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -77,9 +84,25 @@ def config_text(db_url: str, *, public_url: str = "https://s4.example.org", port
     return text
 
 
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, empty SQLite file, made once; each test works on its own copy (much faster than migrating)."""
+    path = tmp_path_factory.mktemp("template") / "state.db"
+
+    async def migrate() -> None:
+        async with open_store(f"sqlite:///{path}") as store:
+            await store.migrate()
+
+    run_sync(migrate())
+    return path
+
+
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "state.db"
+def db_path(tmp_path: Path, migrated_database: Path) -> Path:
+    """This test's database (the file ``config`` points at), migrated and empty."""
+    path = tmp_path / "state.db"
+    shutil.copyfile(migrated_database, path)
+    return path
 
 
 @pytest.fixture
@@ -87,22 +110,44 @@ def config(tmp_path: Path) -> Config:
     return parse_config(config_text(store_url_sqlite(tmp_path)), env={})
 
 
-@pytest.fixture
-async def runtime(config: Config) -> AsyncIterator[Runtime]:
-    rt = await build_runtime(config, clock=lambda: NOW)
-    yield rt
-    await rt.aclose()
+@dataclass
+class Harness:
+    """What ``build_web_app`` takes from a ``Runtime`` (store, metrics, each connector's live health), without
+    building the clients of six connectors per test. The server tests use a real ``Runtime``."""
+
+    config: Config
+    store: StateStore
+    metrics: Metrics
+    health: dict[str, ConnectorHealth]
+
+    def context(self) -> WebContext:
+        return WebContext(config=self.config, store=self.store, metrics=self.metrics, health=self.health,
+                          clock=lambda: NOW, redactor=Redactor(self.config.secrets()))
 
 
 @pytest.fixture
-def app(runtime: Runtime) -> Starlette:
-    return build_web_app(runtime, ready_timeout=0.2)
+async def harness(config: Config, db_path: Path) -> AsyncIterator[Harness]:
+    async with open_store(config.store.url) as store:
+        yield Harness(config, store, Metrics(), {c.name: ConnectorHealth(c.name) for c in config.connectors})
+
+
+@pytest.fixture
+def app(harness: Harness) -> Starlette:
+    return build_web_app_from_context(harness.context(), ready_timeout=0.2)
 
 
 @pytest.fixture
 async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
         yield c
+
+
+@pytest.fixture
+async def runtime(config: Config, db_path: Path) -> AsyncIterator[Runtime]:
+    """The real composition root on this test's database (nothing here runs a connector cycle)."""
+    rt = await build_runtime(config, clock=lambda: NOW, migrate=False)
+    yield rt
+    await rt.aclose()
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,8 @@ from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
-from conftest import ALPHA_TOKEN, API_KEY, CLIENT_SECRET, NOW, SECRETS, TEAM_SECRET
+from conftest import ALPHA_TOKEN, API_KEY, CLIENT_SECRET, NOW, SECRETS, TEAM_SECRET, Harness
 
-from sentinel_signl4.bootstrap import Runtime
 from sentinel_signl4.domain.enums import ActionKind
 from sentinel_signl4.web import dashboard as dashboard_module
 from store_fixtures import make_action, make_link
@@ -27,13 +26,13 @@ def leaked(text: str) -> list[str]:
     return found
 
 
-async def populate(runtime: Runtime) -> None:
+async def populate(harness: Harness) -> None:
     """alpha: in error (with secrets and markup in the message), 2 pending + 1 dead action, 3 open links;
     bravo: OK; the rest untouched."""
-    store = runtime.store
-    alpha = runtime.connectors["alpha"].runtime.health
+    store = harness.store
+    alpha = harness.health["alpha"]
     alpha.failed(NOW, f"AuthError: AADSTS7000215 invalid client secret {CLIENT_SECRET} {SCRIPT}")
-    runtime.connectors["bravo"].runtime.health.ok(NOW)
+    harness.health["bravo"].ok(NOW)
     for key in ("p1", "p2", "d1"):
         await store.enqueue(make_action(key, "alpha", kind=ActionKind.RAISE_SIGNL), NOW)
     await store.mark_in_flight("d1", NOW)
@@ -45,8 +44,8 @@ async def populate(runtime: Runtime) -> None:
 
 
 async def test_page_lists_every_connector_with_state_error_outbox_dead_actions_and_links(
-        client: httpx.AsyncClient, runtime: Runtime) -> None:
-    await populate(runtime)
+        client: httpx.AsyncClient, harness: Harness) -> None:
+    await populate(harness)
     response = await client.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
@@ -67,8 +66,8 @@ async def test_page_lists_every_connector_with_state_error_outbox_dead_actions_a
     assert (await client.get("/status")).text.count("<section") == 6
 
 
-async def test_page_escapes_every_value_and_forbids_scripts(client: httpx.AsyncClient, runtime: Runtime) -> None:
-    await populate(runtime)
+async def test_page_escapes_every_value_and_forbids_scripts(client: httpx.AsyncClient, harness: Harness) -> None:
+    await populate(harness)
     response = await client.get("/")
     page = response.text
     assert "<script" not in page
@@ -81,16 +80,16 @@ async def test_page_escapes_every_value_and_forbids_scripts(client: httpx.AsyncC
     assert response.headers["x-frame-options"] == "DENY"
 
 
-async def test_no_secret_on_the_page_or_in_status_json(client: httpx.AsyncClient, runtime: Runtime) -> None:
-    await populate(runtime)
+async def test_no_secret_on_the_page_or_in_status_json(client: httpx.AsyncClient, harness: Harness) -> None:
+    await populate(harness)
     page = (await client.get("/")).text
     document = (await client.get("/status.json")).text
     assert leaked(page) == []
     assert leaked(document) == []
 
 
-async def test_status_json_carries_the_same_data(client: httpx.AsyncClient, runtime: Runtime) -> None:
-    await populate(runtime)
+async def test_status_json_carries_the_same_data(client: httpx.AsyncClient, harness: Harness) -> None:
+    await populate(harness)
     response = await client.get("/status.json")
     assert response.status_code == 200
     body = response.json()
@@ -114,22 +113,22 @@ async def test_status_json_carries_the_same_data(client: httpx.AsyncClient, runt
 
 
 async def test_open_links_beyond_the_counting_limit_are_shown_as_a_lower_bound(
-        client: httpx.AsyncClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
-    await populate(runtime)
+        client: httpx.AsyncClient, harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    await populate(harness)
     monkeypatch.setattr(dashboard_module, "OPEN_LINKS_COUNTED", 2)
     alpha = (await client.get("/status.json")).json()["connectors"][0]
     assert (alpha["open_links"], alpha["open_links_capped"]) == (2, True)
     assert "<td>2+</td>" in (await client.get("/")).text
 
 
-async def test_page_still_shows_health_when_the_store_fails(client: httpx.AsyncClient, runtime: Runtime,
+async def test_page_still_shows_health_when_the_store_fails(client: httpx.AsyncClient, harness: Harness,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    await populate(runtime)
+    await populate(harness)
 
     async def broken(_connector: str) -> dict[str, int]:
         raise ConnectionError(f"database gone (password {CLIENT_SECRET})")
 
-    monkeypatch.setattr(runtime.store, "count_actions", broken)
+    monkeypatch.setattr(harness.store, "count_actions", broken)
     response = await client.get("/")
     assert response.status_code == 200
     assert "State store unreadable:</strong> ConnectionError: database gone (password ***)" in response.text

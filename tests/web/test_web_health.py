@@ -7,33 +7,31 @@ import time
 
 import httpx
 import pytest
-from conftest import CLIENT_SECRET, NOW, SECRETS, alpha_path, event
+from conftest import CLIENT_SECRET, NOW, SECRETS, Harness, alpha_path, event
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
-
-from sentinel_signl4.bootstrap import Runtime
 
 ENABLED = ["alpha", "bravo", "charlie", "delta", "foxtrot"]  # echo is disabled
 
 
-def finish_first_cycle(runtime: Runtime, *names: str) -> None:
+def finish_first_cycle(harness: Harness, *names: str) -> None:
     for name in names:
-        runtime.connectors[name].runtime.health.ok(NOW)
+        harness.health[name].ok(NOW)
 
 
-async def test_healthz_is_200_even_when_nothing_else_is_ready(client: httpx.AsyncClient, runtime: Runtime,
+async def test_healthz_is_200_even_when_nothing_else_is_ready(client: httpx.AsyncClient, harness: Harness,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     async def down() -> None:
         raise OSError("store down")
 
-    monkeypatch.setattr(runtime.store, "ping", down)
+    monkeypatch.setattr(harness.store, "ping", down)
     response = await client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "alive"}
 
 
 async def test_readyz_waits_for_every_enabled_connector_to_finish_a_cycle(client: httpx.AsyncClient,
-                                                                          runtime: Runtime) -> None:
+                                                                          harness: Harness) -> None:
     starting = await client.get("/readyz")
     assert starting.status_code == 503
     body = starting.json()
@@ -42,13 +40,13 @@ async def test_readyz_waits_for_every_enabled_connector_to_finish_a_cycle(client
     assert body["connectors"] == dict.fromkeys(ENABLED, "starting")
     assert body["not_ready"] == [f"connector {name}: no cycle completed yet" for name in ENABLED]
 
-    finish_first_cycle(runtime, "alpha", "bravo", "charlie", "delta")
+    finish_first_cycle(harness, "alpha", "bravo", "charlie", "delta")
     one_left = await client.get("/readyz")
     assert one_left.status_code == 503
     assert one_left.json()["not_ready"] == ["connector foxtrot: no cycle completed yet"]
 
     # Standby (another replica holds the lease) is ready: that replica runs the connector.
-    runtime.connectors["foxtrot"].runtime.health.standby(NOW)
+    harness.health["foxtrot"].standby(NOW)
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["ready"] is True
@@ -56,22 +54,22 @@ async def test_readyz_waits_for_every_enabled_connector_to_finish_a_cycle(client
     assert ready.json()["connectors"]["foxtrot"] == "standby"
 
 
-async def test_a_connector_in_error_is_still_ready(client: httpx.AsyncClient, runtime: Runtime) -> None:
-    finish_first_cycle(runtime, *ENABLED)
-    runtime.connectors["alpha"].runtime.health.failed(NOW, "AuthError: token expired")
+async def test_a_connector_in_error_is_still_ready(client: httpx.AsyncClient, harness: Harness) -> None:
+    finish_first_cycle(harness, *ENABLED)
+    harness.health["alpha"].failed(NOW, "AuthError: token expired")
     response = await client.get("/readyz")
     assert response.status_code == 200
     assert response.json()["connectors"]["alpha"] == "error"
 
 
 async def test_readyz_is_503_when_the_store_fails_and_the_error_is_redacted(
-        client: httpx.AsyncClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
-    finish_first_cycle(runtime, *ENABLED)
+        client: httpx.AsyncClient, harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    finish_first_cycle(harness, *ENABLED)
 
     async def down() -> None:
         raise ConnectionRefusedError(f"connect failed using password {CLIENT_SECRET}")
 
-    monkeypatch.setattr(runtime.store, "ping", down)
+    monkeypatch.setattr(harness.store, "ping", down)
     response = await client.get("/readyz")
     assert response.status_code == 503
     body = response.json()
@@ -85,13 +83,13 @@ async def test_readyz_is_503_when_the_store_fails_and_the_error_is_redacted(
 
 
 async def test_readyz_does_not_hang_on_a_store_that_does_not_answer(
-        client: httpx.AsyncClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
-    finish_first_cycle(runtime, *ENABLED)
+        client: httpx.AsyncClient, harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    finish_first_cycle(harness, *ENABLED)
 
     async def hangs() -> None:
         await asyncio.sleep(30)
 
-    monkeypatch.setattr(runtime.store, "ping", hangs)
+    monkeypatch.setattr(harness.store, "ping", hangs)
     started = time.monotonic()
     response = await client.get("/readyz")
     assert time.monotonic() - started < 2  # the app was built with ready_timeout=0.2
@@ -100,10 +98,10 @@ async def test_readyz_does_not_hang_on_a_store_that_does_not_answer(
 
 
 async def test_metrics_are_in_prometheus_text_format_and_count_webhooks(client: httpx.AsyncClient,
-                                                                        runtime: Runtime) -> None:
+                                                                        harness: Harness) -> None:
     await client.post(alpha_path(), json=event())
     await client.post(alpha_path(), json=event())
-    runtime.metrics.connector_up.labels("alpha").set(1)
+    harness.metrics.connector_up.labels("alpha").set(1)
     response = await client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"] == CONTENT_TYPE_LATEST

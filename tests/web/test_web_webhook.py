@@ -18,28 +18,28 @@ from conftest import (
     OFF_TOKEN,
     POLL_TOKEN,
     SECRETS,
+    Harness,
     alpha_path,
     event,
     inbox_rows,
 )
 from structlog.testing import capture_logs
 
-from sentinel_signl4.bootstrap import Runtime
 from sentinel_signl4.web import webhook as webhook_module
 from sentinel_signl4.web.webhook import WEBHOOK_PREFIX, webhook_path
 
 MiB = 1024 * 1024
 
 
-def metric(runtime: Runtime, connector: str, outcome: str) -> float:
-    value = runtime.metrics.registry.get_sample_value(
+def metric(harness: Harness, connector: str, outcome: str) -> float:
+    value = harness.metrics.registry.get_sample_value(
         "s4s_webhook_events_total", {"connector": connector, "outcome": outcome})
     return value or 0.0
 
 
 # -- accepted and duplicates --------------------------------------------------------------------------------------
 async def test_valid_event_is_written_to_the_inbox_and_answered_202(client: httpx.AsyncClient, db_path: Path,
-                                                                     runtime: Runtime) -> None:
+                                                                     harness: Harness) -> None:
     body = event()
     response = await client.post(alpha_path(), json=body)
     assert response.status_code == 202
@@ -47,13 +47,13 @@ async def test_valid_event_is_written_to_the_inbox_and_answered_202(client: http
     rows = inbox_rows(db_path)
     assert [(r.connector, r.event_id, r.state) for r in rows] == [("alpha", body["id"], "pending")]
     assert rows[0].payload == body
-    stored = await runtime.store.pending_inbox("alpha", 10)
+    stored = await harness.store.pending_inbox("alpha", 10)
     assert stored[0].received_at == NOW
-    assert metric(runtime, "alpha", "accepted") == 1
+    assert metric(harness, "alpha", "accepted") == 1
 
 
 async def test_repeat_of_the_same_id_is_answered_200_duplicate_and_changes_nothing(
-        client: httpx.AsyncClient, db_path: Path, runtime: Runtime) -> None:
+        client: httpx.AsyncClient, db_path: Path, harness: Harness) -> None:
     first = event(event_id="same-id", alert={"statusCode": 2})
     assert (await client.post(alpha_path(), json=first)).status_code == 202
     before = inbox_rows(db_path)
@@ -62,7 +62,7 @@ async def test_repeat_of_the_same_id_is_answered_200_duplicate_and_changes_nothi
     assert repeat.status_code == 200
     assert repeat.json() == {"status": "duplicate"}
     assert inbox_rows(db_path) == before
-    assert metric(runtime, "alpha", "duplicate") == 1
+    assert metric(harness, "alpha", "duplicate") == 1
 
 
 async def test_the_same_id_for_another_connector_is_a_different_event(client: httpx.AsyncClient,
@@ -86,13 +86,13 @@ async def test_unknown_event_type_is_stored_for_the_processor_to_decide(client: 
 
 @pytest.mark.parametrize("event_type", [1, 300, 301, 302, 303])
 async def test_test_ping_and_duty_events_are_acknowledged_but_not_stored(
-        client: httpx.AsyncClient, db_path: Path, runtime: Runtime, event_type: int) -> None:
+        client: httpx.AsyncClient, db_path: Path, harness: Harness, event_type: int) -> None:
     response = await client.post(alpha_path(), json={"eventType": event_type, "id": f"duty-{event_type}",
                                                      "team": {"id": "t"}})
     assert response.status_code == 202
     assert response.json() == {"status": "ignored"}
     assert inbox_rows(db_path) == []
-    assert metric(runtime, "alpha", "ignored") == 1
+    assert metric(harness, "alpha", "ignored") == 1
 
 
 async def test_content_type_is_not_required(client: httpx.AsyncClient, db_path: Path) -> None:
@@ -114,6 +114,7 @@ NOT_FOUND_PATHS = {
     "empty token": f"{WEBHOOK_PREFIX}/alpha/",
     "token with a trailing slash": webhook_path("alpha", ALPHA_TOKEN) + "/",
     "nothing after the prefix": f"{WEBHOOK_PREFIX}/",
+    "bare prefix": WEBHOOK_PREFIX,
     "sync.mode poll": webhook_path("charlie", POLL_TOKEN),
     "sync.mode off": webhook_path("foxtrot", OFF_TOKEN),
     "connector disabled": webhook_path("echo", DISABLED_TOKEN),
@@ -136,12 +137,12 @@ async def test_every_authentication_failure_gets_the_same_404_and_writes_nothing
 
 
 async def test_not_found_is_counted_without_taking_label_values_from_the_url(client: httpx.AsyncClient,
-                                                                              runtime: Runtime) -> None:
+                                                                              harness: Harness) -> None:
     await client.post(webhook_path("attacker-chosen-name", "x"), json=event())
     await client.post(webhook_path("alpha", "wrong"), json=event())
-    assert metric(runtime, "-", "not_found") == 1
-    assert metric(runtime, "alpha", "not_found") == 1
-    exposition = runtime.metrics.exposition().decode()
+    assert metric(harness, "-", "not_found") == 1
+    assert metric(harness, "alpha", "not_found") == 1
+    exposition = harness.metrics.exposition().decode()
     assert "attacker-chosen-name" not in exposition
     assert not any(secret in exposition for secret in SECRETS)
 
@@ -191,11 +192,11 @@ async def test_body_of_exactly_max_body_bytes_is_accepted(client: httpx.AsyncCli
 
 
 async def test_body_over_max_body_bytes_gets_413(client: httpx.AsyncClient, db_path: Path,
-                                                 runtime: Runtime) -> None:
+                                                 harness: Harness) -> None:
     response = await client.post(alpha_path(), content=padded_event(MiB + 1))
     assert response.status_code == 413
     assert inbox_rows(db_path) == []
-    assert metric(runtime, "alpha", "too_large") == 1
+    assert metric(harness, "alpha", "too_large") == 1
 
 
 async def test_declared_content_length_over_the_limit_is_refused_before_reading(
@@ -282,12 +283,12 @@ MALFORMED: dict[str, bytes] = {
 
 @pytest.mark.parametrize("body", MALFORMED.values(), ids=MALFORMED.keys())
 async def test_malformed_body_gets_400_and_writes_nothing(client: httpx.AsyncClient, db_path: Path,
-                                                          runtime: Runtime, body: bytes) -> None:
+                                                          harness: Harness, body: bytes) -> None:
     response = await client.post(alpha_path(), content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 400
     assert set(response.json()) == {"error"}
     assert inbox_rows(db_path) == []
-    assert metric(runtime, "alpha", "malformed") == 1
+    assert metric(harness, "alpha", "malformed") == 1
 
 
 async def test_extra_nesting_within_the_limit_and_unicode_are_accepted(client: httpx.AsyncClient,
@@ -298,17 +299,17 @@ async def test_extra_nesting_within_the_limit_and_unicode_are_accepted(client: h
 
 
 async def test_store_failure_is_answered_503_so_the_sender_may_retry(client: httpx.AsyncClient, db_path: Path,
-                                                                     runtime: Runtime,
+                                                                     harness: Harness,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     async def broken(_event: object) -> bool:
         raise OSError(f"disk full while writing for {ALPHA_TOKEN}")
 
-    monkeypatch.setattr(runtime.store, "add_inbox", broken)
+    monkeypatch.setattr(harness.store, "add_inbox", broken)
     with capture_logs() as logs:
         response = await client.post(alpha_path(), json=event())
     assert response.status_code == 503
     assert ALPHA_TOKEN not in response.text
-    assert metric(runtime, "alpha", "store_unavailable") == 1
+    assert metric(harness, "alpha", "store_unavailable") == 1
     assert [entry["event"] for entry in logs] == ["webhook_store_failed"]
     monkeypatch.undo()
     assert inbox_rows(db_path) == []

@@ -50,6 +50,8 @@ def build_web_app_from_context(ctx: WebContext, *, ready_timeout: float = DEFAUL
         # One route for the whole prefix: the receiver splits connector and token itself, so that a token
         # containing "/" still works and every malformed path gets the same 404 as a wrong token.
         Route(WEBHOOK_PREFIX + "/{rest:path}", receiver.handle, methods=["POST"]),
+        # The bare prefix too: otherwise Starlette would answer it with a redirect to "prefix/" instead of 404.
+        Route(WEBHOOK_PREFIX, receiver.handle, methods=["POST"]),
         Route("/healthz", probes.healthz),
         Route("/readyz", probes.readyz),
         Route("/metrics", probes.metrics),
