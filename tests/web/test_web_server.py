@@ -149,3 +149,13 @@ async def test_run_serves_http_alongside_the_supervisor_and_both_stop_together(t
         stop.set()
         await runtime.aclose()
     assert len(inbox_rows(tmp_path / "state.db")) == 1
+
+
+async def test_server_leaves_process_wide_logging_alone(runtime: Runtime) -> None:
+    access = logging.getLogger("uvicorn.access")
+    before = (access.propagate, list(access.handlers), access.level, logging.getLogger("uvicorn.error").level)
+    server = WebServer(build_web_app(runtime), host="127.0.0.1", port=0)
+    async with server.running():
+        pass
+    assert (access.propagate, list(access.handlers), access.level,
+            logging.getLogger("uvicorn.error").level) == before

@@ -1,8 +1,10 @@
 """Serve the web app with uvicorn inside our own event loop, stopped by the same event as the supervisor.
 
-uvicorn is configured so that it cannot leak a webhook token: the access log (which prints every path) is off,
-``log_config=None`` leaves logging to ``logs.configure_logging`` (whose handler redacts), and there is no
-``Server`` header. uvicorn does not install signal handlers here: the CLI owns SIGTERM/SIGINT and turns them into the
+uvicorn is configured so that it cannot leak a webhook token: its connections write no access log (which would print
+every path), ``log_config=None`` leaves logging to ``logs.configure_logging`` (whose handler redacts), and there is
+no ``Server`` header. Nothing process-wide is reconfigured, so tests can run several servers in one process.
+
+uvicorn does not install signal handlers here either: the CLI owns SIGTERM/SIGINT and turns them into the
 stop event, so the supervisor and the server shut down together and in order.
 """
 
@@ -12,10 +14,12 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator, Generator
+from typing import Any
 
 import structlog
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 __all__ = ["WebServer", "WebServerError"]
 
@@ -27,6 +31,15 @@ GRACEFUL_TIMEOUT_SECONDS = 10
 
 class WebServerError(RuntimeError):
     """The server could not start (typically: the address is in use or not available)."""
+
+
+class _NoAccessLogProtocol(H11Protocol):
+    # Access lines print request paths, and webhook paths carry the token. Turning them off here, per connection,
+    # rather than with Config(access_log=False) leaves the process-wide "uvicorn.access" logger alone (that option
+    # strips its handlers and propagation, which breaks log capture of other servers in the same process).
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.access_log = False
 
 
 class _SignalFreeServer(uvicorn.Server):
@@ -55,8 +68,9 @@ class WebServer:
         self._requested_port = port
         self._server = _SignalFreeServer(uvicorn.Config(
             app, host=host, port=port,
-            access_log=False,  # the access log prints request paths, and webhook paths carry the token
-            log_config=None,
+            http=_NoAccessLogProtocol,  # never an access line (see the class)
+            access_log=True,  # False would rewire the global "uvicorn.access" logger; the protocol already is quiet
+            log_config=None,  # logging stays as logs.configure_logging set it (redacting handler)
             lifespan="off",
             server_header=False,
             timeout_graceful_shutdown=graceful_timeout,
