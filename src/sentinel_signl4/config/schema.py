@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from sentinel_signl4.config.durations import parse_duration
+from sentinel_signl4.config.graph import GraphSourceConfig, SourceKind
 from sentinel_signl4.config.presentation import EnrichmentConfig, PresentationConfig
 from sentinel_signl4.domain.enums import Classification, ClassificationReason, IncidentStatus, Severity
 
@@ -264,6 +265,8 @@ class ConnectorConfig(_Strict):
     sync: SyncConfig = Field(default_factory=SyncConfig)
     enrichment: EnrichmentConfig = Field(default_factory=EnrichmentConfig)
     presentation: PresentationConfig = Field(default_factory=PresentationConfig)
+    source: SourceKind = "sentinel"
+    graph: GraphSourceConfig = Field(default_factory=GraphSourceConfig)
 
     @property
     def sync_mode(self) -> Literal["webhook", "poll", "both", "off"]:
