@@ -20,7 +20,7 @@ from graph_world import (
 )
 from sentinel_signl4.domain.graph_vocab import EVOLVABLE
 from sentinel_signl4.emulators.app import EmulatorState
-from sentinel_signl4.emulators.graph_model import _ENUMS
+from sentinel_signl4.emulators.graph_model import ENUM_VALUES
 from spec_validation import SHARED_DIR
 
 ENUMS: dict[str, Any] = json.loads((SHARED_DIR / "specs" / "graph" / "security-enums.json").read_text())
@@ -49,7 +49,7 @@ def seed_alerts(state: EmulatorState, clock: FakeClock) -> dict[str, str]:
 
 
 def test_the_emulators_enums_are_exactly_those_of_the_spec() -> None:
-    for name, values in _ENUMS.items():
+    for name, values in ENUM_VALUES.items():
         assert list(values) == ENUMS[name]["values"], name
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "ALERT_FIELDS",
     "DEFAULT_THROTTLE_LIMIT",
     "DEFAULT_THROTTLE_WINDOW",
+    "ENUM_VALUES",
     "INCIDENT_FIELDS",
     "AlertSeed",
     "GraphError",
@@ -66,7 +67,8 @@ INCIDENT_FIELDS: Final[Mapping[str, FieldType]] = {
 #: ``$filter`` properties of ``/security/alerts_v2`` (reference §3.1).
 ALERT_FIELDS: Final[Mapping[str, FieldType]] = {**INCIDENT_FIELDS, "serviceSource": FieldType.STRING}
 
-_ENUMS: Final[Mapping[str, tuple[str, ...]]] = {
+#: Every enum the emulator validates and renders, by its name in security-enums.json, values in spec order.
+ENUM_VALUES: Final[Mapping[str, tuple[str, ...]]] = {
     "incidentStatus": tuple(GraphIncidentStatus),
     "alertStatus": tuple(GraphAlertStatus),
     "alertSeverity": tuple(GraphSeverity),
@@ -749,8 +751,8 @@ def _is_evolvable(enum: str, value: str) -> bool:
 
 
 def _enum_value(enum: str, value: str, prop: str) -> str:
-    if value not in _ENUMS[enum]:
-        allowed = ", ".join(_ENUMS[enum])
+    if value not in ENUM_VALUES[enum]:
+        allowed = ", ".join(ENUM_VALUES[enum])
         raise _bad_request(f"Invalid value '{value}' for property '{prop}'. Allowed values: {allowed}.")
     return value
 
