@@ -12,14 +12,17 @@ import httpx
 
 from sentinel_signl4.clients.http import build_http_client
 from sentinel_signl4.clients.identity import TokenProvider, build_credential
+from sentinel_signl4.clients.loganalytics import LogAnalyticsClient, query_gate_for
 from sentinel_signl4.clients.ratelimit import limiter_for
 from sentinel_signl4.clients.retry import RetryPolicy
 from sentinel_signl4.clients.sentinel import SentinelClient
 from sentinel_signl4.clients.signl4 import Signl4Client
 from sentinel_signl4.config import Config, ConnectorConfig
 from sentinel_signl4.domain import IncidentFilter
+from sentinel_signl4.domain.presentation import PresentationOptions
 from sentinel_signl4.domain.render import RenderContext
 from sentinel_signl4.engine.connector import ConnectorRuntime
+from sentinel_signl4.engine.enrich import EnrichmentSettings, SentinelEnricher
 from sentinel_signl4.engine.forward import ForwardPath
 from sentinel_signl4.engine.owners import OwnerDirectory
 from sentinel_signl4.engine.reverse import ReversePath
@@ -131,12 +134,14 @@ def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
     )
     source = SentinelSource(sentinel, page_size=az.page_size)
     pager = Signl4Pager(signl4, has_api_key=s4.api_key is not None)
-    render = RenderContext(connector=cfg.name, display_name=cfg.display_name, service=s4.service)
+    render = RenderContext(connector=cfg.name, display_name=cfg.display_name, service=s4.service,
+                           presentation=_presentation(cfg))
     forward = ForwardPath(
         cfg.name, source=source, pager=pager, store=runtime.store,
         flt=IncidentFilter(statuses=frozenset(cfg.filter.statuses), severities=frozenset(cfg.filter.severities),
                            max_age=cfg.filter.max_age),
         render=render, tag=cfg.sync.tag, skip_already_tagged=cfg.sync.skip_already_tagged, metrics=metrics,
+        enricher=_enricher(cfg, config, runtime, tokens, sentinel, on_retry_for("loganalytics")),
     )
     sync = cfg.sync
     reverse = None
@@ -154,3 +159,33 @@ def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
                           signl4_poller=poller, reconcile_every=sync.reconcile_interval)
     return ConnectorParts(config=cfg, runtime=rt, source=source, pager=pager, sentinel=sentinel,
                           signl4=signl4, tokens=tokens)
+
+
+# -- enrichment and presentation (issue #4) -------------------------------------------------------------------------
+
+def _presentation(cfg: ConnectorConfig) -> PresentationOptions:
+    """Render options: the configured presentation, with the Log Analytics columns shown in their configured order."""
+    return cfg.presentation.to_options(tenant_id=cfg.azure.tenant_id, row_columns=cfg.enrichment.columns)
+
+
+def _enricher(cfg: ConnectorConfig, config: Config, runtime: Runtime, tokens: TokenProvider,
+              sentinel: SentinelClient, on_retry: Callable[[Any, float], None]) -> SentinelEnricher | None:
+    """Alerts, entities and one Log Analytics query per poll, when the workspace GUID is configured."""
+    az, settings = cfg.azure, cfg.enrichment
+    if not (az.workspace_id and settings.enabled):
+        return None
+    endpoints = az.resolved_endpoints
+    budget = settings.budget.total_seconds()
+    principal = f"{endpoints.log_analytics}|{az.tenant_id}|{az.credential.client_id or az.credential.kind}"
+    logs = LogAnalyticsClient(
+        tokens, workspace_id=az.workspace_id, endpoint=endpoints.log_analytics,
+        audience=endpoints.log_analytics_audience, ca_bundle=config.tls.ca_bundle,
+        # The service's limits are per principal: connectors sharing a credential share one gate.
+        gate=query_gate_for(principal),
+        retry=RetryPolicy(attempts=2, total_timeout=budget), on_retry=on_retry, timeout=budget,
+    )
+    runtime._closers.append(logs.close)
+    return SentinelEnricher(cfg.name, sentinel=sentinel, logs=logs, settings=EnrichmentSettings(
+        query=settings.query, columns=settings.columns, alerts=settings.alerts, entities=settings.entities,
+        timespan=settings.timespan, max_rows=settings.max_rows, budget=budget, concurrency=settings.concurrency,
+    ))
