@@ -98,6 +98,14 @@ def webhook_url(
 
 
 @app.command()
+def provision(config: ConfigOption) -> None:
+    """Print the Azure CLI commands that grant each connector exactly the rights its configuration uses."""
+    from sentinel_signl4.provision import provision_script
+
+    typer.echo(provision_script(_load(config)), nl=False)
+
+
+@app.command()
 def demo(
     keep_running: Annotated[bool, typer.Option("--keep-running", help="Keep the emulators up at the end.")] = False,
     workdir: Annotated[Path, typer.Option(help="Where the demo keeps its CA, config and database.")] = Path(".demo"),

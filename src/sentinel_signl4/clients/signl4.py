@@ -159,7 +159,11 @@ class Signl4Client:
                 response = await self._http.post(url, json=payload, headers=headers, timeout=self._timeout)
             except httpx.TransportError as exc:
                 raise classify_transport_error(exc, True, service=_SERVICE, redactor=self._redactor) from exc
-            self._limiter.observe_headers(response.headers)
+            if response.status_code < 400 or response.status_code == 429:
+                # Only answers to valid events speak for our budget; a 400/404 carries the much lower budget
+                # SIGNL4 keeps for malformed requests and wrong secrets (10 / min), which must not throttle
+                # the valid traffic of the whole subscription.
+                self._limiter.observe_headers(response.headers)
             return self._event_id_of(response)
 
         return await call_with_retry(attempt, self._retry, idempotent=False, on_retry=self._on_retry)
