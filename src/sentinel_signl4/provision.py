@@ -43,7 +43,7 @@ def provision_script(config: Config) -> str:
             lines += [
                 "# If the app does not exist yet, create it and note its appId for credential.client_id:",
                 f"#   az ad app create --display-name {q('sentinel-signl4-' + connectors[0].name)}",
-                f"#   az ad sp create --id <appId>",
+                "#   az ad sp create --id <appId>",
                 f"APP_ID={q(client_id)}",
             ]
             if kind == "client_secret":

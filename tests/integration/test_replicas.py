@@ -12,9 +12,8 @@ from integration_harness import Harness
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from store_fixtures import drop_schema, new_schema_name, require_postgres, with_schema  # noqa: E402
-
-from sentinel_signl4.domain import external_id_for  # noqa: E402
+from sentinel_signl4.domain import external_id_for
+from store_fixtures import drop_schema, new_schema_name, require_postgres, with_schema
 
 
 async def test_three_replicas_on_postgres_page_each_incident_once(harness: Harness) -> None:
