@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from sentinel_signl4.clients.graph import GraphClient, graph_limiter
 from sentinel_signl4.clients.http import build_http_client
 from sentinel_signl4.clients.identity import TokenProvider, build_credential
 from sentinel_signl4.clients.loganalytics import LogAnalyticsClient, query_gate_for
@@ -24,7 +25,8 @@ from sentinel_signl4.domain.render import RenderContext
 from sentinel_signl4.engine.connector import ConnectorRuntime
 from sentinel_signl4.engine.enrich import EnrichmentSettings, SentinelEnricher
 from sentinel_signl4.engine.forward import ForwardPath
-from sentinel_signl4.engine.owners import OwnerDirectory
+from sentinel_signl4.engine.owners import OwnerDirectory, UserLookup
+from sentinel_signl4.engine.ports import OwnerRef
 from sentinel_signl4.engine.reverse import ReversePath
 from sentinel_signl4.engine.signl4_poll import Signl4Poller
 from sentinel_signl4.engine.supervisor import ScheduledConnector, Supervisor
@@ -149,7 +151,8 @@ def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
     if mode != "off" or sync.resolve_signl_on_close or sync.reraise_on_reopen:
         reverse = ReversePath(
             cfg.name, source=source, pager=pager, store=runtime.store, sync=sync,
-            owners=OwnerDirectory(sync.owner_map, None), render=render, metrics=metrics,
+            owners=OwnerDirectory(sync.owner_map, _owner_lookup(cfg, runtime, tokens, on_retry_for("graph"))),
+            render=render, metrics=metrics,
             max_age=cfg.filter.max_age,
         )
     poller = None
@@ -159,6 +162,25 @@ def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
                           signl4_poller=poller, reconcile_every=sync.reconcile_interval)
     return ConnectorParts(config=cfg, runtime=rt, source=source, pager=pager, sentinel=sentinel,
                           signl4=signl4, tokens=tokens)
+
+
+def _owner_lookup(cfg: ConnectorConfig, runtime: Runtime, tokens: TokenProvider,
+                  on_retry: Callable[[Any, float], None]) -> UserLookup | None:
+    """Resolve a SIGNL4 responder's e-mail through Graph (``GET /users/{upn}``, then ``$filter=mail eq``)."""
+    if not cfg.sync.assign_owner_on:
+        return None
+    endpoints = cfg.azure.resolved_endpoints
+    graph = GraphClient(runtime.http, tokens, graph_endpoint=endpoints.graph, graph_scope=endpoints.scope("graph"),
+                        retry=RetryPolicy(attempts=3, total_timeout=20.0), on_retry=on_retry,
+                        limiter=graph_limiter(cfg.azure.tenant_id))
+
+    async def lookup(mail: str) -> OwnerRef | None:
+        user = await graph.get_user(mail) or await graph.find_user_by_mail(mail)
+        if user is None:
+            return None
+        return OwnerRef(object_id=user.id, upn=user.user_principal_name, email=user.mail)
+
+    return lookup
 
 
 # -- enrichment and presentation (issue #4) -------------------------------------------------------------------------

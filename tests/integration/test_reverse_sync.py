@@ -62,6 +62,8 @@ async def start(harness: Harness, *, sync: dict[str, Any] | None = None, webhook
         created=datetime.now(UTC) - timedelta(minutes=3))["name"]]
     owner_map = {u.mail: u.object_id for u in harness.world.users}
     overrides: dict[str, Any] = {"filter": ONLY_BURST, "sync": {"owner_map": owner_map, **(sync or {})}}
+    if not overrides["sync"]["owner_map"]:
+        del overrides["sync"]["owner_map"]
     if webhook:
         overrides["sync"]["webhook_token"] = TOKEN
         harness.state.signl4.register_webhook(
@@ -183,6 +185,28 @@ async def test_analyst_edit_racing_our_write_is_kept(harness: Harness) -> None:
     assert "VIP" in [label["labelName"] for label in props["labels"]]
     assert props["severity"] == "Medium" and props["description"] == "handled with legal"
     assert alex.object_id != props["owner"]["objectId"]
+
+
+async def test_owner_is_resolved_through_graph_without_an_owner_map(harness: Harness) -> None:
+    s = await start(harness, sync={"owner_map": {}})
+    lee = harness.world.users[3]
+    harness.state.signl4.acknowledge(s.alert_id, lee.mail)
+    await s.deliver()
+    await s.cycle()
+    assert s.props()["owner"]["objectId"] == lee.object_id
+
+
+async def test_unknown_responder_gets_a_comment_instead_of_a_failure(harness: Harness) -> None:
+    s = await start(harness, sync={"owner_map": {}})
+    stranger = harness.state.signl4.create_user(harness.world.signl4_subscription_id, "Temp Contractor",
+                                                "temp@partner.example", team_ids=[harness.world.signl4_team_id])
+    harness.state.signl4.acknowledge(s.alert_id, stranger.mail)
+    await s.deliver()
+    await s.cycle()
+    props = s.props()
+    assert props["status"] == "Active" and not props["owner"].get("objectId")
+    assert any("Owner not assigned: temp@partner.example was not found in Entra ID" in m for m in s.comments())
+    assert s.connector.health.error is None
 
 
 async def test_polling_mode_needs_no_receiver(harness: Harness) -> None:
