@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
@@ -47,8 +48,12 @@ class ConnectorRuntime:
         self.outbox = OutboxWorker(name, store, handlers, max_attempts=max_attempts)
         self.health = ConnectorHealth(name)
 
-    async def run_once(self, now: datetime) -> PollReport:
-        """Poll once, then perform every due side effect. Never raises a ``RemoteError``: it lands in health."""
+    async def run_once(self, now: datetime, *, stop: asyncio.Event | None = None) -> PollReport:
+        """Poll once, then perform every due side effect. Never raises a ``RemoteError``: it lands in health.
+
+        ``stop`` (the supervisor's shutdown event) ends the outbox pass early: rows in progress finish, no new one
+        starts.
+        """
         report = PollReport(self.name)
         poll_error: RemoteError | None = None
         # Each step may fail on its own; the others still run (queued rows and in-doubt sends must be worked off).
@@ -58,7 +63,7 @@ class ConnectorRuntime:
             except RemoteError as exc:
                 poll_error = poll_error or exc
                 report.errors.append(f"{label}: {exc.message}")
-        await self.outbox.drain(now, report)
+        await self.outbox.drain(now, report, stop=stop)
         counts = await self.store.count_actions(self.name)
         self.metrics.outbox_pending.labels(self.name).set(
             counts.get(ActionState.PENDING, 0) + counts.get(ActionState.IN_FLIGHT, 0))

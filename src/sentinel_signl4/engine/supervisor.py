@@ -2,7 +2,8 @@
 
 Each connector runs in its own task under a lease in the store, so N replicas sharing PostgreSQL run each connector
 exactly once. The lease is renewed in the background while a cycle runs (a 1,000-incident burst can outlast the
-TTL). ``stop`` ends the loops after the current cycle: side effects in progress finish and are recorded.
+TTL). ``stop`` ends the loops: a cycle under way starts no further side effect, those in progress finish and are
+recorded, and the rest stays queued for the next start.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class Supervisor:
             while not stop.is_set():
                 now = self.clock()
                 if await self._acquire(lease, now, ttl):
-                    await self._cycle(item, lease, ttl)
+                    await self._cycle(item, lease, ttl, stop)
                 else:
                     rt.health.standby(now)
                 with contextlib.suppress(TimeoutError):
@@ -90,11 +91,11 @@ class Supervisor:
             log.error("lease_failed", lease=lease, error=f"{type(exc).__name__}: {exc}")
             return False
 
-    async def _cycle(self, item: ScheduledConnector, lease: str, ttl: float) -> None:
+    async def _cycle(self, item: ScheduledConnector, lease: str, ttl: float, stop: asyncio.Event) -> None:
         rt = item.runtime
         keeper = asyncio.create_task(self._keep_lease(lease, ttl))
         try:
-            report = await rt.run_once(self.clock())
+            report = await rt.run_once(self.clock(), stop=stop)
             if self.on_report is not None:
                 self.on_report(report)
         except Exception as exc:
