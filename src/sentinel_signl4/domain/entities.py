@@ -32,35 +32,39 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class EntityKindInfo:
-    """How one entity kind is shown: its tile name and the noun used in "… and 12 more hosts"."""
+    """How one entity kind is shown: its tile name and the nouns of "… and 1 more host" / "… and 12 more hosts"."""
 
     kind: str
     label: str
+    singular: str
     plural: str
+
+    def noun(self, count: int) -> str:
+        return self.singular if count == 1 else self.plural
 
 
 #: Display order and names. Kinds that are not evidence a responder acts on (SecurityAlert, Bookmark) are absent.
 ENTITY_KINDS: tuple[EntityKindInfo, ...] = (
-    EntityKindInfo("Account", "Accounts", "accounts"),
-    EntityKindInfo("Host", "Hosts", "hosts"),
-    EntityKindInfo("Ip", "IPs", "IPs"),
-    EntityKindInfo("Url", "URLs", "URLs"),
-    EntityKindInfo("DnsResolution", "Domains", "domains"),
-    EntityKindInfo("Mailbox", "Mailboxes", "mailboxes"),
-    EntityKindInfo("MailMessage", "Mail messages", "mail messages"),
-    EntityKindInfo("SubmissionMail", "Submitted mails", "submitted mails"),
-    EntityKindInfo("MailCluster", "Mail clusters", "mail clusters"),
-    EntityKindInfo("File", "Files", "files"),
-    EntityKindInfo("FileHash", "File hashes", "file hashes"),
-    EntityKindInfo("Process", "Processes", "processes"),
-    EntityKindInfo("Malware", "Malware", "malware"),
-    EntityKindInfo("CloudApplication", "Cloud apps", "cloud apps"),
-    EntityKindInfo("AzureResource", "Azure resources", "Azure resources"),
-    EntityKindInfo("RegistryKey", "Registry keys", "registry keys"),
-    EntityKindInfo("RegistryValue", "Registry values", "registry values"),
-    EntityKindInfo("SecurityGroup", "Security groups", "security groups"),
-    EntityKindInfo("IoTDevice", "IoT devices", "IoT devices"),
-    EntityKindInfo("Nic", "Network adapters", "network adapters"),
+    EntityKindInfo("Account", "Accounts", "account", "accounts"),
+    EntityKindInfo("Host", "Hosts", "host", "hosts"),
+    EntityKindInfo("Ip", "IPs", "IP", "IPs"),
+    EntityKindInfo("Url", "URLs", "URL", "URLs"),
+    EntityKindInfo("DnsResolution", "Domains", "domain", "domains"),
+    EntityKindInfo("Mailbox", "Mailboxes", "mailbox", "mailboxes"),
+    EntityKindInfo("MailMessage", "Mail messages", "mail message", "mail messages"),
+    EntityKindInfo("SubmissionMail", "Submitted mails", "submitted mail", "submitted mails"),
+    EntityKindInfo("MailCluster", "Mail clusters", "mail cluster", "mail clusters"),
+    EntityKindInfo("File", "Files", "file", "files"),
+    EntityKindInfo("FileHash", "File hashes", "file hash", "file hashes"),
+    EntityKindInfo("Process", "Processes", "process", "processes"),
+    EntityKindInfo("Malware", "Malware", "malware", "malware"),
+    EntityKindInfo("CloudApplication", "Cloud apps", "cloud app", "cloud apps"),
+    EntityKindInfo("AzureResource", "Azure resources", "Azure resource", "Azure resources"),
+    EntityKindInfo("RegistryKey", "Registry keys", "registry key", "registry keys"),
+    EntityKindInfo("RegistryValue", "Registry values", "registry value", "registry values"),
+    EntityKindInfo("SecurityGroup", "Security groups", "security group", "security groups"),
+    EntityKindInfo("IoTDevice", "IoT devices", "IoT device", "IoT devices"),
+    EntityKindInfo("Nic", "Network adapters", "network adapter", "network adapters"),
 )
 
 _KIND_INFO = {info.kind.casefold(): info for info in ENTITY_KINDS}
@@ -197,7 +201,7 @@ def group_entities(entities: Iterable[Mapping[str, Any]], *, hidden_kinds: Itera
         if not value:
             continue
         if folded not in _KIND_INFO and folded not in unknown:
-            unknown[folded] = EntityKindInfo(kind, kind, kind)
+            unknown[folded] = EntityKindInfo(kind, kind, kind, kind)
         collected.setdefault(folded, {}).setdefault(value.casefold(), value)
     order = [*ENTITY_KINDS, *unknown.values()]
     return [

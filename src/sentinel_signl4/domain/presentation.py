@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -33,6 +33,7 @@ __all__ = [
     "PresentationOptions",
     "ServiceSource",
     "alert_lines",
+    "bounded_join",
     "clean_text",
     "clip",
     "defender_link",
@@ -122,7 +123,7 @@ def clip(text: str, limit: int) -> str:
     """``text`` if it fits in ``limit`` characters, else its start plus ``…`` (exactly ``limit`` at most).
 
     Deterministic; never ends on a dangling combining character, and prefers to cut at a word boundary when one
-    is near (within the last fifth), so "Suspicious PowerShell comm…" reads as "Suspicious PowerShell …".
+    is near (within the last fifth), so "Suspicious PowerShell comm…" reads as "Suspicious PowerShell…".
     """
     if limit <= 0:
         return ""
@@ -164,8 +165,9 @@ def readable_tactics(tactics: Iterable[str]) -> list[str]:
     for raw in tactics:
         for part in str(raw).split(","):
             name = readable_tactic(part)
-            if name and name.casefold() != "unknown":
-                seen.setdefault(name.casefold(), name)
+            key = "".join(name.split()).casefold()  # "initialaccess" and "Initial Access" are one tactic
+            if name and key != "unknown":
+                seen.setdefault(key, name)
     return list(seen.values())
 
 
@@ -250,14 +252,36 @@ def alert_lines(summaries: Sequence[AlertSummary], limit: int) -> list[str]:
 
 # -- entities -------------------------------------------------------------------------------------------------------
 
-def entity_tile(group: EntityGroup, max_items: int, max_chars: int) -> str:
-    """One value per line, at most ``max_items``, each clipped to ``max_chars``; "… and 12 more hosts" after."""
-    shown = [clip(clean_text(value), max_chars) for value in group.values[: max(1, max_items)]]
-    rest = len(group.values) - len(shown)
-    if rest > 0:
-        noun = group.info.plural
-        shown.append(f"… and {rest} more {noun}")
-    return "\n".join(shown)
+def bounded_join(values: Sequence[str], *, separator: str, limit: int, noun: Callable[[int], str],
+                 max_items: int | None = None) -> str:
+    """Whole ``values`` joined while they fit in ``limit`` characters (and ``max_items``), then a line that says
+    what was left out ("… and 12 more hosts"). Only a first value that alone does not fit is clipped.
+
+    The count of what is left out is never itself cut off: it is what tells a responder the list is incomplete.
+    """
+    shown: list[str] = []
+    for index, value in enumerate(values):
+        if max_items is not None and len(shown) >= max(1, max_items):
+            break
+        after = len(values) - index - 1
+        tail = f"{separator}… and {after} more {noun(after)}" if after else ""
+        if len(separator.join([*shown, value])) + len(tail) > limit:
+            if not shown:
+                shown.append(clip(value, max(1, limit - len(tail))))
+            break
+        shown.append(value)
+    rest = len(values) - len(shown)
+    text = separator.join(shown)
+    if rest:
+        text += f"{separator if shown else ''}… and {rest} more {noun(rest)}"
+    return text
+
+
+def entity_tile(group: EntityGroup, max_items: int, max_chars: int, max_total: int = 500) -> str:
+    """One value per line (each clipped to ``max_chars``), at most ``max_items`` and ``max_total`` characters,
+    then "… and 12 more hosts"."""
+    values = [clip(clean_text(value), max_chars) for value in group.values]
+    return bounded_join(values, separator="\n", limit=max_total, noun=group.info.noun, max_items=max_items)
 
 
 # -- Log Analytics rows ---------------------------------------------------------------------------------------------

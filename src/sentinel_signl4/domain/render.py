@@ -28,6 +28,7 @@ from sentinel_signl4.domain.presentation import (
     PresentationOptions,
     ServiceSource,
     alert_lines,
+    bounded_join,
     clean_text,
     clip,
     defender_link,
@@ -234,12 +235,12 @@ def _default_tiles(incident: Incident, facts: _Facts, knobs: _Knobs, limits: Lim
         tiles["Customer"] = facts.customer
     tiles["Incident number"] = str(incident.number)
     if facts.products:
-        tiles["Products"] = ", ".join(facts.products)
+        tiles["Products"] = bounded_join(facts.products, separator=", ", limit=knobs.tile, noun=_products_noun)
     if facts.tactics:
-        tiles["Tactics"] = ", ".join(facts.tactics)
+        tiles["Tactics"] = bounded_join(facts.tactics, separator=", ", limit=knobs.tile, noun=_tactics_noun)
     tiles["Created (UTC)"] = incident.created.strftime("%Y-%m-%d %H:%M")
     for group in facts.groups:
-        tiles[group.label] = entity_tile(group, knobs.per_kind, limits.entity_chars)
+        tiles[group.label] = entity_tile(group, knobs.per_kind, limits.entity_chars, knobs.tile)
     shown = facts.rows[: knobs.rows]
     for index, row in enumerate(shown, start=1):
         display = {k: (friendly_product(str(v), product_names) if k in _PRODUCT_COLUMNS and v else v)
@@ -247,7 +248,9 @@ def _default_tiles(incident: Incident, facts: _Facts, knobs: _Knobs, limits: Lim
         text = format_row(display, facts.columns, limits.entity_chars)
         rest = len(facts.rows) - len(shown)
         if index == len(shown) and rest:
-            text += f"\n… and {rest} more row{'s' if rest != 1 else ''}"
+            # The count of rows left out must survive the tile limit: clip the row, not the count.
+            tail = f"… and {rest} more row{'s' if rest != 1 else ''}"
+            text = f"{clip(text, knobs.tile - len(tail) - 1)}\n{tail}" if text else tail
         if text:
             tiles[f"Evidence {index}"] = text
     if facts.azure_link:
@@ -255,6 +258,14 @@ def _default_tiles(incident: Incident, facts: _Facts, knobs: _Knobs, limits: Lim
     if facts.defender_link:
         tiles["Defender portal"] = facts.defender_link
     return tiles
+
+
+def _products_noun(count: int) -> str:
+    return "product" if count == 1 else "products"
+
+
+def _tactics_noun(count: int) -> str:
+    return "tactic" if count == 1 else "tactics"
 
 
 def payload_size(request: SignlRequest) -> int:
