@@ -111,7 +111,7 @@ class _QueryApi:
             return Response(status_code=200)  # documented: no JSON content type or no body → empty 200
         if isinstance(parsed, Response):
             return parsed
-        text, timespan = parsed
+        text, timespan, body = parsed
         status = 200
         try:
             self.model.authorise(workspace_id, caller.client_id)
@@ -134,11 +134,12 @@ class _QueryApi:
             response = _query_error(exc)
         else:
             status = response.status_code
-        self.model.record(workspace_id, caller.client_id, text, timespan, status)
+        self.model.record(workspace_id, caller.client_id, text, timespan, status, body=body,
+                          prefer=request.headers.get("prefer"))
         response.headers["x-ms-request-id"] = request_id
         return response
 
-    async def _parse(self, request: Request) -> tuple[str, str | None] | Response | None:
+    async def _parse(self, request: Request) -> tuple[str, str | None, dict[str, Any] | None] | Response | None:
         if request.method == "GET":
             text = request.query_params.get("query")
             if not text:
@@ -146,7 +147,7 @@ class _QueryApi:
                                               "code": "BadArgumentError",
                                               "innererror": {"code": "QueryParameterMissing",
                                                              "message": "The 'query' parameter is required."}}})
-            return text, request.query_params.get("timespan")
+            return text, request.query_params.get("timespan"), None
         body = await request.body()
         if not body or "application/json" not in request.headers.get("content-type", "").lower():
             return None
@@ -164,7 +165,7 @@ class _QueryApi:
         query_timespan = request.query_params.get("timespan")
         # Body and query string both set: the service uses the intersection [doc]; the emulator takes the
         # body's, which is what every client we know sends.
-        return document["query"], str(timespan) if timespan else query_timespan
+        return document["query"], str(timespan) if timespan else query_timespan, document
 
     async def _wait_for_slot(self, client_id: str) -> None:
         deadline = time.monotonic() + self.model.limits.queue_timeout

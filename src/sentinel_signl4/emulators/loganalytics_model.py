@@ -164,6 +164,8 @@ class QueryRecord:
     timespan: str | None
     status: int
     at: datetime
+    body: Mapping[str, Any] | None = None  # the JSON body as sent (POST), for contract tests
+    prefer: str | None = None
 
 
 def _iso(moment: datetime) -> str:
@@ -374,9 +376,11 @@ class LogAnalyticsModel:
                 self._faults.popleft()
             return Fault(fault.kind, 1, fault.retry_after, fault.delay)
 
-    def record(self, workspace_id: str, client_id: str, query: str, timespan: str | None, status: int) -> None:
+    def record(self, workspace_id: str, client_id: str, query: str, timespan: str | None, status: int, *,
+               body: Mapping[str, Any] | None = None, prefer: str | None = None) -> None:
         with self._lock:
-            self._records.append(QueryRecord(workspace_id.lower(), client_id, query, timespan, status, self.clock()))
+            self._records.append(QueryRecord(workspace_id.lower(), client_id, query, timespan, status, self.clock(),
+                                             body, prefer))
 
     def run(self, workspace_id: str, query: str, timespan: str | None, fault: Fault | None = None) -> QueryResult:
         """Execute ``query``; raise :class:`QueryError` (400 for a query the engine rejects)."""
