@@ -4,11 +4,13 @@ runs a connector cycle)."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import shutil
 import sqlite3
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,13 +18,16 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 from starlette.applications import Starlette
+from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sentinel_signl4.bootstrap import Runtime, build_runtime
 from sentinel_signl4.config import Config, parse_config
 from sentinel_signl4.engine.health import ConnectorHealth
+from sentinel_signl4.logs import configure_logging
 from sentinel_signl4.metrics import Metrics
 from sentinel_signl4.redact import Redactor
 from sentinel_signl4.store import StateStore
@@ -148,6 +153,35 @@ async def runtime(config: Config, db_path: Path) -> AsyncIterator[Runtime]:
     rt = await build_runtime(config, clock=lambda: NOW, migrate=False)
     yield rt
     await rt.aclose()
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[list[MutableMapping[str, Any]]]:
+    """Every structlog event of the test, whatever level filter an earlier test left configured."""
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+                        cache_logger_on_first_use=False)
+    try:
+        with capture_logs() as logs:
+            yield logs
+    finally:
+        structlog.configure(**saved)
+
+
+@pytest.fixture
+def production_logs(config: Config) -> Iterator[io.StringIO]:
+    """The process's real logging setup (``configure_logging`` with the config's secrets) writing into a buffer;
+    the previous structlog and stdlib configuration is restored afterwards."""
+    saved, root = structlog.get_config(), logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    buffer = io.StringIO()
+    configure_logging(level="debug", fmt="json", secrets=config.secrets(), stream=buffer)
+    try:
+        yield buffer
+    finally:
+        structlog.configure(**saved)
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 @dataclass(frozen=True)

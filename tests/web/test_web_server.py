@@ -41,14 +41,21 @@ class _Records(logging.Handler):
 
 @pytest.fixture
 def uvicorn_records() -> Iterator[list[logging.LogRecord]]:
-    """Every record uvicorn logs, at every level (the root logger's WARNING threshold would hide access lines)."""
-    logger = logging.getLogger("uvicorn")
-    handler, level = _Records(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
+    """Every record uvicorn logs, at every level, whatever earlier tests did to the uvicorn loggers (levels,
+    propagation); their state is restored afterwards."""
+    names = ("uvicorn", "uvicorn.error", "uvicorn.access")
+    saved = {name: (logging.getLogger(name).level, logging.getLogger(name).propagate) for name in names}
+    handler = _Records()
+    logging.getLogger("uvicorn").addHandler(handler)
+    logging.getLogger("uvicorn").setLevel(logging.DEBUG)
+    for name in names[1:]:
+        logging.getLogger(name).setLevel(logging.NOTSET)
+        logging.getLogger(name).propagate = True
     yield handler.records
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    logging.getLogger("uvicorn").removeHandler(handler)
+    for name, (level, propagate) in saved.items():
+        logging.getLogger(name).setLevel(level)
+        logging.getLogger(name).propagate = propagate
 
 
 async def test_server_listens_on_a_free_port_and_stops_when_the_block_ends(runtime: Runtime, db_path: Path) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hmac
+import io
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,6 @@ from conftest import (
     event,
     inbox_rows,
 )
-from structlog.testing import capture_logs
 
 from sentinel_signl4.web import webhook as webhook_module
 from sentinel_signl4.web.webhook import WEBHOOK_PREFIX, webhook_path
@@ -298,32 +298,34 @@ async def test_extra_nesting_within_the_limit_and_unicode_are_accepted(client: h
     assert inbox_rows(db_path)[0].payload == body
 
 
-async def test_store_failure_is_answered_503_so_the_sender_may_retry(client: httpx.AsyncClient, db_path: Path,
-                                                                     harness: Harness,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_store_failure_is_answered_503_so_the_sender_may_retry(
+        client: httpx.AsyncClient, db_path: Path, harness: Harness, monkeypatch: pytest.MonkeyPatch,
+        production_logs: io.StringIO) -> None:
     async def broken(_event: object) -> bool:
         raise OSError(f"disk full while writing for {ALPHA_TOKEN}")
 
     monkeypatch.setattr(harness.store, "add_inbox", broken)
-    with capture_logs() as logs:
-        response = await client.post(alpha_path(), json=event())
+    response = await client.post(alpha_path(), json=event())
     assert response.status_code == 503
     assert ALPHA_TOKEN not in response.text
     assert metric(harness, "alpha", "store_unavailable") == 1
-    assert [entry["event"] for entry in logs] == ["webhook_store_failed"]
+    [line] = [json.loads(line) for line in production_logs.getvalue().splitlines()]
+    assert line["event"] == "webhook_store_failed"
+    assert line["error"] == "OSError: disk full while writing for ***"
     monkeypatch.undo()
     assert inbox_rows(db_path) == []
 
 
-async def test_no_log_line_contains_a_token_or_a_webhook_path(client: httpx.AsyncClient) -> None:
-    with capture_logs() as logs:
-        await client.post(alpha_path(), json=event())
-        await client.post(alpha_path(), json=event())
-        await client.post(alpha_path(), content=b"not json")
-        await client.post(alpha_path(), content=padded_event(MiB + 1))
-        await client.post(webhook_path("alpha", ALPHA_TOKEN + "x"), json=event())
-        await client.post(webhook_path("nosuch", BRAVO_TOKEN), json=event())
-    text = repr(logs)
-    assert {entry["event"] for entry in logs} >= {"webhook_event_accepted", "webhook_event_rejected"}
+async def test_no_log_line_contains_a_token_or_a_webhook_path(
+        client: httpx.AsyncClient, captured_logs: list[MutableMapping[str, Any]]) -> None:
+    await client.post(alpha_path(), json=event())
+    await client.post(alpha_path(), json=event())
+    await client.post(alpha_path(), content=b"not json")
+    await client.post(alpha_path(), content=padded_event(MiB + 1))
+    await client.post(webhook_path("alpha", ALPHA_TOKEN + "x"), json=event())
+    await client.post(webhook_path("nosuch", BRAVO_TOKEN), json=event())
+    text = repr(captured_logs)
+    assert {entry["event"] for entry in captured_logs} == {
+        "webhook_event_accepted", "webhook_event_duplicate", "webhook_event_rejected"}
     assert WEBHOOK_PREFIX not in text
     assert not any(secret in text for secret in SECRETS)
