@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,7 +45,10 @@ def alert(name: str, severity: str = "High", product: str = "Microsoft Defender 
 
 
 def entity(kind: str, **properties: Any) -> dict[str, Any]:
-    return {"kind": kind, "properties": properties}
+    """An entity in the ``POST …/entities`` shape (IncidentEntitiesResponse.entities items)."""
+    entity_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{kind}:{sorted(properties.items())}"))
+    return {"id": f"{WORKSPACE}/providers/Microsoft.SecurityInsights/Entities/{entity_id}", "name": entity_id,
+            "type": "Microsoft.SecurityInsights/Entities", "kind": kind, "properties": properties}
 
 
 def row(n: int, name: str, severity: str = "High", entity_name: str = "FIN-WS-042",

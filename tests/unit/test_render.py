@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
 import unicodedata
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from render_cases import alert, entity, incident, many_entities, oversize, unicode_incident
@@ -21,6 +23,9 @@ from sentinel_signl4.domain.render import (
     template_variables,
 )
 from sentinel_signl4.domain.templates import SAMPLE_VARIABLES, compile_templates
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared spec helpers
+from spec_validation import sentinel_errors
 
 CTX = RenderContext(connector="contoso", display_name="Contoso Ltd", service="Microsoft Sentinel")
 
@@ -154,6 +159,14 @@ def test_template_variables_match_the_documented_sample() -> None:
     assert set(variables["incident"]) == set(SAMPLE_VARIABLES["incident"])
     assert set(variables["alerts"][0]) >= set(SAMPLE_VARIABLES["alerts"][0])
     assert variables["entities"]["Hosts"][0] == "FIN-WS-000.contoso.com"
+
+
+def test_the_test_incidents_are_shaped_like_the_api_answers() -> None:
+    """The rendering cases use the spec's shapes, so a rendering that works here works on real answers."""
+    for _inc, enrichment in (many_entities(), unicode_incident(), oversize()):
+        assert sentinel_errors({"value": list(enrichment.alerts)}, "IncidentAlertList") == []
+        entities = [e for e in enrichment.entities if e["kind"] != "SecurityAlert"]
+        assert sentinel_errors({"entities": entities, "metaData": []}, "IncidentEntitiesResponse") == []
 
 
 def test_core_tiles_are_what_a_responder_needs_to_act() -> None:
