@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from conftest import Harness
+from integration_harness import Harness
 
 from sentinel_signl4.domain import ActionKind, ActionState
 from sentinel_signl4.emulators.faults import FaultRule
