@@ -129,3 +129,58 @@ def test_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_broken_toml_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="not valid TOML"):
         parse_config("[[connectors]\nname=", source="x.toml")
+
+
+GRAPH_ONLY = f"""
+[[connectors]]
+name = "fabrikam"
+source = "graph"
+[connectors.azure]
+tenant_id = "{TENANT}"
+[connectors.azure.credential]
+client_id = "app"
+client_secret = "s3cret-value"
+[connectors.signl4]
+webhook_url = "https://connect.signl4.com/webhook/teamsecret123"
+"""
+
+
+def test_a_graph_connector_needs_no_workspace_path() -> None:
+    c = parse_config(GRAPH_ONLY).connectors[0]
+    assert c.source == "graph"
+    assert (c.azure.subscription_id, c.azure.resource_group, c.azure.workspace_name) == ("", "", "")
+    assert (c.graph.resource, c.graph.requests_per_minute) == ("incidents", 140)
+
+
+def test_a_sentinel_connector_names_each_missing_part_of_the_workspace_path() -> None:
+    text = MINIMAL.replace(f'subscription_id = "{SUB}"\n', "").replace('workspace_name = "law-1"\n', "")
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source="c.toml", env={"SECRET": "x"})
+    problems = dict(info.value.problems)
+    assert set(problems) == {"connectors[0] (contoso).azure.subscription_id",
+                             "connectors[0] (contoso).azure.workspace_name"}
+    assert all('required for source = "sentinel"' in reason for reason in problems.values())
+
+
+def test_source_sentinel_spelled_out_is_the_default_and_still_checked() -> None:
+    text = GRAPH_ONLY.replace('source = "graph"', 'source = "sentinel"')
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source="c.toml")
+    assert {key.rsplit(".", 1)[-1] for key, _ in info.value.problems} == {
+        "subscription_id", "resource_group", "workspace_name"}
+
+
+def test_a_graph_connector_still_validates_what_it_is_given() -> None:
+    text = GRAPH_ONLY.replace(f'tenant_id = "{TENANT}"', f'tenant_id = "{TENANT}"\nsubscription_id = "nope"')
+    text += "[connectors.graph]\nrequests_per_minute = 151\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source="c.toml")
+    message = str(info.value)
+    assert len(info.value.problems) == 2, message
+    assert "connectors[0] (fabrikam).azure.subscription_id: must be a GUID" in message
+    assert "connectors[0] (fabrikam).graph.requests_per_minute" in message
+
+
+def test_unknown_source_is_rejected_with_the_choices() -> None:
+    with pytest.raises(ConfigError, match=r"source: must be one of: 'sentinel' or 'graph'"):
+        parse_config(GRAPH_ONLY.replace('source = "graph"', 'source = "defender"'))

@@ -13,9 +13,11 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from sentinel_signl4.config.durations import parse_duration
 from sentinel_signl4.config.graph import GraphSourceConfig, SourceKind
@@ -142,10 +144,16 @@ class CredentialConfig(_Strict):
 
 
 class AzureConfig(_Strict):
+    """The tenant, the identity and (for ``source = "sentinel"``) the ARM path of the Sentinel workspace.
+
+    ``subscription_id``, ``resource_group`` and ``workspace_name`` may be left out only by a connector whose
+    ``source`` is ``"graph"``: Graph addresses incidents by tenant, not by workspace (checked by ConnectorConfig).
+    """
+
     tenant_id: str
-    subscription_id: str
-    resource_group: str
-    workspace_name: str
+    subscription_id: str = ""
+    resource_group: str = ""
+    workspace_name: str = ""
     workspace_id: str = ""
     cloud: Literal["AzurePublic", "AzureUSGovernment", "AzureChina"] = "AzurePublic"
     endpoints: EndpointOverrides = Field(default_factory=EndpointOverrides)
@@ -154,10 +162,17 @@ class AzureConfig(_Strict):
     page_size: int = Field(default=200, ge=1, le=1000)
     credential: CredentialConfig = Field(default_factory=CredentialConfig)
 
-    @field_validator("tenant_id", "subscription_id")
+    @field_validator("tenant_id")
     @classmethod
     def _guid(cls, value: str) -> str:
         if not _GUID.match(value):
+            raise ValueError(f"must be a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx), got {value!r}")
+        return value.lower()
+
+    @field_validator("subscription_id")
+    @classmethod
+    def _subscription_guid(cls, value: str) -> str:
+        if value and not _GUID.match(value):
             raise ValueError(f"must be a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx), got {value!r}")
         return value.lower()
 
@@ -172,7 +187,7 @@ class AzureConfig(_Strict):
     @field_validator("workspace_name")
     @classmethod
     def _workspace_name(cls, value: str) -> str:
-        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9-]{2,61}[A-Za-z0-9]$|^[A-Za-z0-9]{1,3}$", value):
+        if value and not re.match(r"^[A-Za-z0-9][A-Za-z0-9-]{2,61}[A-Za-z0-9]$|^[A-Za-z0-9]{1,3}$", value):
             raise ValueError("must be the ARM workspace name (letters, digits, hyphens; 4-63 characters)")
         return value
 
@@ -254,6 +269,9 @@ class SyncConfig(_Strict):
         return self
 
 
+_SENTINEL_KEYS = ("subscription_id", "resource_group", "workspace_name")
+
+
 class ConnectorConfig(_Strict):
     name: str
     display_name: str = ""
@@ -275,6 +293,23 @@ class ConnectorConfig(_Strict):
             return self.sync.mode
         webhook, poll = self.sync.webhook_token is not None, self.signl4.api_key is not None
         return "both" if webhook and poll else "webhook" if webhook else "poll" if poll else "off"
+
+    @model_validator(mode="after")
+    def _sentinel_needs_the_workspace_path(self) -> ConnectorConfig:
+        """The Sentinel source addresses incidents by their ARM path: every part of it is required then."""
+        if self.source != "sentinel":
+            return self
+        missing = [key for key in _SENTINEL_KEYS if not getattr(self.azure, key)]
+        if missing:
+            raise ValidationError.from_exception_data("ConnectorConfig", [
+                InitErrorDetails(type=PydanticCustomError(
+                    "sentinel_setting_missing",
+                    'required for source = "sentinel" (the default): it is part of the workspace\'s ARM path. '
+                    'A connector with source = "graph" does not need it',
+                ), loc=("azure", key), input=None)
+                for key in missing
+            ])
+        return self
 
     @model_validator(mode="after")
     def _sync_needs(self) -> ConnectorConfig:
