@@ -177,3 +177,29 @@ Runbook = "https://wiki.contoso.com/soc/{{ incident.severity | lower }}"
     assert alert.required_acknowledgements == len(harness.world.users)  # multi_ack: everyone on the team
     assert params["Runbook"] == "https://wiki.contoso.com/soc/high"
     assert "IPs" not in params and "185.220.101.34" not in " ".join(params.values())
+
+
+async def test_a_query_by_incident_names_needs_no_alert_calls(harness: Harness) -> None:
+    """The reference's SecurityIncident → SecurityAlert join, batched: rows are matched by IncidentName."""
+    alerts, entities = counters(harness)
+    query = '''SecurityIncident
+| where IncidentName in ({incident_names})
+| summarize arg_max(TimeGenerated, *) by IncidentName
+| mv-expand AlertIds to typeof(string)
+| join kind=inner (SecurityAlert | summarize arg_max(TimeGenerated, *) by SystemAlertId)
+    on $left.AlertIds == $right.SystemAlertId
+| project IncidentName, TimeGenerated = TimeGenerated1, {columns}
+| take {max_rows}'''
+    runtime = await harness.runtime(extra_tables=(
+        "[connectors.enrichment]\nalerts = false\n"
+        'columns = ["AlertName", "AlertSeverity", "CompromisedEntity"]\n'
+        f"query = '''{query}'''\n"))
+    report = await runtime.connectors["contoso"].runtime.run_once(datetime.now(UTC))
+    assert report.enqueued
+    assert (alerts.fired, entities.fired) == (0, len(report.enqueued))
+    (record,) = harness.state.loganalytics.records()
+    assert record.status == 200
+    signin = params_of(harness, name_titled(harness, "Multiple failed sign-in"))
+    assert signin["Evidence 1"].splitlines()[0] == (
+        "Alert name: Multiple failed sign-in attempts followed by a successful sign-in")
+    assert "Evidence 2" in signin  # this incident has two alerts

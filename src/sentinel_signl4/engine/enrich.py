@@ -254,9 +254,16 @@ class SentinelEnricher:
         await _cancel(pending)
         error = TimeoutError() if pending else task.exception()
         if error is not None:
+            reason = _reason(error)
+            if reason == "no answer in time":
+                reason = f"no answer within {self.settings.budget:g} s"
             for incident in incidents:
-                self._note(evidence[incident.resource_id], report, incident, "Log Analytics", error,
-                           budget=self.settings.budget)
+                evidence[incident.resource_id].notes.append(f"Log Analytics unavailable: {reason}")
+            # One query for the batch, so one failure and one log line, however many incidents it concerned.
+            report.failures.append(f"Log Analytics: {reason}")
+            log.warning("enrichment_failed", connector=self.connector, what="Log Analytics",
+                        incidents=len(incidents), reason=reason,
+                        error=str(error) if isinstance(error, RemoteError) else type(error).__name__)
             return
         result = task.result()
         owners = _row_owners(incidents, evidence)
@@ -279,10 +286,8 @@ class SentinelEnricher:
                 evidence[incident.resource_id].notes.append("Log Analytics: partial result, rows may be missing")
 
     def _note(self, target: _Evidence, report: EnrichmentReport, incident: Incident, what: str,
-              error: BaseException, *, budget: float | None = None) -> None:
+              error: BaseException) -> None:
         reason = _reason(error)
-        if budget is not None and reason == "no answer in time":
-            reason = f"no answer within {budget:g} s"
         target.notes.append(f"{what} unavailable: {reason}")
         report.failures.append(f"{what} of {incident.number}: {reason}")
         log.warning("enrichment_failed", connector=self.connector, incident=incident.number, what=what,

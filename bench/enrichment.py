@@ -1,0 +1,162 @@
+"""Benchmark: remote calls and latency of enrichment for a poll of N incidents, against the emulators.
+
+The emulators run in a separate process (this script re-executes itself with ``--serve``) behind real HTTPS, so
+the numbers include TLS, the JSON round trips, azure-identity and azure-monitor-query's own stack — the same
+production classes the connector uses (SentinelClient, LogAnalyticsClient, SentinelEnricher).
+
+Usage::
+
+    .venv/bin/python bench/enrichment.py                     # N = 1, 10, 50; 30 rounds each
+    .venv/bin/python bench/enrichment.py --sizes 1 10 100 --rounds 50 --la-latency 0.2
+    .venv/bin/python bench/enrichment.py --sizes 10 --rounds 3 --la-latency 60 --budget 2   # the budget holds
+
+ARM's token-bucket throttling is switched off in the emulator process: the benchmark measures our latency, not
+the emulator's 429s (what the real per-operation limits mean for call counts is in docs/performance.md).
+Prints a table; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from sentinel_signl4.clients.http import build_http_client
+from sentinel_signl4.clients.identity import TokenProvider, build_credential
+from sentinel_signl4.clients.loganalytics import LogAnalyticsClient, QueryGate
+from sentinel_signl4.clients.retry import RetryPolicy
+from sentinel_signl4.clients.sentinel import SentinelClient
+from sentinel_signl4.config.presentation import DEFAULT_COLUMNS, DEFAULT_QUERY
+from sentinel_signl4.domain import Incident, Severity
+from sentinel_signl4.engine.enrich import EnrichmentSettings, SentinelEnricher
+
+
+def serve(directory: Path, incidents: int) -> None:
+    """Child process: seeded emulators over HTTPS with ``incidents`` extra incidents; prints one JSON line."""
+    from sentinel_signl4.emulators.app import EmulatorState
+    from sentinel_signl4.emulators.seed import seed_demo
+    from sentinel_signl4.emulators.sentinel_model import EntitySeed, SecurityAlertSeed
+    from sentinel_signl4.emulators.server import EmulatorServer
+    from sentinel_signl4.emulators.throttle import BucketPolicy
+
+    state = EmulatorState.new()
+    now = datetime.now(UTC)
+    world = seed_demo(state, now)
+    unlimited = BucketPolicy(capacity=1_000_000, refill_per_second=1_000_000)
+    for operation in ("reads", "writes"):
+        state.sentinel.throttle.configure(operation, unlimited)
+    for n in range(incidents):
+        host = EntitySeed("Host", {"hostName": f"WS-{n:04d}", "dnsDomain": "contoso.com"})
+        account = EntitySeed("Account", {"accountName": f"user{n}", "upnSuffix": "contoso.com"})
+        ip = EntitySeed("Ip", {"address": f"10.{n // 250}.{n % 250}.7"})
+        alerts = [SecurityAlertSeed(f"Suspicious PowerShell {k}", Severity.HIGH, "Microsoft Defender for Endpoint",
+                                    now - timedelta(minutes=10 + k), tactics=("Execution",),
+                                    entity_ids=(host.entity_id, account.entity_id))
+                  for k in range(3)]
+        state.sentinel.create_incident(world.workspace, title=f"Bench incident {n}", severity="High",
+                                       created=now - timedelta(minutes=5), alerts=alerts,
+                                       entities=[host, account, ip])
+    with EmulatorServer(state, directory) as server:
+        print(json.dumps({"base_url": server.base_url, "ca": str(server.ca_path), "world": world.to_json()}),
+              flush=True)
+        sys.stdin.read()  # until the parent closes our stdin
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def measure(info: dict[str, Any], sizes: list[int], rounds: int, la_latency: float,
+                  budget: float) -> list[dict[str, Any]]:
+    base, ca, world = info["base_url"], info["ca"], info["world"]
+    credential = build_credential(kind="client_secret", tenant_id=world["tenantId"], client_id=world["clientId"],
+                                  secret=world["clientSecret"], authority_host=base, ca_bundle=ca)
+    results: list[dict[str, Any]] = []
+    async with TokenProvider(credential) as tokens, build_http_client(ca_bundle=ca) as http:
+        await http.post(f"{base}/_control/loganalytics/latency", json={"seconds": la_latency})
+        sentinel = SentinelClient(http, tokens, arm_endpoint=base, subscription_id=world["subscriptionId"],
+                                  resource_group=world["resourceGroup"], workspace_name=world["workspaceName"],
+                                  retry=RetryPolicy())
+        logs = LogAnalyticsClient(tokens, workspace_id=world["workspaceId"], endpoint=base, ca_bundle=ca,
+                                  gate=QueryGate())
+        enricher = SentinelEnricher("bench", sentinel=sentinel, logs=logs, settings=EnrichmentSettings(
+            query=DEFAULT_QUERY, columns=DEFAULT_COLUMNS, budget=budget))
+        try:
+            incidents: list[Incident] = [i async for i in _all_incidents(sentinel)]
+            bench = [i for i in incidents if i.title.startswith("Bench incident")]
+            await enricher.enrich(bench[:1], datetime.now(UTC))  # warm up: token, connections
+            for size in sizes:
+                batch = bench[:size]
+                timings: list[float] = []
+                for _ in range(rounds):
+                    started = time.perf_counter()
+                    enrichments = await enricher.enrich(batch, datetime.now(UTC))
+                    timings.append(time.perf_counter() - started)
+                report = enricher.last_report
+                rows = sum(len(e.rows) for e in enrichments.values())
+                results.append({
+                    "incidents": len(batch), "alert_calls": report.alert_calls, "entity_calls": report.entity_calls,
+                    "queries": report.queries, "remote_calls": report.remote_calls, "rows": rows,
+                    "failures": len(report.failures), "p50_ms": percentile(timings, 0.50) * 1000,
+                    "p95_ms": percentile(timings, 0.95) * 1000, "rounds": rounds,
+                })
+        finally:
+            await logs.close()
+    return results
+
+
+async def _all_incidents(sentinel: SentinelClient) -> Any:
+    async for item in sentinel.list_modified_since(datetime.now(UTC) - timedelta(days=7)):
+        yield item
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 50])
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--la-latency", type=float, default=0.0,
+                        help="seconds the emulated Log Analytics takes per query")
+    parser.add_argument("--budget", type=float, default=10.0, help="enrichment budget in seconds")
+    args = parser.parse_args()
+    # The per-call "enrichment_done" lines (and, in the budget run, the expected warnings) would drown the table.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    if args.serve is not None:
+        serve(args.serve, max(args.sizes))
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--serve", directory, "--sizes", *map(str, args.sizes)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        try:
+            assert child.stdout is not None
+            info = json.loads(child.stdout.readline())
+            results = asyncio.run(measure(info, args.sizes, args.rounds, args.la_latency, args.budget))
+        finally:
+            if child.stdin is not None:
+                child.stdin.close()
+            child.wait(timeout=30)
+    print(f"enrichment against the emulators (separate process, HTTPS), LA latency {args.la_latency:g} s, "
+          f"budget {args.budget:g} s, {args.rounds} rounds per size")
+    print(f"{'N':>5} {'alerts':>7} {'entities':>9} {'LA queries':>11} {'calls':>6} {'rows':>5} "
+          f"{'failed':>6} {'p50 ms':>8} {'p95 ms':>8}")
+    for r in results:
+        print(f"{r['incidents']:>5} {r['alert_calls']:>7} {r['entity_calls']:>9} {r['queries']:>11} "
+              f"{r['remote_calls']:>6} {r['rows']:>5} {r['failures']:>6} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f}")
+
+
+if __name__ == "__main__":
+    main()
