@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from conftest import ARM, FakeClock, get_token
 
 from sentinel_signl4.domain import Severity
 from sentinel_signl4.domain.entities import entities_from_security_alert, entity_value
@@ -20,7 +20,23 @@ from sentinel_signl4.emulators.seed import DemoWorld
 from sentinel_signl4.emulators.sentinel_model import EntitySeed, SecurityAlertSeed
 from spec_validation import schema_errors
 
+# Not imported from conftest: when several test folders are collected, "conftest" may name another folder's.
+ARM = "https://management.azure.com"
+LOGIN = "https://login.microsoftonline.com"
+ARM_SCOPE = "https://management.azure.com/.default"
 LA_SCOPE = "https://api.loganalytics.io/.default"
+Clock = Callable[[], datetime]
+
+
+async def get_token(http: httpx.AsyncClient, world: DemoWorld, *, client_id: str | None = None,
+                    secret: str | None = None, scope: str = ARM_SCOPE) -> str:
+    """A client-credentials token from the emulated Entra ID (the wire flow azure-identity uses)."""
+    response = await http.post(f"{LOGIN}/{world.tenant_id}/oauth2/v2.0/token", data={
+        "client_id": client_id or world.client_id, "client_secret": secret or world.client_secret,
+        "grant_type": "client_credentials", "scope": scope})
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
 LA = "loganalytics-query-v1.schema.json"
 
 
@@ -78,7 +94,7 @@ async def test_security_alert_rows_are_the_seeded_alerts_of_the_workspace(logs: 
 
 
 async def test_arg_max_keeps_the_latest_version_of_an_alert(logs: Logs, state: EmulatorState, world: DemoWorld,
-                                                            clock: FakeClock) -> None:
+                                                            clock: Clock) -> None:
     seed = SecurityAlertSeed("Mimikatz", Severity.HIGH, "Microsoft Defender for Endpoint",
                              clock() - timedelta(minutes=30), status="InProgress")
     state.sentinel.create_incident(world.workspace, title="t", severity="High", alerts=[seed],
@@ -107,7 +123,7 @@ SecurityIncident
 
 
 @pytest.mark.parametrize("timespan", ["PT72H", "PT259200.0S", "P3D", "start/end"])
-async def test_timespan_forms_the_sdk_and_docs_use_are_accepted(logs: Logs, clock: FakeClock,
+async def test_timespan_forms_the_sdk_and_docs_use_are_accepted(logs: Logs, clock: Clock,
                                                                 timespan: str) -> None:
     if timespan == "start/end":
         timespan = f"{(clock() - timedelta(days=3)).isoformat()}/{clock().isoformat()}"
