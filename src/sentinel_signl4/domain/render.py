@@ -113,8 +113,8 @@ def _facts(incident: Incident, ctx: RenderContext, enrichment: Enrichment) -> _F
     opts = ctx.presentation
     names = opts.product_names
     alerts = summarise_alerts(enrichment.alerts, names)
-    raw_products = [*incident.product_names, *(a.get("properties", {}).get("productName", "")
-                                               for a in enrichment.alerts if isinstance(a.get("properties"), dict))]
+    # The incident's own product list, plus what its alerts say (the list lags when alerts are added later).
+    raw_products = [*incident.product_names, *(alert.product for alert in alerts)]
     if not raw_products and incident.provider_name:
         raw_products.append(incident.provider_name)
     tactics = readable_tactics([*incident.tactics, *(t for a in alerts for t in a.tactics)])

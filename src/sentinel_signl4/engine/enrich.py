@@ -167,7 +167,15 @@ class SentinelEnricher:
         return f"SentinelEnricher({self.connector!r}, logs={self.logs is not None})"
 
     async def enrich(self, incidents: list[Incident], now: datetime) -> dict[str, Enrichment]:
-        """Evidence per incident resource id, within the budget; never raises for a remote failure."""
+        """Evidence per incident resource id, within the budget. Never raises: pages go out regardless."""
+        try:
+            return await self._enrich(incidents, now)
+        except Exception:  # a bug here must cost the evidence, never the page
+            log.exception("enrichment_crashed", connector=self.connector, incidents=len(incidents))
+            note = ("enrichment unavailable: internal error",)
+            return {incident.resource_id: Enrichment(notes=note) for incident in incidents}
+
+    async def _enrich(self, incidents: list[Incident], now: datetime) -> dict[str, Enrichment]:
         started = self._monotonic()
         report = EnrichmentReport(incidents=len(incidents))
         self.last_report = report
