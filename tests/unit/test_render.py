@@ -157,7 +157,7 @@ def test_template_variables_match_the_documented_sample() -> None:
     variables = template_variables(inc, CTX, enrichment)
     assert set(variables) == set(SAMPLE_VARIABLES)
     assert set(variables["incident"]) == set(SAMPLE_VARIABLES["incident"])
-    assert set(variables["alerts"][0]) >= set(SAMPLE_VARIABLES["alerts"][0])
+    assert set(variables["alerts"][0]) == set(SAMPLE_VARIABLES["alerts"][0])
     assert variables["entities"]["Hosts"][0] == "FIN-WS-000.contoso.com"
 
 

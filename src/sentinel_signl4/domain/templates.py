@@ -144,10 +144,10 @@ SAMPLE_VARIABLES: Mapping[str, Any] = {
     "alerts": [
         {"name": "Suspicious sign-in", "severity": "Medium", "product": "Entra ID Protection", "status": "New",
          "time": "2026-05-04 03:02", "description": "", "compromised_entity": "alice@contoso.com",
-         "tactics": ["Initial Access"]},
+         "tactics": ["Initial Access"], "count": 1},
         {"name": "Credential dumping", "severity": "High", "product": "Defender for Endpoint", "status": "New",
          "time": "2026-05-04 03:10", "description": "", "compromised_entity": "web-01",
-         "tactics": ["Credential Access"]},
+         "tactics": ["Credential Access"], "count": 3},
     ],
     "rows": [
         {"TimeGenerated": "2026-05-04 03:10", "AlertName": "Credential dumping", "AlertSeverity": "High",
