@@ -18,7 +18,15 @@ from typing import Any
 
 from sentinel_signl4.bootstrap import ConnectorParts, Runtime, build_runtime
 from sentinel_signl4.config import parse_config
-from sentinel_signl4.domain import ActionKind, ActionState, IncidentFilter, external_id_for, skip_reason
+from sentinel_signl4.domain import (
+    ActionKind,
+    ActionState,
+    IncidentFilter,
+    SignlRequest,
+    external_id_for,
+    skip_reason,
+)
+from sentinel_signl4.domain.phone_view import format_phone_view
 from sentinel_signl4.emulators.app import EmulatorState
 from sentinel_signl4.emulators.connector_config import emulator_config
 from sentinel_signl4.emulators.faults import FaultRule
@@ -102,7 +110,7 @@ async def _script(say: _Narrator, state: EmulatorState, world: DemoWorld, runtim
     say.step("Cycle 1: the connector polls (one list query, server-side $filter) and pages")
     report = await connector.run_once(datetime.now(UTC))
     _show_report(say, report)
-    _show_phone(say, state)
+    await _show_phone(say, runtime)
 
     say.step(f"A burst: {BURST} new incidents arrive while things go wrong")
     faults = [
@@ -167,18 +175,18 @@ def _show_report(say: _Narrator, report: PollReport) -> None:
         say.line(f"retries scheduled {sum(report.retried.values())}; errors: {'; '.join(report.errors) or 'none'}")
 
 
-def _show_phone(say: _Narrator, state: EmulatorState) -> None:
-    alerts = state.signl4.list_alerts()
-    if not alerts:
+async def _show_phone(say: _Narrator, runtime: Runtime) -> None:
+    """The richest Signl of the first cycle exactly as it was sent (from the outbox), drawn like the app shows it."""
+    sent = [SignlRequest.from_record(row.payload["request"])
+            for row in await runtime.store.list_actions(CONNECTOR, states=[ActionState.DONE], limit=500)
+            if row.kind is ActionKind.RAISE_SIGNL]
+    if not sent:
         return
-    alert = alerts[0]
+    richest = max(sent, key=lambda r: (len(r.parameters), len(r.message)))
     say.line("")
-    say.line("What the responder's phone shows for the newest Signl:")
-    say.line(f"  | {alert.title}")
-    say.line(f"  | {alert.text[:70]}")
-    for param in alert.parameters:
-        if not param.name.startswith("X-S4-") and param.name not in ("Title", "Message"):
-            say.line(f"  | [{param.name}] {str(param.value)[:60]}")
+    say.line("What the responder's phone shows (title, text, then one tile per parameter):")
+    for line in format_phone_view(richest).splitlines():
+        say.line(f"  {line}")
 
 
 async def _until_quiet(say: _Narrator, connector: Any, runtime: Runtime, *, deadline: float) -> None:
