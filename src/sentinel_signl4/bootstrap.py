@@ -31,6 +31,7 @@ from sentinel_signl4.engine.reverse import ReversePath
 from sentinel_signl4.engine.signl4_poll import Signl4Poller
 from sentinel_signl4.engine.supervisor import ScheduledConnector, Supervisor
 from sentinel_signl4.metrics import Metrics
+from sentinel_signl4.sources.graph import GraphSource
 from sentinel_signl4.sources.pager import Signl4Pager
 from sentinel_signl4.sources.sentinel import SentinelSource
 from sentinel_signl4.store import StateStore
@@ -45,13 +46,19 @@ def utcnow() -> datetime:
 
 @dataclass
 class ConnectorParts:
+    """One connector's runtime and the adapters it was built from (``check`` and tests look at them).
+
+    ``sentinel`` is set for ``source = "sentinel"``; ``graph`` for ``source = "graph"`` and for the owner lookup.
+    """
+
     config: ConnectorConfig
     runtime: ConnectorRuntime
-    source: SentinelSource
+    source: SentinelSource | GraphSource
     pager: Signl4Pager
-    sentinel: SentinelClient
+    sentinel: SentinelClient | None
     signl4: Signl4Client
     tokens: TokenProvider
+    graph: GraphClient | None = None
 
 
 @dataclass
@@ -121,12 +128,20 @@ def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
     def on_retry_for(service: str) -> Callable[[Any, float], None]:
         return lambda exc, _delay: metrics.on_retry(service, getattr(exc, "status", None))
 
-    sentinel = SentinelClient(
-        runtime.http, tokens, arm_endpoint=endpoints.resource_manager,
-        arm_scope=endpoints.scope("resource_manager"), subscription_id=az.subscription_id,
-        resource_group=az.resource_group, workspace_name=az.workspace_name, api_version=az.api_version,
-        retry=RetryPolicy(), on_retry=on_retry_for("sentinel"),
-    )
+    graph = _graph_client(cfg, runtime, tokens, on_retry_for("graph"))
+    sentinel: SentinelClient | None = None
+    source: SentinelSource | GraphSource
+    if cfg.source == "graph":
+        assert graph is not None
+        source = GraphSource(graph, tenant_id=az.tenant_id, resource=cfg.graph.resource)
+    else:
+        sentinel = SentinelClient(
+            runtime.http, tokens, arm_endpoint=endpoints.resource_manager,
+            arm_scope=endpoints.scope("resource_manager"), subscription_id=az.subscription_id,
+            resource_group=az.resource_group, workspace_name=az.workspace_name, api_version=az.api_version,
+            retry=RetryPolicy(), on_retry=on_retry_for("sentinel"),
+        )
+        source = SentinelSource(sentinel, page_size=az.page_size)
     s4 = cfg.signl4
     signl4 = Signl4Client(
         runtime.http, webhook_url=s4.webhook_url.get_secret_value(), api_url=s4.api_url,
@@ -134,7 +149,6 @@ def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
         limiter=limiter_for(s4.subscription), send_via=s4.send_via, retry=RetryPolicy(),
         on_retry=on_retry_for("signl4"),
     )
-    source = SentinelSource(sentinel, page_size=az.page_size)
     pager = Signl4Pager(signl4, has_api_key=s4.api_key is not None)
     render = RenderContext(connector=cfg.name, display_name=cfg.display_name, service=s4.service,
                            presentation=_presentation(cfg))
@@ -143,7 +157,8 @@ def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
         flt=IncidentFilter(statuses=frozenset(cfg.filter.statuses), severities=frozenset(cfg.filter.severities),
                            max_age=cfg.filter.max_age),
         render=render, tag=cfg.sync.tag, skip_already_tagged=cfg.sync.skip_already_tagged, metrics=metrics,
-        enricher=_enricher(cfg, config, runtime, tokens, sentinel, on_retry_for("loganalytics")),
+        # Enrichment reads Sentinel (alerts, entities) and the workspace's Log Analytics: Sentinel connectors only.
+        enricher=_enricher(cfg, config, runtime, tokens, sentinel, on_retry_for("loganalytics")) if sentinel else None,
     )
     sync = cfg.sync
     reverse = None
@@ -151,7 +166,7 @@ def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
     if mode != "off" or sync.resolve_signl_on_close or sync.reraise_on_reopen:
         reverse = ReversePath(
             cfg.name, source=source, pager=pager, store=runtime.store, sync=sync,
-            owners=OwnerDirectory(sync.owner_map, _owner_lookup(cfg, runtime, tokens, on_retry_for("graph"))),
+            owners=OwnerDirectory(sync.owner_map, _owner_lookup(graph) if sync.assign_owner_on else None),
             render=render, metrics=metrics,
             max_age=cfg.filter.max_age,
         )
@@ -161,18 +176,31 @@ def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
     rt = ConnectorRuntime(cfg.name, store=runtime.store, forward=forward, metrics=metrics, reverse=reverse,
                           signl4_poller=poller, reconcile_every=sync.reconcile_interval)
     return ConnectorParts(config=cfg, runtime=rt, source=source, pager=pager, sentinel=sentinel,
-                          signl4=signl4, tokens=tokens)
+                          signl4=signl4, tokens=tokens, graph=graph)
 
 
-def _owner_lookup(cfg: ConnectorConfig, runtime: Runtime, tokens: TokenProvider,
-                  on_retry: Callable[[Any, float], None]) -> UserLookup | None:
-    """Resolve a SIGNL4 responder's e-mail through Graph (``GET /users/{upn}``, then ``$filter=mail eq``)."""
-    if not cfg.sync.assign_owner_on:
+def _graph_client(cfg: ConnectorConfig, runtime: Runtime, tokens: TokenProvider,
+                  on_retry: Callable[[Any, float], None]) -> GraphClient | None:
+    """The connector's Graph client: its incident source (``source = "graph"``) and/or the owner lookup.
+
+    Every connector of a tenant shares one request budget (``graph_limiter``): Graph allows 150 security requests
+    per minute per app and tenant, whatever the number of connectors.
+    """
+    if cfg.source != "graph" and not cfg.sync.assign_owner_on:
         return None
     endpoints = cfg.azure.resolved_endpoints
-    graph = GraphClient(runtime.http, tokens, graph_endpoint=endpoints.graph, graph_scope=endpoints.scope("graph"),
-                        retry=RetryPolicy(attempts=3, total_timeout=20.0), on_retry=on_retry,
-                        limiter=graph_limiter(cfg.azure.tenant_id))
+    return GraphClient(
+        runtime.http, tokens, graph_endpoint=endpoints.graph, graph_scope=endpoints.scope("graph"),
+        retry=RetryPolicy() if cfg.source == "graph" else RetryPolicy(attempts=3, total_timeout=20.0),
+        on_retry=on_retry, limiter=graph_limiter(cfg.azure.tenant_id, limit=cfg.graph.requests_per_minute),
+        page_size=cfg.graph.page_size,
+    )
+
+
+def _owner_lookup(graph: GraphClient | None) -> UserLookup | None:
+    """Resolve a SIGNL4 responder's e-mail through Graph (``GET /users/{upn}``, then ``$filter=mail eq``)."""
+    if graph is None:
+        return None
 
     async def lookup(mail: str) -> OwnerRef | None:
         user = await graph.get_user(mail) or await graph.find_user_by_mail(mail)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from functools import partial
 
-from sentinel_signl4.bootstrap import build_runtime
+from sentinel_signl4.bootstrap import ConnectorParts, build_runtime
 from sentinel_signl4.clients.errors import RemoteError
 from sentinel_signl4.config import Config
 from sentinel_signl4.logs import configure_logging
@@ -19,13 +19,7 @@ async def run_checks(config: Config, *, echo: Callable[[str], None] = print) -> 
     all_ok = True
     try:
         for name, parts in runtime.connectors.items():
-            scope = parts.config.azure.resolved_endpoints.scope("resource_manager")
-            steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
-                ("Entra ID token", partial(parts.tokens.token, scope)),
-                ("Sentinel workspace access", parts.source.check_access),
-                ("SIGNL4 webhook / API", parts.pager.check_access),
-            ]
-            for label, step in steps:
+            for label, step in _steps(parts):
                 try:
                     await step()
                 except RemoteError as exc:
@@ -41,3 +35,26 @@ async def run_checks(config: Config, *, echo: Callable[[str], None] = print) -> 
         await runtime.aclose()
     echo("All connectors OK." if all_ok else "Some checks failed.")
     return all_ok
+
+
+def _steps(parts: ConnectorParts) -> list[tuple[str, Callable[[], Awaitable[object]]]]:
+    """What to prove for one connector, in order; the first failure ends its checks."""
+    cfg = parts.config
+    endpoints = cfg.azure.resolved_endpoints
+    if cfg.source == "graph":
+        permission = ("SecurityAlert.ReadWrite.All" if cfg.graph.resource == "alerts"
+                      else "SecurityIncident.ReadWrite.All")
+        steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+            ("Entra ID token (Microsoft Graph)", partial(parts.tokens.token, endpoints.scope("graph"))),
+            (f"Graph security {cfg.graph.resource} ({permission})", parts.source.check_access),
+        ]
+    else:
+        steps = [
+            ("Entra ID token", partial(parts.tokens.token, endpoints.scope("resource_manager"))),
+            ("Sentinel workspace access", parts.source.check_access),
+        ]
+    if parts.graph is not None and cfg.sync.assign_owner_on and not cfg.sync.owner_map:
+        # The owner lookup is the only way to name an owner then: without User.Read.All nobody gets assigned.
+        steps.append(("Graph owner lookup (User.Read.All)", parts.graph.check_user_access))
+    steps.append(("SIGNL4 webhook / API", parts.pager.check_access))
+    return steps

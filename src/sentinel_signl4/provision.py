@@ -15,6 +15,8 @@ __all__ = ["provision_script"]
 SENTINEL_RESPONDER = "Microsoft Sentinel Responder"
 LOG_ANALYTICS_READER = "Log Analytics Reader"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"  # Microsoft Graph's well-known application id
+GRAPH_INCIDENTS = "SecurityIncident.ReadWrite.All"  # source = "graph", resource = "incidents"
+GRAPH_ALERTS = "SecurityAlert.ReadWrite.All"  # source = "graph", resource = "alerts"
 
 
 def _workspace_scope(c: ConnectorConfig) -> str:
@@ -55,14 +57,29 @@ def provision_script(config: Config) -> str:
         else:
             lines.append(f"APP_ID={q(client_id)}   # the managed / workload identity's client id")
         needs_graph_users = False
+        graph_permissions: list[str] = []
         for c in connectors:
-            scope = _workspace_scope(c)
-            lines.append(f"az role assignment create --assignee \"$APP_ID\" --role {q(SENTINEL_RESPONDER)} "
-                         f"--scope {q(scope)}")
-            if c.azure.workspace_id:
-                lines.append(f"az role assignment create --assignee \"$APP_ID\" --role {q(LOG_ANALYTICS_READER)} "
-                             f"--scope {q(scope)}   # enrichment")
+            if c.source == "graph":
+                permission = GRAPH_ALERTS if c.graph.resource == "alerts" else GRAPH_INCIDENTS
+                if permission not in graph_permissions:
+                    graph_permissions.append(permission)
+            else:
+                scope = _workspace_scope(c)
+                lines.append(f"az role assignment create --assignee \"$APP_ID\" --role {q(SENTINEL_RESPONDER)} "
+                             f"--scope {q(scope)}")
+                if c.azure.workspace_id:
+                    lines.append(f"az role assignment create --assignee \"$APP_ID\" --role "
+                                 f"{q(LOG_ANALYTICS_READER)} --scope {q(scope)}   # enrichment")
             needs_graph_users = needs_graph_users or (bool(c.sync.assign_owner_on) and not c.sync.owner_map)
+        for permission in graph_permissions:
+            # The app role id is looked up by name on the tenant's Microsoft Graph service principal.
+            lines += [
+                f"# source = \"graph\": {permission} (application permission; needs admin consent):",
+                f"ROLE_ID=$(az ad sp show --id {GRAPH_APP_ID} --query \"appRoles[?value=='{permission}'].id\" -o tsv)",
+                f"az ad app permission add --id \"$APP_ID\" --api {GRAPH_APP_ID} --api-permissions \"$ROLE_ID=Role\"",
+            ]
+        if graph_permissions and not needs_graph_users:
+            lines.append('az ad app permission admin-consent --id "$APP_ID"')
         if needs_graph_users:
             lines += [
                 "# Owner lookup by e-mail (Graph User.Read.All, application permission; needs admin consent):",

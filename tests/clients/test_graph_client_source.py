@@ -20,7 +20,10 @@ from sentinel_signl4.domain import (
     Severity,
     skip_reason,
 )
+from sentinel_signl4.domain.graph_sync import comment_marker
+from sentinel_signl4.domain.sync import ClassificationChoice
 from sentinel_signl4.emulators.graph_model import AlertSeed, GraphModel, Permission
+from sentinel_signl4.engine.ports import OwnerRef
 from sentinel_signl4.sources.graph import GraphSource, graph_incident_id, graph_resource_id
 
 
@@ -56,7 +59,9 @@ async def test_incidents_map_to_the_domain(source: GraphSource, graph_model: Gra
     assert (incident.name, incident.number) == (seeded["id"], int(seeded["id"]))
     assert (incident.title, incident.description) == (seeded["displayName"], "Raspberry Robin worm activity")
     assert (incident.severity, incident.status) == (Severity.MEDIUM, IncidentStatus.NEW)
-    assert incident.url == f"https://security.microsoft.com/incidents/{seeded['id']}?tid={TENANT}"
+    # incidentWebUrl is the incident in the Defender portal: a "Defender portal" link, no Azure portal one.
+    assert incident.provider_url == f"https://security.microsoft.com/incidents/{seeded['id']}?tid={TENANT}"
+    assert incident.url == "" and incident.merged is False
     assert incident.product_names == ("Microsoft Defender for Endpoint", "Microsoft Sentinel")
     assert incident.tactics == ("DefenseEvasion", "InitialAccess", "T1564.001", "T1078")
     assert (incident.labels, incident.alerts_count) == (("Demo",), 3)
@@ -108,7 +113,10 @@ async def test_add_tag_on_a_merged_incident_tags_the_survivor(source: GraphSourc
     assert tags == {first: [], second: [], third: ["SIGNL4"]}
     merged = await source.get(first)
     assert merged.status is IncidentStatus.ACTIVE  # neither pages (New) nor resolves a Signl (Closed)
-    assert merged.raw["redirectIncidentId"] == second
+    assert merged.merged and merged.raw["redirectIncidentId"] == second
+    survivor = await source.follow_merge(merged)
+    assert survivor is not None and survivor.resource_id == graph_resource_id(TENANT, third)
+    assert await source.follow_merge(survivor) is None  # not merged: nothing to follow
 
 
 async def test_check_access_fails_without_the_permission(source: GraphSource, graph_model: GraphModel) -> None:
@@ -123,3 +131,132 @@ def test_resource_ids_are_unique_per_tenant_and_reversible() -> None:
     assert graph_resource_id("abc", "42") != graph_resource_id("def", "42")
     assert graph_incident_id("graph:abc:incidents/42") == "42"
     assert graph_incident_id("42") == "42"
+
+
+def stored(model: GraphModel, incident_id: str) -> dict[str, Any]:
+    return model.get_incident(TENANT, incident_id, expand_alerts=False, include_unknown=True)
+
+
+async def test_list_modified_since_filters_on_the_server_by_last_update(
+        source: GraphSource, graph_model: GraphModel, clock: FakeClock) -> None:
+    old, touched = seed(graph_model, clock)["id"], seed(graph_model, clock)["id"]
+    since = clock.now + timedelta(seconds=30)
+    clock.advance(60)
+    graph_model.update_incident(TENANT, touched, {"status": "resolved"}, actor="analyst@contoso.com",
+                                include_unknown=True)
+    fresh = seed(graph_model, clock)["id"]
+    changed = {i.name: i.status async for i in source.list_modified_since(since)}
+    assert changed == {touched: IncidentStatus.CLOSED, fresh: IncidentStatus.NEW}
+    assert old not in changed
+
+
+async def test_acknowledge_moves_active_to_in_progress_and_assigns_the_upn(
+        source: GraphSource, graph_model: GraphModel, clock: FakeClock) -> None:
+    incident_id = seed(graph_model, clock, custom_tags=["VIP"])["id"]
+    owner = OwnerRef(object_id="87d349ed-0000-0000-0000-000000000001", upn="AdeleV@contoso.com",
+                     email="adele@contoso.com")
+    assert await source.acknowledge(graph_resource_id(TENANT, incident_id), owner) is True
+    after = stored(graph_model, incident_id)
+    assert (after["status"], after["assignedTo"], after["customTags"]) == ("inProgress", "AdeleV@contoso.com",
+                                                                           ["VIP"])
+    assert await source.acknowledge(graph_resource_id(TENANT, incident_id), owner) is False  # nothing left to do
+
+
+async def test_acknowledge_with_only_an_email_assigns_the_email_and_never_reopens(
+        source: GraphSource, graph_model: GraphModel, clock: FakeClock) -> None:
+    open_id = seed(graph_model, clock)["id"]
+    resolved_id = seed(graph_model, clock, status="resolved", classification="truePositive",
+                       determination="malware", assigned_to="analyst@contoso.com")["id"]
+    owner = OwnerRef(object_id="87d349ed-0000-0000-0000-000000000001", email="megan@contoso.com")
+    assert await source.acknowledge(graph_resource_id(TENANT, open_id), owner) is True
+    assert stored(graph_model, open_id)["assignedTo"] == "megan@contoso.com"
+    assert await source.acknowledge(graph_resource_id(TENANT, resolved_id), owner) is False
+    kept = stored(graph_model, resolved_id)
+    assert (kept["status"], kept["assignedTo"], kept["determination"]) == ("resolved", "analyst@contoso.com",
+                                                                           "malware")
+
+
+@pytest.mark.parametrize(("choice", "verdict"), [
+    (ClassificationChoice(Classification.UNDETERMINED, None), ("unknown", "unknown")),
+    (ClassificationChoice(Classification.TRUE_POSITIVE, ClassificationReason.SUSPICIOUS_ACTIVITY),
+     ("truePositive", "other")),
+    (ClassificationChoice(Classification.BENIGN_POSITIVE, ClassificationReason.SUSPICIOUS_BUT_EXPECTED),
+     ("informationalExpectedActivity", "confirmedActivity")),
+    (ClassificationChoice(Classification.FALSE_POSITIVE, ClassificationReason.INCORRECT_ALERT_LOGIC),
+     ("falsePositive", "notMalicious")),
+    (ClassificationChoice(Classification.FALSE_POSITIVE, ClassificationReason.INACCURATE_DATA),
+     ("falsePositive", "other")),
+])
+async def test_close_resolves_with_the_mapped_verdict_and_reads_back_as_the_same_choice(
+        source: GraphSource, graph_model: GraphModel, clock: FakeClock, choice: ClassificationChoice,
+        verdict: tuple[str, str]) -> None:
+    incident_id = seed(graph_model, clock)["id"]
+    resource_id = graph_resource_id(TENANT, incident_id)
+    owner = OwnerRef(upn="LeeG@contoso.com")
+    assert await source.close(resource_id, choice, "Closed in SIGNL4", owner) is True
+    after = stored(graph_model, incident_id)
+    assert (after["status"], after["classification"], after["determination"]) == ("resolved", *verdict)
+    assert after["assignedTo"] == "LeeG@contoso.com"  # nobody was assigned
+    read = await source.get(resource_id)
+    assert (read.status, read.classification, read.classification_reason) == (
+        IncidentStatus.CLOSED, choice.classification, choice.reason)
+
+
+async def test_close_keeps_an_assignee_and_an_analysts_earlier_verdict(
+        source: GraphSource, graph_model: GraphModel, clock: FakeClock) -> None:
+    assigned = seed(graph_model, clock, assigned_to="AdeleV@contoso.com")["id"]
+    tp = ClassificationChoice(Classification.TRUE_POSITIVE, ClassificationReason.SUSPICIOUS_ACTIVITY)
+    assert await source.close(graph_resource_id(TENANT, assigned), tp, "", OwnerRef(upn="LeeG@contoso.com"))
+    assert stored(graph_model, assigned)["assignedTo"] == "AdeleV@contoso.com"
+    fp = ClassificationChoice(Classification.FALSE_POSITIVE, ClassificationReason.INACCURATE_DATA)
+    assert await source.close(graph_resource_id(TENANT, assigned), fp, "", None) is False
+    assert stored(graph_model, assigned)["classification"] == "truePositive"
+
+
+async def test_add_comment_is_idempotent_through_its_marker(
+        source: GraphSource, graph_model: GraphModel, clock: FakeClock) -> None:
+    incident_id = seed(graph_model, clock)["id"]
+    resource_id = graph_resource_id(TENANT, incident_id)
+    await source.add_comment(resource_id, "comment-1", "Acknowledged in SIGNL4 by Adele")
+    await source.add_comment(resource_id, "comment-1", "Acknowledged in SIGNL4 by Adele")  # a replay
+    await source.add_comment(resource_id, "comment-2", "Acknowledged in SIGNL4 by Adele")  # another event
+    texts = [c["comment"] for c in stored(graph_model, incident_id)["comments"]]
+    assert texts == [f"Acknowledged in SIGNL4 by Adele\n{comment_marker('comment-1')}",
+                     f"Acknowledged in SIGNL4 by Adele\n{comment_marker('comment-2')}"]
+
+
+async def test_writes_to_a_merged_incident_land_on_the_survivor(
+        source: GraphSource, graph_model: GraphModel, clock: FakeClock) -> None:
+    merged, survivor = seed(graph_model, clock)["id"], seed(graph_model, clock)["id"]
+    graph_model.merge_incidents(TENANT, merged, survivor)
+    resource_id = graph_resource_id(TENANT, merged)
+    assert await source.acknowledge(resource_id, OwnerRef(upn="AdeleV@contoso.com"))
+    await source.add_comment(resource_id, "c-1", "note")
+    after = stored(graph_model, survivor)
+    assert (after["status"], after["assignedTo"], len(after["comments"])) == ("inProgress", "AdeleV@contoso.com", 1)
+    assert stored(graph_model, merged)["comments"] == []
+
+
+async def test_alerts_resource_reads_and_writes_alerts_v2(
+        http: httpx.AsyncClient, tokens: EmulatorTokenProvider, graph_model: GraphModel, clock: FakeClock) -> None:
+    graph_model.grant(CLIENT_ID, [Permission.SECURITY_ALERT_READ_WRITE])
+    source = GraphSource(GraphClient(http, tokens, graph_endpoint=ORIGIN, retry=RetryPolicy()), tenant_id=TENANT,
+                         resource="alerts")
+    seeded = seed(graph_model, clock, alerts=[AlertSeed(title="Suspicious PowerShell", severity="high",
+                                                        category="Execution", mitre_techniques=("T1059",))])
+    (alert,) = [a async for a in source.list_matching(IncidentFilter(), clock.now)]
+    assert alert.resource_id == f"graph:{TENANT}:alerts/{alert.name}"
+    assert (alert.title, alert.number, alert.severity) == ("Suspicious PowerShell", int(seeded["id"]),
+                                                           Severity.HIGH)
+    assert alert.provider_url.startswith("https://security.microsoft.com/alerts/")
+    assert await source.add_tag(alert.resource_id, "SIGNL4") is False  # alerts carry no tags
+    assert await source.acknowledge(alert.resource_id, OwnerRef(upn="AdeleV@contoso.com")) is True
+    await source.add_comment(alert.resource_id, "c-1", "Acknowledged")
+    await source.add_comment(alert.resource_id, "c-1", "Acknowledged")
+    fp = ClassificationChoice(Classification.FALSE_POSITIVE, ClassificationReason.INCORRECT_ALERT_LOGIC)
+    assert await source.close(alert.resource_id, fp, "", None) is True
+    read = await source.get(alert.resource_id)
+    assert (read.status, read.classification, read.owner.upn) == (
+        IncidentStatus.CLOSED, Classification.FALSE_POSITIVE, "AdeleV@contoso.com")
+    assert len(read.raw["comments"]) == 1
+    await source.check_access()

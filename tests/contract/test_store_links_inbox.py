@@ -76,6 +76,43 @@ async def test_open_links_are_oldest_first_and_limited(store: SqlStateStore, now
     assert [link.incident_id for link in await store.open_links("c1", limit=1)] == ["early"]
 
 
+async def test_move_link_rekeys_the_signl_to_another_incident_with_its_follow_ups(
+        store: SqlStateStore, now: datetime) -> None:
+    await store.put_link(make_link("merged", external_id="sig-1", incident_number=7, event_id="e1",
+                                   data={"classification": {"classification": "TruePositive"}}), now)
+    moved = make_link("survivor", external_id="sig-1", incident_number=5, event_id="e1",
+                      data={"merged_from": ["merged"]})
+    note = make_action("c1:merge:sig-1", kind=ActionKind.ADD_COMMENT, incident_id="survivor")
+    await store.move_link(moved, from_incident_id="merged", now=now + S, follow_ups=[note])
+    assert await store.get_link("c1", "merged") is None
+    link = await store.get_link_by_external_id("c1", "sig-1")
+    assert link is not None and (link.incident_id, link.incident_number) == ("survivor", 5)
+    assert link.data == {"merged_from": ["merged"]}
+    assert (link.created_at, link.updated_at) == (now, now + S)  # linked when the Signl was raised
+    queued = await store.get_action("c1:merge:sig-1")
+    assert queued is not None and queued.state is ActionState.PENDING
+
+
+async def test_move_link_onto_a_linked_incident_writes_nothing(store: SqlStateStore, now: datetime) -> None:
+    await store.put_link(make_link("merged", external_id="sig-1"), now)
+    await store.put_link(make_link("survivor", external_id="sig-2"), now)
+    with pytest.raises(sqlalchemy.exc.IntegrityError):
+        await store.move_link(make_link("survivor", external_id="sig-1"), from_incident_id="merged", now=now,
+                              follow_ups=[make_action("c1:merge:x", incident_id="survivor")])
+    assert (await store.get_link("c1", "merged")) is not None
+    assert (await store.get_link_by_external_id("c1", "sig-2")) is not None
+    assert await store.get_action("c1:merge:x") is None
+
+
+async def test_move_link_needs_the_link_it_moves(store: SqlStateStore, now: datetime) -> None:
+    await store.put_link(make_link("merged", external_id="sig-1"), now)
+    with pytest.raises(KeyError):
+        await store.move_link(make_link("b", external_id="sig-1"), from_incident_id="nope", now=now)
+    with pytest.raises(KeyError):
+        await store.move_link(make_link("b", external_id="sig-other"), from_incident_id="merged", now=now)
+    assert await store.get_link("c1", "b") is None
+
+
 # -- inbox -----------------------------------------------------------------------------------------------------
 async def test_add_inbox_absorbs_duplicates_without_changing_the_first(
         store: SqlStateStore, now: datetime) -> None:

@@ -60,6 +60,20 @@ async def test_a_merged_incident_is_redirected_and_its_alerts_move_to_the_surviv
     assert [i["id"] for i in redirected] == [source_id]
 
 
+async def test_a_merged_incidents_tags_move_to_the_survivor(
+    state: EmulatorState, clock: FakeClock, graph: GraphCaller
+) -> None:
+    source_id, target_id = two_incidents(state, clock)
+    state.graph.update_incident(TENANT, source_id, {"customTags": ["SIGNL4", "VIP"]}, actor="a@contoso.com",
+                                include_unknown=True)
+    state.graph.update_incident(TENANT, target_id, {"customTags": ["vip"]}, actor="a@contoso.com",
+                                include_unknown=True)
+    state.graph.merge_incidents(TENANT, source_id, target_id)
+    source = (await graph.get(f"security/incidents/{source_id}")).json()
+    target = (await graph.get(f"security/incidents/{target_id}")).json()
+    assert (source["customTags"], target["customTags"]) == ([], ["vip", "SIGNL4"])
+
+
 async def test_writes_to_a_merged_incident_are_refused(state: EmulatorState, clock: FakeClock,
                                                        graph: GraphCaller) -> None:
     source_id, target_id = two_incidents(state, clock)

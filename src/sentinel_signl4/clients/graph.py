@@ -261,6 +261,10 @@ class GraphClient:
         if users:
             await self._check("users", {"$top": "1", "$select": "id"}, "User.Read.All")
 
+    async def check_user_access(self) -> None:
+        """Prove the app may look users up (owner assignment); :class:`AuthError` names User.Read.All."""
+        await self._check("users", {"$top": "1", "$select": "id"}, "User.Read.All")
+
     async def _check(self, path: str, params: Mapping[str, str], permission: str) -> None:
         try:
             await self._request("GET", self._url(path), params=params)

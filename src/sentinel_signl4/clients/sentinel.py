@@ -23,6 +23,7 @@ from sentinel_signl4.clients.retry import OnRetry, RetryPolicy, call_with_retry
 from sentinel_signl4.clients.sentinel_mapping import (
     build_incident_filter,
     build_modified_filter,
+    build_number_filter,
     incident_from_arm,
 )
 from sentinel_signl4.domain.enums import IncidentStatus
@@ -130,6 +131,15 @@ class SentinelClient:
             incident = _parse_incident(item)
             if incident is not None:
                 yield incident
+
+    async def find_incident_by_number(self, number: int) -> Incident | None:
+        """The incident with ``incidentNumber`` ``number`` (one filtered list request), or ``None``."""
+        params = {"$filter": build_number_filter(number), "$top": "1"}
+        async for item in self._pages(self._url("incidents"), params):
+            incident = _parse_incident(item)
+            if incident is not None and incident.number == number:
+                return incident
+        return None
 
     async def get_incident(self, name: str) -> Incident:
         """One incident by its name (the GUID); :class:`NotFoundError` if it does not exist."""

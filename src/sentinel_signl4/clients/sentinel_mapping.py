@@ -11,6 +11,12 @@ Decisions worth knowing:
 * **A PUT replaces the whole resource** (shared/reference/microsoft-apis.md §1.6), so :func:`writable_properties`
   copies every property that is not known to be read-only — including ones this code does not know yet — and
   every label as it came (AutoAssigned ones included).
+* **Defender merges** (docs/decisions.md, "Defender merges"): when the Defender portal merges incidents, the
+  *source* incident is closed, loses its tags and gets the tag ``Redirected``; its alerts and tags move to the
+  target (learn.microsoft.com/defender-xdr/alerts-incidents-correlation, "Details of the merge process"). That is
+  what 2025-09-01 shows: :func:`incident_from_arm` reads Closed + ``Redirected`` as ``Incident.merged``. The
+  stable API does not say which incident survived; newer API versions add ``additionalData.mergedIncidentNumber``
+  (2025-10-01-preview model), read by :func:`merged_into_number` when present.
 """
 
 from __future__ import annotations
@@ -26,10 +32,13 @@ from sentinel_signl4.domain.incident import Incident, Owner
 
 __all__ = [
     "READ_ONLY_PROPERTIES",
+    "REDIRECTED_LABEL",
     "build_incident_filter",
     "build_modified_filter",
+    "build_number_filter",
     "format_odata_datetime",
     "incident_from_arm",
+    "merged_into_number",
     "parse_arm_datetime",
     "with_label",
     "writable_properties",
@@ -47,6 +56,9 @@ READ_ONLY_PROPERTIES = frozenset({
     # Preview-only read-only fields; harmless to list, keeps a preview response from leaking into a PUT.
     "teamInformation",
 })
+
+#: The tag Defender adds to an incident it merged into another one (defender-xdr/alerts-incidents-correlation.md).
+REDIRECTED_LABEL = "Redirected"
 
 _SEVERITY_ORDER = (Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFORMATIONAL)
 _STATUS_ORDER = (IncidentStatus.NEW, IncidentStatus.ACTIVE, IncidentStatus.CLOSED)
@@ -104,6 +116,11 @@ def build_modified_filter(since: datetime, statuses: Iterable[IncidentStatus] | 
     return " and ".join(clauses)
 
 
+def build_number_filter(number: int) -> str:
+    """The ``$filter`` that selects the incident with ``incidentNumber`` ``number``."""
+    return f"properties/incidentNumber eq {int(number)}"
+
+
 def parse_arm_datetime(value: Any) -> datetime | None:
     """An aware UTC datetime from ARM's ISO strings (``Z``, up to 7 fractional digits), or ``None``."""
     if not isinstance(value, str) or not value:
@@ -157,13 +174,18 @@ def incident_from_arm(resource: Mapping[str, Any]) -> Incident:
     classification = props.get("classification")
     reason = props.get("classificationReason")
     number = props.get("incidentNumber")
+    labels = tuple(
+        str(label["labelName"]) for label in props.get("labels") or []
+        if isinstance(label, Mapping) and label.get("labelName")
+    )
+    status = _enum_or(IncidentStatus, props.get("status"), IncidentStatus.ACTIVE)
     return Incident(
         resource_id=str(resource_id),
         name=str(name),
         number=_int_or_zero(number),
         title=str(props.get("title") or ""),
         severity=_enum_or(Severity, props.get("severity"), Severity.HIGH),
-        status=_enum_or(IncidentStatus, props.get("status"), IncidentStatus.ACTIVE),
+        status=status,
         created=created or modified,  # type: ignore[arg-type]  # one of them is set, checked above
         last_modified=modified or created,  # type: ignore[arg-type]
         etag=resource.get("etag"),
@@ -171,10 +193,7 @@ def incident_from_arm(resource: Mapping[str, Any]) -> Incident:
         url=str(props.get("incidentUrl") or ""),
         provider_name=str(props.get("providerName") or ""),
         provider_url=str(additional.get("providerIncidentUrl") or ""),
-        labels=tuple(
-            str(label["labelName"]) for label in props.get("labels") or []
-            if isinstance(label, Mapping) and label.get("labelName")
-        ),
+        labels=labels,
         owner=Owner(
             object_id=owner_raw.get("objectId"),
             email=owner_raw.get("email"),
@@ -186,8 +205,28 @@ def incident_from_arm(resource: Mapping[str, Any]) -> Incident:
         product_names=_strings(additional.get("alertProductNames")),
         tactics=_strings(additional.get("tactics")),
         alerts_count=_int_or_zero(additional.get("alertsCount")),
+        merged=status is IncidentStatus.CLOSED and any(
+            label.casefold() == REDIRECTED_LABEL.casefold() for label in labels),
         raw=copy.deepcopy(dict(resource)),
     )
+
+
+def merged_into_number(incident: Incident) -> int | None:
+    """The number of the incident a merged ``incident`` went into, when the API says (``None`` otherwise).
+
+    Only newer API versions carry ``additionalData.mergedIncidentNumber`` (a string in the SDK models); its meaning
+    — the *target's* number on the merged incident — is inferred from its name and unverified. A value that is not
+    a positive number, or is the incident's own number, is ignored.
+    """
+    if not incident.merged:
+        return None
+    props = incident.raw.get("properties") if isinstance(incident.raw.get("properties"), Mapping) else {}
+    additional = props.get("additionalData") if isinstance(props, Mapping) else None
+    value = additional.get("mergedIncidentNumber") if isinstance(additional, Mapping) else None
+    text = str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    if not text.isdigit() or int(text) in (0, incident.number):
+        return None
+    return int(text)
 
 
 def writable_properties(incident: Incident) -> dict[str, Any]:

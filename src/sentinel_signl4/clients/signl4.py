@@ -287,6 +287,12 @@ class Signl4Client:
             body={"type": 1, "text": text, "userId": user_id}, idempotent=False,
         ))
 
+    async def annotate_alert_as_connector(self, alert_id: str, text: str) -> dict[str, Any]:
+        """Annotate in the connector's own name. SIGNL4 needs a ``userId`` for every annotation and an API key has
+        no user of its own, so the same team member as for searches is named (``api_user_id``, else the first
+        active one); the text itself says it comes from the connector."""
+        return await self.annotate_alert(alert_id, await self._search_user_id(), text)
+
     async def check_access(self) -> Signl4AccessReport:
         """Prove the team secret (and the API key, when configured) without paging anyone.
 

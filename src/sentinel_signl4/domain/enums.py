@@ -73,6 +73,7 @@ class ActionKind(StrEnum):
     RESOLVE_SIGNL = "resolve_signl"
     UPDATE_INCIDENT = "update_incident"
     ADD_COMMENT = "add_comment"
+    ANNOTATE_SIGNL = "annotate_signl"
 
 
 class ActionState(StrEnum):

@@ -30,6 +30,10 @@ class Incident:
 
     ``resource_id`` is the full ARM id (or Graph id) and is globally unique; ``name`` is the incident GUID (the last
     path segment). ``raw`` keeps the resource exactly as read, so writes can merge into it without dropping fields.
+
+    ``merged`` says Microsoft Defender merged this incident into another one (Graph: status ``redirected``;
+    Sentinel: closed with the ``Redirected`` tag). Which one survived is the source's to tell
+    (``IncidentSource.follow_merge``): not every API says.
     """
 
     resource_id: str
@@ -52,6 +56,7 @@ class Incident:
     product_names: tuple[str, ...] = ()
     tactics: tuple[str, ...] = ()
     alerts_count: int = 0
+    merged: bool = False
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def has_label(self, label: str) -> bool:

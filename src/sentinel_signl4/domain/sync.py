@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sentinel_signl4.domain.enums import Classification, ClassificationReason, IncidentStatus
@@ -24,15 +25,22 @@ from sentinel_signl4.domain.signl4_events import Signl4Event
 
 __all__ = [
     "COMMENT_LIMIT",
+    "CONNECTOR_NOTE_PREFIX",
     "ClassificationChoice",
     "KeywordResult",
+    "MergeOutcome",
     "apply_acknowledge",
     "apply_close",
     "comment_id_for",
+    "is_connector_note",
+    "merge_annotation",
+    "merge_comment",
     "parse_keywords",
 ]
 
 COMMENT_LIMIT = 30_000  # Sentinel rejects longer comment messages
+#: Annotations the connector itself writes to a Signl start with this, so they are never mirrored back as comments.
+CONNECTOR_NOTE_PREFIX = "[sentinel-signl4]"
 _NAMESPACE = uuid.UUID("6f0c1d2e-5b7a-4c1e-9a55-3e2f5d8c9b10")
 
 _REASONS: dict[str, ClassificationReason] = {
@@ -183,3 +191,43 @@ def annotation_comment(event: Signl4Event) -> str:
 
 def escalation_comment(event: Signl4Event) -> str:
     return f"Escalated in SIGNL4 at {describe_time(event.raised_at)}: nobody acknowledged in time."
+
+
+# -- Defender merges ---------------------------------------------------------------------------------------------
+
+class MergeOutcome(StrEnum):
+    """What following a merge did to the merged incident's Signl."""
+
+    RELINKED = "relinked"  # the Signl now follows the surviving incident
+    RESOLVED = "resolved"  # the surviving incident has its own Signl: this one was resolved
+    UNKNOWN_SURVIVOR = "unknown_survivor"  # the source does not say which incident survived
+
+
+def is_connector_note(text: str | None) -> bool:
+    """True for an annotation the connector wrote itself (see :data:`CONNECTOR_NOTE_PREFIX`)."""
+    return bool(text) and str(text).lstrip().startswith(CONNECTOR_NOTE_PREFIX)
+
+
+def merge_annotation(outcome: MergeOutcome, merged: int, survivor: int | None, link: str) -> str:
+    """The annotation on the merged incident's Signl ("merged into #N")."""
+    where = f" {link}" if link else ""
+    if outcome is MergeOutcome.RELINKED:
+        return (f"{CONNECTOR_NOTE_PREFIX} Microsoft Defender merged incident #{merged} into #{survivor}. This Signl "
+                f"now follows #{survivor}: acknowledge, close and annotations go there.{where}")
+    if outcome is MergeOutcome.RESOLVED:
+        return (f"{CONNECTOR_NOTE_PREFIX} Microsoft Defender merged incident #{merged} into #{survivor}, which has "
+                f"its own Signl; this one is resolved.{where}")
+    return (f"{CONNECTOR_NOTE_PREFIX} Microsoft Defender merged incident #{merged} into another incident; the "
+            f"Sentinel API does not say which. The Defender portal opens the incident that survived.{where}")
+
+
+def merge_comment(outcome: MergeOutcome, merged: int, survivor: int | None) -> str:
+    """The comment on the surviving incident (or, when it is unknown, on the merged one)."""
+    if outcome is MergeOutcome.RELINKED:
+        return (f"[SIGNL4] Incident #{merged} was merged into #{survivor} by Microsoft Defender; the SIGNL4 alert "
+                f"raised for #{merged} now follows this incident.")
+    if outcome is MergeOutcome.RESOLVED:
+        return (f"[SIGNL4] Incident #{merged} was merged into #{survivor} by Microsoft Defender; the SIGNL4 alert "
+                f"raised for #{merged} was resolved (this incident has its own).")
+    return (f"[SIGNL4] Incident #{merged} was merged into another incident by Microsoft Defender; its SIGNL4 alert "
+            "was resolved.")

@@ -37,17 +37,21 @@ def _table(name: str, values: Mapping[str, Any]) -> str:
 def emulator_config(world: DemoWorld, base_url: str, *, ca_path: str | Path, store_url: str,
                     name: str = "contoso", display_name: str = "Contoso Ltd", api_key: bool = True,
                     server: Mapping[str, Any] | None = None, overrides: Mapping[str, Mapping[str, Any]] | None = None,
-                    extra_tables: str = "") -> str:
+                    extra_tables: str = "", source: str = "sentinel") -> str:
     """TOML for one connector against the seeded ``world`` served at ``base_url``.
 
+    ``source`` is the connector's ``source``: with ``"graph"`` the connector reads the emulated Defender XDR
+    incidents of the world's tenant and its config carries no workspace path (as a Graph-only one would).
     ``overrides`` maps a table (``"filter"``, ``"sync"``, ``"signl4"``, ``"azure"``, ``"credential"``, ``"connector"``,
-    ``"logging"``) to keys that replace or add to the defaults written here.
+    ``"graph"``, ``"logging"``) to keys that replace or add to the defaults written here.
     """
     o = {k: dict(v) for k, v in (overrides or {}).items()}
-    connector = {"name": name, "display_name": display_name, "poll_interval": "2s", **o.get("connector", {})}
-    azure = {"tenant_id": world.tenant_id, "subscription_id": world.subscription_id,
-             "resource_group": world.resource_group, "workspace_name": world.workspace_name,
-             "workspace_id": world.workspace_id, "cloud": "AzurePublic", **o.get("azure", {})}
+    connector = {"name": name, "display_name": display_name, "poll_interval": "2s", "source": source,
+                 **o.get("connector", {})}
+    workspace = {} if source == "graph" else {
+        "subscription_id": world.subscription_id, "resource_group": world.resource_group,
+        "workspace_name": world.workspace_name, "workspace_id": world.workspace_id}
+    azure = {"tenant_id": world.tenant_id, **workspace, "cloud": "AzurePublic", **o.get("azure", {})}
     endpoints = {"authority_host": base_url, "resource_manager": base_url, "log_analytics": base_url,
                  "graph": base_url, **o.get("endpoints", {})}
     credential = {"kind": "client_secret", "client_id": world.client_id, "client_secret": world.client_secret,
@@ -71,6 +75,8 @@ def emulator_config(world: DemoWorld, base_url: str, *, ca_path: str | Path, sto
     ]
     if "filter" in o:
         parts.append(_table("connectors.filter", o["filter"]))
+    if "graph" in o:
+        parts.append(_table("connectors.graph", o["graph"]))
     parts += [_table("connectors.signl4", signl4), _table("connectors.sync", sync)]
     if extra_tables:
         parts.append(extra_tables)

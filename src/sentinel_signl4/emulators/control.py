@@ -15,6 +15,7 @@ POST     /_control/sentinel/incidents                   seed one incident (``wor
 GET      /_control/sentinel/incidents?workspace=…       every incident of the workspace
 POST     /_control/sentinel/incidents/{name}/analyst-edit   a human edit (owner, labels, status, …)
 POST     /_control/sentinel/incidents/{name}/comments   ``{"message", "analyst"}``: a human comment
+POST     /_control/sentinel/incidents/{name}/merge      ``{"into": name}``: Defender merges the incident
 GET|PUT  /_control/sentinel/throttle                    ``{"reads"|"writes": {capacity, refillPerSecond}}``
 =======  =============================================  ========================================================
 
@@ -93,6 +94,7 @@ def control_routes(state: EmulatorState) -> list[BaseRoute]:
         ("/_control/sentinel/incidents", plane.incidents, ["GET", "POST"]),
         ("/_control/sentinel/incidents/{name}/analyst-edit", plane.analyst_edit, ["POST"]),
         ("/_control/sentinel/incidents/{name}/comments", plane.analyst_comment, ["POST"]),
+        ("/_control/sentinel/incidents/{name}/merge", plane.merge, ["POST"]),
         ("/_control/sentinel/throttle", plane.throttle, ["GET", "PUT"]),
     ]
     return [Route(path, _endpoint(handler), methods=methods) for path, handler, methods in routes]
@@ -285,6 +287,12 @@ class _ControlPlane:
             ref, name, _required(body, "message"), analyst=_required(body, "analyst")
         )
         return JSONResponse(comment, status_code=201)
+
+    async def merge(self, request: Request) -> Response:
+        body = await _body(request)
+        name = request.path_params["name"]
+        ref = self._incident_workspace(body, name)
+        return JSONResponse(self.state.sentinel.merge_incidents(ref, name, _required(body, "into")))
 
     async def throttle(self, request: Request) -> Response:
         buckets = self.state.sentinel.throttle

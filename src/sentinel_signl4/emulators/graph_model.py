@@ -446,8 +446,9 @@ class GraphModel:
     def merge_incidents(self, tenant_id: str, source_id: str, target_id: str) -> dict[str, Any]:
         """Defender correlation merges ``source`` into ``target`` (peers-and-user-needs §0, §3.7).
 
-        The source keeps existing with status ``redirected`` and ``redirectIncidentId`` = target; its alerts move
-        to the target, whose severity rises to the highest of both. Returns the target (expanded).
+        The source keeps existing with status ``redirected`` and ``redirectIncidentId`` = target; its alerts and
+        its tags move to the target (defender-xdr/alerts-incidents-correlation.md, "Incident contents"), whose
+        severity rises to the highest of both. Returns the target (expanded).
         """
         with self._lock:
             tenant = self._tenant(tenant_id)
@@ -465,6 +466,9 @@ class GraphModel:
                 alert.last_update = _after(now, alert.last_update)
                 target.alert_ids.append(alert_id)
             source.alert_ids = []
+            known = {tag.casefold() for tag in target.custom_tags}
+            target.custom_tags.extend(tag for tag in source.custom_tags if tag.casefold() not in known)
+            source.custom_tags = []
             target.severity = _highest([target.severity, source.severity]) or target.severity
             source.status = GraphIncidentStatus.REDIRECTED.value
             source.redirect_incident_id = target.id

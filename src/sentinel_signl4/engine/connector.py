@@ -45,6 +45,7 @@ class ConnectorRuntime:
             handlers[ActionKind.UPDATE_INCIDENT] = reverse.update_incident
             handlers[ActionKind.ADD_COMMENT] = reverse.add_comment
             handlers[ActionKind.RESOLVE_SIGNL] = reverse.resolve_signl
+            handlers[ActionKind.ANNOTATE_SIGNL] = reverse.annotate_signl
         self.outbox = OutboxWorker(name, store, handlers, max_attempts=max_attempts)
         self.health = ConnectorHealth(name)
 
@@ -78,13 +79,16 @@ class ConnectorRuntime:
         return report
 
     def _steps(self) -> list[tuple[str, Callable[[datetime, PollReport], Awaitable[None]]]]:
-        steps: list[tuple[str, Callable[[datetime, PollReport], Awaitable[None]]]] = [
-            ("poll", self.forward.poll)]
+        steps: list[tuple[str, Callable[[datetime, PollReport], Awaitable[None]]]] = []
+        if self.reverse is not None:
+            # Before the poll: a Defender merge moves a Signl onto the surviving incident first, so the poll sees
+            # that incident linked and does not page it a second time.
+            steps.append(("lifecycle", self.reverse.detect_lifecycle))
+        steps.append(("poll", self.forward.poll))
         if self.signl4_poller is not None:
             steps.append(("signl4 poll", self.signl4_poller.poll))
         if self.reverse is not None:
             steps.append(("inbox", self.reverse.process_inbox))
-            steps.append(("lifecycle", self.reverse.detect_lifecycle))
             steps.append(("reconcile", self._reconcile_if_due))
         return steps
 

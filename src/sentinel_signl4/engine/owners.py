@@ -36,7 +36,8 @@ class OwnerDirectory:
         mapped = self._map.get(mail)
         if mapped:
             if _GUID.match(mapped):
-                return OwnerRef(object_id=mapped), None
+                # The e-mail rides along for sources that assign by name (Graph's assignedTo), not by object id.
+                return OwnerRef(object_id=mapped, email=user.mail), None
             return OwnerRef(upn=mapped, email=user.mail), None
         if mail in self._cache:
             cached = self._cache[mail]

@@ -15,7 +15,8 @@ __all__ = ["Enricher", "FoundAlert", "IncidentSource", "OwnerRef", "Pager"]
 
 
 class IncidentSource(Protocol):
-    """Where incidents come from and where their updates go (Sentinel REST today, Graph Security later)."""
+    """Where incidents come from and where their updates go: Sentinel REST (``sources/sentinel.py``) or Microsoft
+    Graph security incidents (``sources/graph.py``). The engine never asks which one it has."""
 
     @property
     def kind(self) -> str: ...
@@ -51,6 +52,13 @@ class IncidentSource(Protocol):
         """Write a comment with a caller-chosen id: writing the same id twice leaves one comment."""
         ...
 
+    async def follow_merge(self, incident: Incident) -> Incident | None:
+        """The incident a merged ``incident`` (``Incident.merged``) now lives on, following chains of merges.
+
+        ``None`` when the source cannot tell which incident survived (Sentinel's stable API does not say).
+        """
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class OwnerRef:
@@ -82,6 +90,19 @@ class Pager(Protocol):
         ...
 
     async def find_by_external_id(self, external_id: str) -> list[FoundAlert]: ...
+
+    @property
+    def can_annotate(self) -> bool:
+        """True when the REST API key is configured, so the connector can annotate its own Signls."""
+        ...
+
+    async def annotate(self, alert_id: str, text: str) -> None:
+        """Add ``text`` as an annotation to the alert. Not idempotent: a repeat adds a second annotation."""
+        ...
+
+    async def list_annotation_texts(self, alert_id: str) -> list[str]:
+        """The texts of the alert's annotations (to check whether an in-doubt annotation arrived)."""
+        ...
 
     async def check_access(self) -> None: ...
 

@@ -21,6 +21,8 @@ class PollReport:
     dead: Counter[ActionKind] = field(default_factory=Counter)
     reconciled: int = 0
     reconciled_sends: int = 0  # in-doubt sends found in SIGNL4 by ExternalID instead of re-sent
+    #: Defender merges followed: (merged incident, the survivor or None when unknown, what happened to the Signl).
+    merged: list[tuple[Incident, Incident | None, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     def skipped_by_reason(self) -> Counter[SkipReason]:

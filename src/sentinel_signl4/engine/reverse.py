@@ -1,5 +1,20 @@
-"""Reverse path: SIGNL4 events (webhook or polled) → inbox → outbox actions → Sentinel; and the incident
-lifecycle (closed in Sentinel → Signl resolved; reopened → new Signl when configured)."""
+"""Reverse path: SIGNL4 events (webhook or polled) → inbox → outbox actions → the incident source; and the incident
+lifecycle (closed in the source → Signl resolved; reopened → new Signl when configured; merged by Defender → the
+Signl follows the incident that survived).
+
+Defender merges (docs/decisions.md, "Defender merges"). When the lifecycle pass (or the reconciliation sweep) sees a
+linked incident that was merged (``Incident.merged``), it asks the source which incident survived
+(``IncidentSource.follow_merge``) and:
+
+* the survivor has no Signl of ours → the link *moves* to the survivor (same ExternalID, so SIGNL4's correlation
+  holds; acknowledge, close and annotations of that Signl go to the survivor from now on);
+* the survivor has its own Signl (or one is queued) → the merged incident's Signl is resolved; its later events
+  still go to the survivor;
+* the source cannot tell (Sentinel's stable API) → the Signl is resolved like any closed incident.
+
+Either way a note says "merged into #N": an annotation on the Signl when the SIGNL4 API key is configured (our own
+annotations are recognised and never mirrored back) and a comment on the surviving incident.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +25,23 @@ from typing import Any
 import structlog
 
 from sentinel_signl4.config import SyncConfig
-from sentinel_signl4.domain import ActionKind, IncidentStatus, SignlRequest, SignlStatus
+from sentinel_signl4.domain import ActionKind, Incident, IncidentStatus, SignlRequest, SignlStatus, external_id_for
 from sentinel_signl4.domain.render import RenderContext, render_signl
 from sentinel_signl4.domain.signl4_events import EventKind, Signl4Event, Signl4User, parse_event
 from sentinel_signl4.domain.sync import (
     ClassificationChoice,
+    MergeOutcome,
     ack_comment,
     annotation_comment,
     close_comment,
     comment_id_for,
     escalation_comment,
+    is_connector_note,
+    merge_annotation,
+    merge_comment,
     parse_keywords,
 )
-from sentinel_signl4.engine.keys import comment_key, raise_key, resolve_key
+from sentinel_signl4.engine.keys import comment_key, merge_key, raise_key, resolve_key
 from sentinel_signl4.engine.outbox import Done
 from sentinel_signl4.engine.owners import OwnerDirectory
 from sentinel_signl4.engine.ports import IncidentSource, Pager
@@ -35,6 +54,8 @@ __all__ = ["ReversePath"]
 log = structlog.get_logger("sentinel_signl4.reverse")
 
 LIFECYCLE_CURSOR = "lifecycle_since"
+#: ``Link.data["closed_by"]`` values whose SIGNL4 "closed" echo is ours and must not close the incident.
+_OUR_CLOSES = ("sentinel", "merge")
 # Sentinel's lastModifiedTimeUtc and our clock can disagree by a little; re-reading a short overlap is cheap and
 # the actions it produces are keyed, so nothing is done twice.
 LIFECYCLE_OVERLAP = timedelta(minutes=5)
@@ -73,12 +94,15 @@ class ReversePath:
         link = await self.store.get_link_by_external_id(self.connector, event.external_id)
         if link is None:
             return []  # an alert this connector did not raise (another integration of the same team)
+        if event.kind is EventKind.ANNOTATED and is_connector_note(event.annotation):
+            return []  # our own note (e.g. "merged into #N"), not a responder's
         record = _event_record(event)
         actions: list[OutboxAction] = []
+        target = _target_of(link)
 
         def action(kind: ActionKind, purpose: str, payload: dict[str, Any]) -> None:
             actions.append(OutboxAction(key=comment_key(self.connector, event.event_id, purpose),
-                                        connector=self.connector, kind=kind, incident_id=link.incident_id,
+                                        connector=self.connector, kind=kind, incident_id=target,
                                         payload={**payload, "event": record}))
 
         def comment(purpose: str, message: str) -> None:
@@ -89,8 +113,8 @@ class ReversePath:
             action(ActionKind.UPDATE_INCIDENT, "ack", {"op": "acknowledge"})
             comment("ack-comment", ack_comment(event))
         elif event.kind is EventKind.CLOSED:
-            if link.data.get("closed_by") == "sentinel":
-                return []  # the echo of our own resolve: the incident was closed in Sentinel first
+            if link.data.get("closed_by") in _OUR_CLOSES:
+                return []  # the echo of our own resolve: the incident was closed (or merged) in the source first
             await self.store.put_link(replace(link, open=False, data={**link.data, "closed_by": "signl4"}), now)
             # The classification is decided when the close is applied, so an annotation keyword processed in the
             # same cycle (even if delivered after the close) still counts.
@@ -112,35 +136,50 @@ class ReversePath:
         return annotated or ClassificationChoice(self.sync.close_classification, self.sync.close_classification_reason)
 
     # -- handlers ---------------------------------------------------------------------------------------------------
+    async def _link_of(self, row: OutboxAction, event: Signl4Event) -> Link | None:
+        if event.external_id:
+            return await self.store.get_link_by_external_id(self.connector, event.external_id)
+        return await self.store.get_link(self.connector, row.incident_id)
+
+    async def _target(self, row: OutboxAction, event: Signl4Event) -> str:
+        """Where the row's write goes now: the incident its Signl follows (it may have been merged since the row
+        was queued), else the incident the row names."""
+        link = await self._link_of(row, event)
+        return _target_of(link) if link is not None else row.incident_id
+
     async def update_incident(self, row: OutboxAction, now: datetime) -> Done:
         event = _event_from_record(row.payload.get("event", {}))
         op = row.payload.get("op")
         wants_owner = (op == "acknowledge" and "acknowledged" in self.sync.assign_owner_on) or (
             op == "close" and "closed" in self.sync.assign_owner_on)
         owner, why = await self.owners.resolve(event.user) if wants_owner else (None, None)
+        link = await self._link_of(row, event)
+        target = _target_of(link) if link is not None else row.incident_id
         if op == "acknowledge":
-            written = await self.source.acknowledge(row.incident_id, owner)
+            written = await self.source.acknowledge(target, owner)
         elif op == "close":
-            link = await self.store.get_link(self.connector, row.incident_id)
             choice = self._choice(link)
             message = close_comment(event, choice)
-            written = await self.source.close(row.incident_id, choice, message, owner)
-            await self.source.add_comment(row.incident_id, comment_id_for(self.connector, event.event_id,
-                                                                          "close-comment"), message)
+            written = await self.source.close(target, choice, message, owner)
+            await self.source.add_comment(target, comment_id_for(self.connector, event.event_id, "close-comment"),
+                                          message)
         else:
             raise ValueError(f"unknown update op {op!r}")
         if why and wants_owner:
-            await self.source.add_comment(row.incident_id, comment_id_for(self.connector, event.event_id, "owner"),
+            await self.source.add_comment(target, comment_id_for(self.connector, event.event_id, "owner"),
                                           f"[SIGNL4] Owner not assigned: {why}.")
         if event.raised_at is not None:
             self.metrics.sync_latency.labels(self.connector).observe(max(0.0, (now - event.raised_at).total_seconds()))
         self.metrics.actions.labels(self.connector, f"sync_{op}", "done").inc()
         log.info("incident_synced", connector=self.connector, op=op, written=written,
-                 incident_id=row.incident_id.rsplit("/", 1)[-1])
+                 incident_id=target.rsplit("/", 1)[-1])
         return Done(result={"written": written, "owner_unresolved": why})
 
     async def add_comment(self, row: OutboxAction, now: datetime) -> Done:
-        await self.source.add_comment(row.incident_id, str(row.payload["comment_id"]), str(row.payload["message"]))
+        target = row.incident_id
+        if "event" in row.payload:  # a responder's note: it follows the Signl's incident
+            target = await self._target(row, _event_from_record(row.payload["event"]))
+        await self.source.add_comment(target, str(row.payload["comment_id"]), str(row.payload["message"]))
         self.metrics.actions.labels(self.connector, "comment", "done").inc()
         return Done(result={"comment_id": row.payload["comment_id"]})
 
@@ -150,15 +189,33 @@ class ReversePath:
         link = await self.store.get_link(self.connector, row.incident_id)
         new_link = None
         if link is not None and link.external_id == external_id:
-            new_link = replace(link, open=False, data={**link.data, "closed_by": "sentinel"})
+            closed_by = "merge" if link.data.get("closed_by") == "merge" else "sentinel"
+            new_link = replace(link, open=False, data={**link.data, "closed_by": closed_by})
         log.info("signl_resolved", connector=self.connector, external_id=external_id)
         return Done(result={"resolved": external_id}, link=new_link)
 
-    # -- lifecycle: Sentinel → SIGNL4 -------------------------------------------------------------------------------
+    async def annotate_signl(self, row: OutboxAction, now: datetime) -> Done:
+        """Annotate the Signl of ``payload.external_id`` with ``payload.text`` (SIGNL4 REST API).
+
+        An annotation is not idempotent, so an in-doubt row first looks for its text among the annotations."""
+        external_id, text = str(row.payload["external_id"]), str(row.payload["text"])
+        found = await self.pager.find_by_external_id(external_id)
+        if not found:
+            log.warning("annotation_target_missing", connector=self.connector, external_id=external_id)
+            return Done(result={"annotated": False, "reason": "no SIGNL4 alert with this ExternalID"})
+        alert_id = found[0].alert_id
+        if row.in_doubt and text in await self.pager.list_annotation_texts(alert_id):
+            return Done(result={"annotated": True, "reconciled": True})
+        await self.pager.annotate(alert_id, text)
+        return Done(result={"annotated": True, "alert_id": alert_id})
+
+    # -- lifecycle: source → SIGNL4 -------------------------------------------------------------------------------
     async def detect_lifecycle(self, now: datetime, report: PollReport) -> None:
-        """One list query over incidents modified since the last poll (minus an overlap)."""
-        if not (self.sync.resolve_signl_on_close or self.sync.reraise_on_reopen):
-            return
+        """One list query over incidents modified since the last poll (minus an overlap).
+
+        Always runs: besides closes and reopens (each optional) it follows Defender merges, which every linked
+        Signl needs so that its later actions reach an incident that still exists.
+        """
         stored = await self.store.get_cursor(self.connector, LIFECYCLE_CURSOR)
         since = datetime.fromisoformat(stored) if stored else now - self.max_age
         incidents = [i async for i in self.source.list_modified_since(since - LIFECYCLE_OVERLAP)]
@@ -166,6 +223,9 @@ class ReversePath:
         for incident in incidents:
             link = links.get(incident.resource_id)
             if link is None:
+                continue
+            if incident.merged:
+                await self._follow_merge(incident, link, now, report)
                 continue
             closed = incident.status is IncidentStatus.CLOSED
             if closed and link.open and self.sync.resolve_signl_on_close:
@@ -175,10 +235,7 @@ class ReversePath:
         await self.store.set_cursor(self.connector, LIFECYCLE_CURSOR, now.isoformat())
 
     async def _enqueue_resolve(self, link: Link, now: datetime) -> None:
-        await self.store.enqueue(OutboxAction(
-            key=resolve_key(self.connector, link.external_id), connector=self.connector,
-            kind=ActionKind.RESOLVE_SIGNL, incident_id=link.incident_id, payload={"external_id": link.external_id},
-        ), now)
+        await self.store.enqueue(self._resolve_action(link), now)
 
     async def _enqueue_reraise(self, incident: Any, link: Link, now: datetime, report: PollReport) -> None:
         ctx = replace(self.render, generation=link.generation + 1)
@@ -199,10 +256,94 @@ class ReversePath:
         repaired = 0
         for link in await self.store.open_links(self.connector, limit):
             incident = await self.source.get(link.incident_id)
-            if incident.status is IncidentStatus.CLOSED and self.sync.resolve_signl_on_close:
+            if incident.merged:
+                repaired += await self._follow_merge(incident, link, now, None)
+            elif incident.status is IncidentStatus.CLOSED and self.sync.resolve_signl_on_close:
                 await self._enqueue_resolve(link, now)
                 repaired += 1
         return repaired
+
+    # -- Defender merges --------------------------------------------------------------------------------------------
+    async def _follow_merge(self, incident: Incident, link: Link, now: datetime, report: PollReport | None) -> int:
+        """Follow the merge of ``incident`` (linked by ``link``); 1 if something was done, 0 if it was done before.
+
+        Every side effect is keyed by (ExternalID, survivor), and the store writes that decide the outcome happen
+        in one transaction with the queued notes, so a crash in between repeats nothing and loses nothing.
+        """
+        if "merged_into" in link.data:
+            return 0  # followed before (and the survivor already had its own Signl, or was unknown)
+        survivor = await self.source.follow_merge(incident)
+        if survivor is None:
+            outcome = MergeOutcome.UNKNOWN_SURVIVOR
+        elif await self._has_signl(survivor):
+            outcome = MergeOutcome.RESOLVED
+        else:
+            outcome = MergeOutcome.RELINKED
+        survivor_id = survivor.resource_id if survivor is not None else ""
+        number = survivor.number if survivor is not None else None
+        url = (survivor.provider_url or survivor.url) if survivor is not None else (incident.provider_url or
+                                                                                     incident.url)
+        notes: list[OutboxAction] = []
+        if self.pager.can_annotate:
+            notes.append(OutboxAction(
+                key=merge_key(self.connector, link.external_id, survivor_id, "annotation"), connector=self.connector,
+                kind=ActionKind.ANNOTATE_SIGNL, incident_id=survivor_id or link.incident_id,
+                payload={"external_id": link.external_id,
+                         "text": merge_annotation(outcome, incident.number, number, url)},
+            ))
+        notes.append(OutboxAction(
+            key=merge_key(self.connector, link.external_id, survivor_id, "comment"), connector=self.connector,
+            kind=ActionKind.ADD_COMMENT, incident_id=survivor_id or link.incident_id,
+            payload={"comment_id": comment_id_for(self.connector, f"merge|{link.external_id}|{survivor_id}"),
+                     "message": merge_comment(outcome, incident.number, number)},
+        ))
+        if outcome is MergeOutcome.RELINKED:
+            assert survivor is not None
+            closed = survivor.status is IncidentStatus.CLOSED
+            moved = replace(link, incident_id=survivor.resource_id, incident_number=survivor.number,
+                            data={**link.data, "merged_from": [*link.data.get("merged_from", []),
+                                                               incident.resource_id]})
+            if closed and link.open and self.sync.resolve_signl_on_close:
+                notes.append(self._resolve_action(moved))
+            await self.store.move_link(moved, from_incident_id=link.incident_id, now=now, follow_ups=notes)
+        else:
+            # The merged incident is closed for good: its Signl is resolved (for RESOLVED even when closes are not
+            # synced, since the survivor pages on its own Signl). The link stays, pointing at the survivor.
+            resolve = link.open and (outcome is MergeOutcome.RESOLVED or self.sync.resolve_signl_on_close)
+            if resolve:
+                notes.append(self._resolve_action(link))
+            data = {**link.data, "merged_into": survivor_id}
+            if resolve:
+                data["closed_by"] = "merge"
+            for note in notes:
+                await self.store.enqueue(note, now)
+            await self.store.put_link(replace(link, open=link.open and not resolve, data=data), now)
+        self.metrics.actions.labels(self.connector, f"merge_{outcome.value}", "done").inc()
+        log.info("incident_merged", connector=self.connector, incident=incident.number, into=number,
+                 outcome=outcome.value)
+        if report is not None:
+            report.merged.append((incident, survivor, outcome.value))
+        return 1
+
+    async def _has_signl(self, incident: Incident) -> bool:
+        """Whether ``incident`` has a Signl of ours, or one is queued for it."""
+        if await self.store.get_link(self.connector, incident.resource_id) is not None:
+            return True
+        queued = raise_key(self.connector, external_id_for(self.connector, incident.resource_id,
+                                                           self.render.generation))
+        return await self.store.get_action(queued) is not None
+
+    def _resolve_action(self, link: Link) -> OutboxAction:
+        return OutboxAction(
+            key=resolve_key(self.connector, link.external_id), connector=self.connector,
+            kind=ActionKind.RESOLVE_SIGNL, incident_id=link.incident_id, payload={"external_id": link.external_id},
+        )
+
+
+def _target_of(link: Link) -> str:
+    """The incident a Signl's actions go to: the survivor when its incident was merged into one that has its own
+    Signl, else the linked incident (a link that followed a merge already names the survivor)."""
+    return str(link.data.get("merged_into") or link.incident_id)
 
 
 def _event_record(event: Signl4Event) -> dict[str, Any]:

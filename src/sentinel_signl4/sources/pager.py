@@ -30,6 +30,16 @@ class Signl4Pager:
                                     status=status if isinstance(status, int) else None, raw=alert))
         return found
 
+    @property
+    def can_annotate(self) -> bool:
+        return self._has_api_key
+
+    async def annotate(self, alert_id: str, text: str) -> None:
+        await self.client.annotate_alert_as_connector(alert_id, text)
+
+    async def list_annotation_texts(self, alert_id: str) -> list[str]:
+        return [str(note.get("text") or "") for note in await self.client.list_annotations(alert_id)]
+
     async def check_access(self) -> None:
         await self.client.check_access()
 

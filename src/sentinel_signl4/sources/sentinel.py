@@ -14,9 +14,9 @@ from typing import Any
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from sentinel_signl4.clients.errors import ConflictError
+from sentinel_signl4.clients.errors import ConflictError, PermanentError
 from sentinel_signl4.clients.sentinel import SentinelClient
-from sentinel_signl4.clients.sentinel_mapping import with_label, writable_properties
+from sentinel_signl4.clients.sentinel_mapping import merged_into_number, with_label, writable_properties
 from sentinel_signl4.domain import Incident, IncidentFilter
 from sentinel_signl4.domain.sync import ClassificationChoice, apply_acknowledge, apply_close, clip_comment
 from sentinel_signl4.engine.ports import OwnerRef
@@ -24,6 +24,8 @@ from sentinel_signl4.engine.ports import OwnerRef
 __all__ = ["SentinelSource", "incident_name"]
 
 Mutation = Callable[[Incident, dict[str, Any]], dict[str, Any] | None]
+
+_MAX_MERGES = 5  # merges chain rarely; a longer chain is a loop or a service bug
 
 
 def incident_name(incident_id: str) -> str:
@@ -92,3 +94,18 @@ class SentinelSource:
 
     async def add_comment(self, incident_id: str, comment_id: str, message: str) -> None:
         await self.client.put_comment(incident_name(incident_id), comment_id, clip_comment(message))
+
+    async def follow_merge(self, incident: Incident) -> Incident | None:
+        """The incident Defender merged ``incident`` into, when the API version in use says which (see
+        ``sentinel_mapping.merged_into_number``); ``None`` with the stable 2025-09-01, which only marks the merged
+        incident (Closed + ``Redirected``)."""
+        current = incident
+        for _ in range(_MAX_MERGES):
+            number = merged_into_number(current)
+            if number is None:
+                return None
+            found = await self.client.find_incident_by_number(number)
+            if found is None or not found.merged:
+                return found
+            current = found
+        raise PermanentError(f"sentinel: incident {incident.number} was merged more than {_MAX_MERGES} times")

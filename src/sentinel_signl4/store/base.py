@@ -190,6 +190,16 @@ class StateStore(abc.ABC):
         integrity error."""
 
     @abc.abstractmethod
+    async def move_link(self, link: Link, *, from_incident_id: str, now: datetime,
+                        follow_ups: Sequence[OutboxAction] = ()) -> None:
+        """In one transaction: the link of ``(link.connector, from_incident_id)`` becomes ``link`` — another
+        incident, the same Signl (same ``external_id``) — and ``follow_ups`` are enqueued (insert-if-absent).
+
+        For an incident Defender merged into another one. ``created_at`` stays that of the moved link. Raises
+        ``KeyError`` if there is no link to move or it belongs to another ``external_id``; the driver's integrity
+        error if ``link.incident_id`` already has a link (nothing is written then)."""
+
+    @abc.abstractmethod
     async def links_for(self, connector: str, incident_ids: Sequence[str]) -> dict[str, Link]:
         """The links of these incidents, keyed by incident id (one query, for a whole poll page)."""
 

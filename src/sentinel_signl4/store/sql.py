@@ -258,6 +258,27 @@ class SqlStateStore(StateStore):
         async with self._writer.begin() as conn:
             await self._upsert_link(conn, link, now)
 
+    async def move_link(self, link: Link, *, from_incident_id: str, now: datetime,
+                        follow_ups: Sequence[OutboxAction] = ()) -> None:
+        now = to_utc(now)
+        async with self._writer.begin() as conn:
+            old = (await conn.execute(
+                sa.delete(links)
+                .where(links.c.connector == link.connector, links.c.incident_id == from_incident_id,
+                       links.c.external_id == link.external_id)
+                .returning(links.c.created_at)
+            )).first()
+            if old is None:
+                raise KeyError(f"no link of {link.connector}/{from_incident_id} with external id {link.external_id}")
+            await conn.execute(sa.insert(links).values(
+                connector=link.connector, incident_id=link.incident_id, external_id=link.external_id,
+                incident_number=link.incident_number, event_id=link.event_id, alert_id=link.alert_id,
+                generation=link.generation, open=link.open, data=dict(link.data), created_at=old[0],
+                updated_at=now,
+            ))
+            for follow_up in follow_ups:
+                await self._insert_action(conn, follow_up, now)
+
     async def links_for(self, connector: str, incident_ids: Sequence[str]) -> dict[str, Link]:
         wanted = list(dict.fromkeys(incident_ids))
         found: dict[str, Link] = {}
