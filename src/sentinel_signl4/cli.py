@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -22,6 +23,13 @@ config_app = typer.Typer(help="Work with configuration files.", no_args_is_help=
 app.add_typer(config_app, name="config")
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Path to the TOML config file.")]
+
+
+class SourceChoice(StrEnum):
+    """``demo --source``: the connector's ``source`` setting."""
+
+    SENTINEL = "sentinel"
+    GRAPH = "graph"
 
 
 def _load(path: Path) -> Config:
@@ -109,11 +117,15 @@ def provision(config: ConfigOption) -> None:
 def demo(
     keep_running: Annotated[bool, typer.Option("--keep-running", help="Keep the emulators up at the end.")] = False,
     workdir: Annotated[Path, typer.Option(help="Where the demo keeps its CA, config and database.")] = Path(".demo"),
+    source: Annotated[SourceChoice, typer.Option(
+        help="Where incidents come from: the Sentinel REST API or Defender XDR through Microsoft Graph.",
+    )] = SourceChoice.SENTINEL,
 ) -> None:
     """Run the connector against emulated Azure and SIGNL4 over real HTTPS and narrate what happens."""
     from sentinel_signl4.demo import run_demo
 
-    raise typer.Exit(asyncio.run(run_demo(workdir, keep_running=keep_running, echo=typer.echo)))
+    raise typer.Exit(asyncio.run(run_demo(workdir, keep_running=keep_running, echo=typer.echo,
+                                          source=source.value)))
 
 
 @app.command()

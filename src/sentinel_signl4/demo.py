@@ -1,7 +1,9 @@
 """``sentinel-signl4 demo``: the real connector against emulated Entra ID, Sentinel and SIGNL4 over HTTPS.
 
 Narrates what happens: which incidents page and which are skipped (and why), a burst with injected faults that
-is survived without a duplicate, responders acting on their phones, and the result on the Sentinel side.
+is survived without a duplicate, responders acting on their phones, a Defender merge followed, and the result on
+the incident side. ``source="graph"`` runs the same story against Defender XDR incidents through the emulated
+Microsoft Graph security API (the source-specific parts are in ``demo_sources.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from sentinel_signl4.bootstrap import ConnectorParts, Runtime, build_runtime
 from sentinel_signl4.config import parse_config
+from sentinel_signl4.demo_sources import DemoSource, burst_severity, demo_source
 from sentinel_signl4.domain import (
     ActionKind,
     ActionState,
@@ -56,8 +59,10 @@ class _Narrator:
         self.echo(f"   {text}" if text else "")
 
 
-async def run_demo(workdir: Path, *, keep_running: bool = False, echo: Echo = print) -> int:
-    """Run the scripted demo; return 0 when every promise held (exactly one Signl per matching incident)."""
+async def run_demo(workdir: Path, *, keep_running: bool = False, echo: Echo = print,
+                   source: str = "sentinel") -> int:
+    """Run the scripted demo against ``source`` ("sentinel" or "graph"); return 0 when every promise held
+    (exactly one Signl per matching incident)."""
     say = _Narrator(echo)
     _fresh_workdir(workdir)
     state = EmulatorState.new()
@@ -65,7 +70,7 @@ async def run_demo(workdir: Path, *, keep_running: bool = False, echo: Echo = pr
         world = seed_demo(state, datetime.now(UTC))
         config_text = emulator_config(
             world, server.base_url, ca_path=server.ca_path, store_url=f"sqlite:///{(workdir / 'state.db').resolve()}",
-            name=CONNECTOR, display_name="Contoso Ltd",
+            name=CONNECTOR, display_name="Contoso Ltd", source=source,
             overrides={"sync": {"mode": "poll", "poll_signl4_interval": "1s",
                                 "owner_map": {u.mail: u.object_id for u in world.users}}},
         )
@@ -74,12 +79,13 @@ async def run_demo(workdir: Path, *, keep_running: bool = False, echo: Echo = pr
         # Connector log lines go to a file so the narration stays readable; secrets are redacted there too.
         with (workdir / "connector.log").open("w", encoding="utf-8") as log_file:
             configure_logging(level="info", fmt="console", secrets=config.secrets(), stream=log_file)
-            say.step("Emulated Azure (Entra ID, Sentinel) and SIGNL4 are up over HTTPS")
+            say.step("Emulated Azure (Entra ID, Sentinel, Graph) and SIGNL4 are up over HTTPS"
+                     + (": the connector reads Defender XDR incidents through Graph" if source == "graph" else ""))
             say.line(f"endpoint  {server.base_url}   CA  {server.ca_path}")
             say.line(f"config    {workdir / 'config.toml'}   log  {workdir / 'connector.log'}")
             runtime = await build_runtime(config)
             try:
-                ok = await _script(say, state, world, runtime)
+                ok = await _script(say, state, world, runtime, demo_source(source, state, world))
             finally:
                 await runtime.aclose()
             if keep_running:
@@ -98,14 +104,15 @@ def _fresh_workdir(workdir: Path) -> None:
     shutil.rmtree(workdir / "certs", ignore_errors=True)
 
 
-async def _script(say: _Narrator, state: EmulatorState, world: DemoWorld, runtime: Runtime) -> bool:
+async def _script(say: _Narrator, state: EmulatorState, world: DemoWorld, runtime: Runtime,
+                  side: DemoSource) -> bool:
     parts = runtime.connectors[CONNECTOR]
     connector = parts.runtime
     flt = connector.forward.flt
     now = datetime.now(UTC)
 
-    say.step(f"Sentinel workspace '{world.workspace_name}' holds {len(world.incident_names)} incidents")
-    _show_expectations(say, state, world, flt, now, parts.config.sync.tag)
+    say.step(f"{side.title} holds {len(side.incidents())} incidents")
+    _show_expectations(say, side, flt, now, parts.config.sync.tag)
 
     say.step("Cycle 1: the connector polls (one list query, server-side $filter) and pages")
     report = await connector.run_once(datetime.now(UTC))
@@ -113,49 +120,47 @@ async def _script(say: _Narrator, state: EmulatorState, world: DemoWorld, runtim
     await _show_phone(say, runtime)
 
     say.step(f"A burst: {BURST} new incidents arrive while things go wrong")
+    source_faults = side.faults()
     faults = [
         FaultRule(path=r"^/webhook/", method="POST", kind="status", status=429, retry_after=2, count=3),
-        FaultRule(path=r"/incidents$", method="GET", kind="status", status=503, count=2),
+        source_faults[0][0],
         FaultRule(path=r"^/webhook/", method="POST", kind="reset", phase="after", count=1),
-        FaultRule(path=r"/incidents/[^/]+$", method="PUT", kind="status", status=500, count=2),
+        source_faults[1][0],
     ]
     for rule in faults:
         state.faults.add(rule)
-    say.line("injected: SIGNL4 answers 429 (Retry-After: 2) x3, Sentinel list 503 x2,")
+    say.line(f"injected: SIGNL4 answers 429 (Retry-After: 2) x3, {source_faults[0][1]},")
     say.line("          SIGNL4 takes an event but the connection drops before the answer x1 (outcome unknown),")
-    say.line("          Sentinel PUT 500 x2")
-    severities = ["High", "Medium", "Low", "Informational"]
+    say.line(f"          {source_faults[1][1]}")
     for n in range(BURST):
-        state.sentinel.create_incident(world.workspace, title=f"Suspicious PowerShell on WKS-{100 + n}",
-                                       severity=severities[n % 4], created=datetime.now(UTC) - timedelta(seconds=n),
-                                       description="Encoded command line spawned by an Office process.",
-                                       product_names=["Microsoft Defender for Endpoint"], tactics=["Execution"])
+        side.create(f"Suspicious PowerShell on WKS-{100 + n}", burst_severity(n),
+                    datetime.now(UTC) - timedelta(seconds=n))
     await _until_quiet(say, connector, runtime, deadline=40.0)
     fired = ", ".join(f"{r.kind} {r.status if r.kind == 'status' else r.phase}: {r.fired}" for r in faults)
     say.line(f"faults that fired: {fired}")
     state.faults.clear()
 
     say.step("Responders act on their phones")
-    ok = await _responders(say, state, world, runtime, parts)
+    ok = await _responders(say, state, world, runtime, parts, side)
 
-    say.step("An analyst closes an incident in Sentinel: its Signl is resolved")
-    ok = await _analyst_close(say, state, world, connector) and ok
+    say.step("Microsoft Defender merges a paged incident into a new one")
+    ok = await _merge(say, state, side, connector) and ok
+
+    say.step(f"An analyst closes an incident in {side.portal}: its Signl is resolved")
+    ok = await _analyst_close(say, state, side, connector) and ok
 
     say.step("Verdict")
-    return _verdict(say, state, world, flt, runtime, parts) and ok
+    return _verdict(say, state, side, flt, runtime, parts) and ok
 
 
-def _show_expectations(say: _Narrator, state: EmulatorState, world: DemoWorld, flt: IncidentFilter,
-                       now: datetime, tag: str) -> None:
-    from sentinel_signl4.clients.sentinel_mapping import incident_from_arm
-
-    for resource in sorted(state.sentinel.list_incidents(world.workspace),
-                           key=lambda r: r["properties"]["incidentNumber"]):
-        incident = incident_from_arm(resource)
+def _show_expectations(say: _Narrator, side: DemoSource, flt: IncidentFilter, now: datetime, tag: str) -> None:
+    for incident in sorted(side.incidents(), key=lambda i: i.number):
         reason = skip_reason(incident, flt, now)
         verdict = "page" if reason is None else f"skip: {reason.value}"
         if reason is None and tag and incident.has_label(tag):
             verdict = "skip: already tagged"
+        if incident.merged:
+            verdict = "skip: merged by Defender"
         age = now - incident.created
         say.line(f"#{incident.number}  {incident.severity.value:<13} {incident.status.value:<7} "
                  f"{_age(age):>5} old  {verdict:<22} {incident.title[:52]}")
@@ -208,7 +213,7 @@ async def _until_quiet(say: _Narrator, connector: Any, runtime: Runtime, *, dead
 
 
 async def _responders(say: _Narrator, state: EmulatorState, world: DemoWorld, runtime: Runtime,
-                      parts: ConnectorParts) -> bool:
+                      parts: ConnectorParts, side: DemoSource) -> bool:
     links = await runtime.store.open_links(CONNECTOR)
     if len(links) < 3:
         say.line("not enough open Signls to act on")
@@ -230,27 +235,49 @@ async def _responders(say: _Narrator, state: EmulatorState, world: DemoWorld, ru
         await asyncio.sleep(1.1)
     ok = True
     for link, expect in ((first, "Active"), (second, "Closed")):
-        props = state.sentinel.get_incident(world.workspace, link.incident_id.rsplit("/", 1)[-1])["properties"]
-        owner = (props.get("owner") or {}).get("assignedTo") or "-"
-        classification = props.get("classification") or "-"
-        reason = props.get("classificationReason") or ""
-        say.line(f"Sentinel #{link.incident_number}: status {props['status']}, owner {owner}, "
-                 f"classification {classification} {reason}".rstrip())
-        for comment in state.sentinel.comments(world.workspace, link.incident_id.rsplit("/", 1)[-1]):
-            say.line(f"    comment: {comment['properties']['message'][:100]}")
-        ok = ok and props["status"] == expect
+        now_reads = side.state_of(link.incident_id)
+        say.line(f"{side.kind.capitalize()} #{link.incident_number}: status {now_reads.status}, owner "
+                 f"{now_reads.owner}, classification {now_reads.classification}")
+        for comment in now_reads.comments:
+            say.line(f"    comment: {comment[:100]}")
+        ok = ok and now_reads.status == expect
     return ok
 
 
-async def _analyst_close(say: _Narrator, state: EmulatorState, world: DemoWorld, connector: Any) -> bool:
+async def _merge(say: _Narrator, state: EmulatorState, side: DemoSource, connector: Any) -> bool:
+    """Defender correlates a paged incident with a newer one and merges it: the Signl follows (or is resolved)."""
+    links = await connector.store.open_links(CONNECTOR)
+    if len(links) < 4:
+        say.line("not enough open Signls for a merge")
+        return False
+    link = links[2]
+    survivor = side.create("Multi-stage incident involving Execution on one endpoint", "High", datetime.now(UTC))
+    side.merge(link.incident_id, survivor)
+    say.line(f"#{link.incident_number} is merged into a new incident before the connector has seen the new one")
+    report = await connector.run_once(datetime.now(UTC))
+    await connector.run_once(datetime.now(UTC))
+    what = {"relinked": "the Signl now follows the survivor (same ExternalID)",
+            "resolved": "its Signl is resolved (the survivor has its own)",
+            "unknown_survivor": "its Signl is resolved; the survivor inherited the tag, so it does not page again"}
+    for merged, into, outcome in report.merged:
+        target = f"#{into.number}" if into else "an incident the Sentinel API does not name"
+        say.line(f"#{merged.number} merged into {target}: {what.get(outcome, outcome)}")
+    alert = state.signl4.list_alerts(external_id=link.external_id)[0]
+    for note in alert.annotations:
+        if note.text.startswith("[sentinel-signl4]"):
+            say.line(f"annotation on the Signl: {note.text[:110]}")
+    new_signls = state.signl4.list_alerts(external_id=external_id_for(CONNECTOR, survivor))
+    say.line(f"Signls raised for the surviving incident: {len(new_signls)} (the attack already paged once)")
+    return bool(report.merged) and not new_signls
+
+
+async def _analyst_close(say: _Narrator, state: EmulatorState, side: DemoSource, connector: Any) -> bool:
     links = await connector.store.open_links(CONNECTOR)
     if not links:
         return False
     link = links[-1]
-    name = link.incident_id.rsplit("/", 1)[-1]
-    state.sentinel.close_incident_as_analyst(world.workspace, name, classification="TruePositive",
-                                             classification_reason="SuspiciousActivity")
-    say.line(f"analyst closes #{link.incident_number} as TruePositive in the Sentinel portal")
+    side.analyst_close(link.incident_id)
+    say.line(f"analyst closes #{link.incident_number} as TruePositive in {side.portal}")
     for _ in range(2):
         await connector.run_once(datetime.now(UTC))
     alert = state.signl4.list_alerts(external_id=link.external_id)[0]
@@ -259,20 +286,18 @@ async def _analyst_close(say: _Narrator, state: EmulatorState, world: DemoWorld,
     return closed
 
 
-def _verdict(say: _Narrator, state: EmulatorState, world: DemoWorld, flt: IncidentFilter, runtime: Runtime,
+def _verdict(say: _Narrator, state: EmulatorState, side: DemoSource, flt: IncidentFilter, runtime: Runtime,
              parts: ConnectorParts) -> bool:
     counts = Counter(a.external_id for a in state.signl4.list_alerts())
-    linked = [i for i in state.sentinel.list_incidents(world.workspace)
-              if counts[external_id_for(CONNECTOR, i["id"])]]
+    incidents = side.incidents()
+    linked = [i for i in incidents if counts[external_id_for(CONNECTOR, i.resource_id)]]
     duplicates = sum(1 for c in counts.values() if c > 1)
     missed = 0
-    for resource in state.sentinel.list_incidents(world.workspace):
-        created = datetime.fromisoformat(resource["properties"]["createdTimeUtc"])
-        labels = [label["labelName"] for label in resource["properties"]["labels"]]
-        if (resource["properties"]["severity"] in {s.value for s in flt.severities}
-                and created >= datetime.now(UTC) - flt.max_age
-                and not counts[external_id_for(CONNECTOR, resource["id"])]
-                and resource["properties"]["status"] == "New" and "SIGNL4" not in labels):
+    for incident in incidents:
+        # An incident that inherited the tag through a merge is covered by the merged incident's Signl.
+        if (incident.severity in flt.severities and incident.created >= datetime.now(UTC) - flt.max_age
+                and not counts[external_id_for(CONNECTOR, incident.resource_id)]
+                and incident.status.value == "New" and not incident.has_label("SIGNL4")):
             missed += 1
     say.line(f"incidents paged: {len(linked)}; duplicate Signls: {duplicates}; matching incidents missed: {missed}")
     say.line(f"SIGNL4 alerts in the emulator: {sum(counts.values())}; connector status: "
