@@ -39,6 +39,12 @@ def test_skip_reasons_name_the_failing_criterion() -> None:
     assert skip_reason(incident(created=NOW - timedelta(hours=24)), flt, NOW) is None
 
 
+def test_a_merged_incident_is_never_paged_whatever_the_filter_selects() -> None:
+    every_status = IncidentFilter(statuses=frozenset(IncidentStatus))
+    assert skip_reason(incident(status=IncidentStatus.CLOSED, merged=True), every_status, NOW) is SkipReason.MERGED
+    assert skip_reason(incident(status=IncidentStatus.ACTIVE, merged=True), every_status, NOW) is SkipReason.MERGED
+
+
 def test_external_id_is_stable_case_insensitive_and_distinct_across_workspaces_and_connectors() -> None:
     a = external_id_for("contoso", RID)
     assert a == external_id_for("contoso", RID.upper().replace("INCIDENTS/ABC", "incidents/abc").lower())

@@ -63,6 +63,7 @@ class SkipReason(StrEnum):
     AGE = "age"
     ALREADY_TAGGED = "already_tagged"
     ALREADY_LINKED = "already_linked"
+    MERGED = "merged"  # Defender merged it into another incident: that one carries the attack now
 
 
 class ActionKind(StrEnum):

@@ -27,6 +27,8 @@ def skip_reason(incident: Incident, flt: IncidentFilter, now: datetime) -> SkipR
     The server-side ``$filter`` already selects on the same terms; this check runs again on what comes back, so a
     server quirk never pages for an incident the user excluded, and so the demo can say why an incident was skipped.
     """
+    if incident.merged:
+        return SkipReason.MERGED
     if incident.status not in flt.statuses:
         return SkipReason.STATUS
     if incident.severity not in flt.severities:
