@@ -529,3 +529,35 @@ async def test_graph_429_is_retried_after_retry_after_for_every_connector_of_the
             assert len(harness.alerts(ext(side, incident, name))) == 1
     for incident in fresh:
         assert side.view(incident).labels.count("SIGNL4") == 1
+
+
+# -- Graph: single alerts (resource = "alerts") ------------------------------------------------------------------------
+
+async def test_graph_alerts_resource_pages_each_alert_once_and_syncs_back(harness: Harness) -> None:
+    side = side_for("graph", harness)
+    name = side.create("Suspicious PowerShell on FIN-WS-007")
+    [incident] = [i for i in harness.state.graph.incidents(harness.world.tenant_id) if i["id"] == name]
+    [alert_id] = [a["id"] for a in incident["alerts"]]
+    harness.state.signl4.register_webhook(
+        harness.world.signl4_subscription_id, f"https://connector.test/webhooks/signl4/contoso/{TOKEN}")
+    runtime = await harness.runtime(source="graph", overrides={
+        "graph": {"resource": "alerts"}, "filter": ONLY_FRESH_HIGH,
+        "sync": {"mode": "webhook", "webhook_token": TOKEN,
+                 "owner_map": {u.mail: u.object_id for u in harness.world.users}}})
+    connector = runtime.connectors["contoso"].runtime
+    report = await connector.run_once(datetime.now(UTC))
+    assert connector.health.error is None, connector.health.error
+    resource_id = f"graph:{harness.world.tenant_id}:alerts/{alert_id}"
+    assert resource_id in {i.resource_id for i in report.enqueued}
+    [signl] = harness.alerts(external_id_for("contoso", resource_id))
+    again = await connector.run_once(datetime.now(UTC) + timedelta(minutes=1))
+    assert again.enqueued == [] and len(harness.alerts(external_id_for("contoso", resource_id))) == 1
+    web = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_web_app(runtime)),
+                            base_url="https://connector.test")
+    adele = harness.world.users[0]
+    harness.state.signl4.acknowledge(signl.id, adele.mail)
+    assert (await harness.state.signl4.deliver_outbound(web)).failed == 0
+    await connector.run_once(datetime.now(UTC) + timedelta(minutes=2))
+    stored = harness.state.graph.get_alert(harness.world.tenant_id, alert_id, include_unknown=True)
+    assert (stored["status"], stored["assignedTo"]) == ("inProgress", adele.mail)
+    assert [c["comment"].rsplit("\n[s4:", 1)[0][:27] for c in stored["comments"]] == ["Acknowledged in SIGNL4 by A"]

@@ -267,8 +267,9 @@ class ReversePath:
     async def _follow_merge(self, incident: Incident, link: Link, now: datetime, report: PollReport | None) -> int:
         """Follow the merge of ``incident`` (linked by ``link``); 1 if something was done, 0 if it was done before.
 
-        Every side effect is keyed by (ExternalID, survivor), and the store writes that decide the outcome happen
-        in one transaction with the queued notes, so a crash in between repeats nothing and loses nothing.
+        Every side effect is keyed by (ExternalID, survivor). A moved link is written in one transaction with its
+        notes; otherwise the notes are queued before the link records the outcome. Either way a crash in between
+        repeats nothing (the keys exist) and loses nothing (the link does not say "done" yet).
         """
         if "merged_into" in link.data:
             return 0  # followed before (and the survivor already had its own Signl, or was unknown)
