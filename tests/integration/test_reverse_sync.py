@@ -271,3 +271,18 @@ async def test_reopened_incident_gets_a_new_signl_only_when_configured(harness: 
     assert len(harness.alerts(second)) == (1 if reraise else 0)
     await s.cycle(minutes=2)
     assert len(harness.alerts(second)) == (1 if reraise else 0)
+
+
+async def test_both_modes_at_once_write_one_comment_per_action(harness: Harness) -> None:
+    s = await start(harness, sync={"mode": "both", "poll_signl4_interval": "1s"})
+    megan = harness.world.users[1]
+    harness.state.signl4.acknowledge(s.alert_id, megan.mail)
+    harness.state.signl4.annotate(s.alert_id, megan.mail, "#tp on it")
+    harness.state.signl4.close(s.alert_id, megan.mail)
+    await s.deliver()                 # the webhook notifications …
+    await s.cycle(minutes=1)          # … and the REST poll finds the same three changes
+    await s.cycle(minutes=2)
+    props = s.props()
+    assert props["status"] == "Closed" and props["classification"] == "TruePositive"
+    counts = Counter(s.comments())
+    assert len(counts) >= 3 and all(n == 1 for n in counts.values()), counts

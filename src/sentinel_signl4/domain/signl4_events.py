@@ -53,6 +53,23 @@ class Signl4Event:
     annotation: str | None
     annotation_id: str | None
 
+    @property
+    def intent_id(self) -> str:
+        """What happened, independent of how we learned it.
+
+        The same acknowledgement reaches us as a webhook notification (its own ``id``) and, in ``both`` mode, as a
+        change found by polling the REST API (a different id). Keys derived from the alert, the acting user and the
+        annotation make both deliveries one intent, so Sentinel gets one comment, not two.
+        """
+        user = (self.user.id or self.user.mail or "") if self.user else ""
+        if self.kind is EventKind.ACKNOWLEDGED and self.alert_id:
+            return f"{self.alert_id}:ack:{user}"
+        if self.kind is EventKind.CLOSED and self.alert_id:
+            return f"{self.alert_id}:close"
+        if self.kind is EventKind.ANNOTATED and self.annotation_id:
+            return f"annotation:{self.annotation_id}"
+        return f"event:{self.event_id}"
+
 
 def parse_event(payload: Mapping[str, Any]) -> Signl4Event:
     """Parse one event. Raises ``ValueError`` only when ``id`` or ``eventType`` is missing or of the wrong type."""

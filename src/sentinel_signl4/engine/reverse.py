@@ -101,13 +101,13 @@ class ReversePath:
         target = _target_of(link)
 
         def action(kind: ActionKind, purpose: str, payload: dict[str, Any]) -> None:
-            actions.append(OutboxAction(key=comment_key(self.connector, event.event_id, purpose),
+            actions.append(OutboxAction(key=comment_key(self.connector, event.intent_id, purpose),
                                         connector=self.connector, kind=kind, incident_id=target,
                                         payload={**payload, "event": record}))
 
         def comment(purpose: str, message: str) -> None:
             action(ActionKind.ADD_COMMENT, purpose,
-                   {"comment_id": comment_id_for(self.connector, event.event_id, purpose), "message": message})
+                   {"comment_id": comment_id_for(self.connector, event.intent_id, purpose), "message": message})
 
         if event.kind is EventKind.ACKNOWLEDGED:
             action(ActionKind.UPDATE_INCIDENT, "ack", {"op": "acknowledge"})
@@ -161,12 +161,12 @@ class ReversePath:
             choice = self._choice(link)
             message = close_comment(event, choice)
             written = await self.source.close(target, choice, message, owner)
-            await self.source.add_comment(target, comment_id_for(self.connector, event.event_id, "close-comment"),
+            await self.source.add_comment(target, comment_id_for(self.connector, event.intent_id, "close-comment"),
                                           message)
         else:
             raise ValueError(f"unknown update op {op!r}")
         if why and wants_owner:
-            await self.source.add_comment(target, comment_id_for(self.connector, event.event_id, "owner"),
+            await self.source.add_comment(target, comment_id_for(self.connector, event.intent_id, "owner"),
                                           f"[SIGNL4] Owner not assigned: {why}.")
         if event.raised_at is not None:
             self.metrics.sync_latency.labels(self.connector).observe(max(0.0, (now - event.raised_at).total_seconds()))
@@ -354,7 +354,7 @@ def _event_record(event: Signl4Event) -> dict[str, Any]:
         "raised_at": event.raised_at.isoformat() if event.raised_at else None,
         "external_id": event.external_id, "alert_id": event.alert_id,
         "user": {"id": user.id, "name": user.name, "mail": user.mail} if user else None,
-        "annotation": event.annotation,
+        "annotation": event.annotation, "annotation_id": event.annotation_id,
     }
 
 
@@ -366,5 +366,5 @@ def _event_from_record(record: Any) -> Signl4Event:
         event_type=int(record.get("type", 0)), raised_at=datetime.fromisoformat(raised) if raised else None,
         external_id=record.get("external_id"), alert_id=record.get("alert_id"),
         user=Signl4User(id=user.get("id"), name=user.get("name"), mail=user.get("mail")) if user else None,
-        annotation=record.get("annotation"), annotation_id=None,
+        annotation=record.get("annotation"), annotation_id=record.get("annotation_id"),
     )
