@@ -57,7 +57,7 @@ async def serve_until_stopped(runtime: Runtime, stop: asyncio.Event, *, web: boo
     supervisor = runtime.supervisor()
     async with contextlib.AsyncExitStack() as stack:
         if web:
-            server = WebServer(build_web_app(runtime), host=runtime.config.server.host,
+            server = WebServer(build_web_app(runtime, on_event=supervisor.wake), host=runtime.config.server.host,
                                port=runtime.config.server.port)
             await stack.enter_async_context(server.running())
         log.info("started", connectors=[n for n, p in runtime.connectors.items() if p.config.enabled],

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CLIENT_ID, ORIGIN, TENANT, EmulatorTokenProvider, FakeClock, World
+from clients_world import CLIENT_ID, ORIGIN, TENANT, EmulatorTokenProvider, FakeClock, World
 
 from sentinel_signl4.clients.errors import AuthError, OutcomeUnknownError, PermanentError, RateLimitedError
 from sentinel_signl4.clients.graph import GraphClient, GraphUser, graph_limiter

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from conftest import (
+from clients_world import (
     API_KEY,
     CLIENT_ID,
     CLIENT_SECRET,

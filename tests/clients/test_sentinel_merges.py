@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 
-from conftest import World
+from clients_world import World
 
 from sentinel_signl4.clients.sentinel import SentinelClient
 from sentinel_signl4.clients.sentinel_mapping import incident_from_arm, merged_into_number

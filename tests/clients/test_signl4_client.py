@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from conftest import API_KEY, ORIGIN, TEAM_SECRET, FakeClock, World, fake_time_limiter, make_signl4
+from clients_world import API_KEY, ORIGIN, TEAM_SECRET, FakeClock, World, fake_time_limiter, make_signl4
 
 from sentinel_signl4.clients.errors import (
     AuthError,

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import FakeClock
+from emulators_world import FakeClock
 
 from graph_world import (
     TENANT,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import FakeClock
+from emulators_world import FakeClock
 
 from graph_world import (
     GRAPH,

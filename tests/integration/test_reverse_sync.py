@@ -286,3 +286,32 @@ async def test_both_modes_at_once_write_one_comment_per_action(harness: Harness)
     assert props["status"] == "Closed" and props["classification"] == "TruePositive"
     counts = Counter(s.comments())
     assert len(counts) >= 3 and all(n == 1 for n in counts.values()), counts
+
+
+async def test_a_webhook_wakes_its_connector_instead_of_waiting_for_the_next_poll(harness: Harness) -> None:
+    s = await start(harness)
+    # Re-built with an hour-long poll interval: without the wake-up nothing would happen during this test.
+    runtime = await harness.runtime(overrides={"filter": ONLY_BURST, "connector": {"poll_interval": "1h"},
+                                               "sync": {"webhook_token": TOKEN}})
+    supervisor = runtime.supervisor()
+    web = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_web_app(runtime, on_event=supervisor.wake)),
+                            base_url="https://connector.test")
+    stop = asyncio.Event()
+    task = asyncio.create_task(supervisor.run(stop))
+    try:
+        for _ in range(200):  # the first cycle runs at start
+            if runtime.connectors["contoso"].runtime.health.cycles:
+                break
+            await asyncio.sleep(0.05)
+        harness.state.signl4.acknowledge(s.alert_id, harness.world.users[0].mail)
+        report = await harness.state.signl4.deliver_outbound(web)
+        assert report.failed == 0
+        for _ in range(200):
+            if s.props()["status"] == "Active":
+                break
+            await asyncio.sleep(0.05)
+        assert s.props()["status"] == "Active"
+    finally:
+        stop.set()
+        await task
+        await web.aclose()

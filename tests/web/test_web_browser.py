@@ -11,7 +11,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from conftest import NOW, SECRETS
+from web_world import NOW, SECRETS
 
 from sentinel_signl4.bootstrap import Runtime
 from sentinel_signl4.web import WebServer, build_web_app

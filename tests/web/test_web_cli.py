@@ -7,8 +7,8 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
-from conftest import ALPHA_TOKEN, SECRETS, config_text, event, inbox_rows
 from typer.testing import CliRunner
+from web_world import ALPHA_TOKEN, SECRETS, config_text, event, inbox_rows
 
 from sentinel_signl4.cli import app
 from store_fixtures import store_url_sqlite

@@ -7,7 +7,7 @@ from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
-from conftest import ALPHA_TOKEN, API_KEY, CLIENT_SECRET, NOW, SECRETS, TEAM_SECRET, Harness
+from web_world import ALPHA_TOKEN, API_KEY, CLIENT_SECRET, NOW, SECRETS, TEAM_SECRET, Harness
 
 from sentinel_signl4.domain.enums import ActionKind
 from sentinel_signl4.web import dashboard as dashboard_module

@@ -11,10 +11,10 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from conftest import ALPHA_TOKEN, BRAVO_TOKEN, POLL_TOKEN, event, inbox_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import event as hypothesis_event
 from hypothesis import strategies as st
+from web_world import ALPHA_TOKEN, BRAVO_TOKEN, POLL_TOKEN, event, inbox_rows
 
 from sentinel_signl4.web.webhook import IGNORED_EVENT_TYPES, MAX_EVENT_ID_CHARS, WEBHOOK_PREFIX, webhook_path
 

@@ -7,9 +7,9 @@ import time
 
 import httpx
 import pytest
-from conftest import CLIENT_SECRET, NOW, SECRETS, Harness, alpha_path, event
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
+from web_world import CLIENT_SECRET, NOW, SECRETS, Harness, alpha_path, event
 
 ENABLED = ["alpha", "bravo", "charlie", "delta", "foxtrot"]  # echo is disabled
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ALPHA_TOKEN, alpha_path, config_text, event, inbox_rows
+from web_world import ALPHA_TOKEN, alpha_path, config_text, event, inbox_rows
 
 from sentinel_signl4.bootstrap import Runtime, build_runtime
 from sentinel_signl4.config import parse_config

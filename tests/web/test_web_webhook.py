@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import (
+from web_world import (
     ALPHA_TOKEN,
     BRAVO_TOKEN,
     DISABLED_TOKEN,

@@ -54,6 +54,7 @@ class Supervisor:
         self.lease_ttl = lease_ttl
         self.on_report = on_report
         self.running = False
+        self._wake: dict[str, asyncio.Event] = {c.runtime.name: asyncio.Event() for c in self.connectors}
 
     async def run(self, stop: asyncio.Event) -> None:
         self.running = True
@@ -78,11 +79,30 @@ class Supervisor:
                     await self._cycle(item, lease, ttl, stop)
                 else:
                     rt.health.standby(now)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=item.interval)
+                await self._pause(rt.name, item.interval, stop)
         finally:
             with contextlib.suppress(Exception):
                 await self.store.release_lease(lease, self.owner)
+
+    def wake(self, connector: str) -> None:
+        """Run ``connector``'s next cycle now (a SIGNL4 webhook arrived): reverse sync does not wait a poll interval.
+
+        Safe to call from the web server's handlers (same event loop); unknown names are ignored.
+        """
+        event = self._wake.get(connector)
+        if event is not None:
+            event.set()
+
+    async def _pause(self, name: str, interval: float, stop: asyncio.Event) -> None:
+        """Wait ``interval`` seconds, or less when stopped or woken."""
+        wake = self._wake.setdefault(name, asyncio.Event())
+        waiters = {asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())}
+        try:
+            await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            wake.clear()
 
     async def _acquire(self, lease: str, now: datetime, ttl: float) -> bool:
         try:

@@ -22,7 +22,8 @@ __all__ = ["build_web_app", "build_web_app_from_context"]
 
 
 def build_web_app(runtime: Runtime, *, clock: Callable[[], datetime] | None = None,
-                  ready_timeout: float = DEFAULT_READY_TIMEOUT) -> Starlette:
+                  ready_timeout: float = DEFAULT_READY_TIMEOUT,
+                  on_event: Callable[[str], None] | None = None) -> Starlette:
     """The app for ``runtime``: its config, store, metrics and connectors' live health.
 
     ``clock`` (default: the runtime's) stamps inbox events and the status page; ``ready_timeout`` bounds the store
@@ -36,6 +37,7 @@ def build_web_app(runtime: Runtime, *, clock: Callable[[], datetime] | None = No
         health={name: parts.runtime.health for name, parts in runtime.connectors.items()},
         clock=clock or runtime.clock,
         redactor=Redactor(config.secrets()),
+        on_event=on_event,
     )
     return build_web_app_from_context(ctx, ready_timeout=ready_timeout)
 
@@ -43,7 +45,7 @@ def build_web_app(runtime: Runtime, *, clock: Callable[[], datetime] | None = No
 def build_web_app_from_context(ctx: WebContext, *, ready_timeout: float = DEFAULT_READY_TIMEOUT) -> Starlette:
     """The app for an explicit ``WebContext`` (what ``build_web_app`` uses; handy without a full ``Runtime``)."""
     receiver = WebhookReceiver(ctx.config.connectors, store=ctx.store, metrics=ctx.metrics, clock=ctx.clock,
-                               max_body_bytes=ctx.config.server.max_body_bytes)
+                               max_body_bytes=ctx.config.server.max_body_bytes, on_event=ctx.on_event)
     probes = HealthEndpoints(ctx, ready_timeout=ready_timeout)
     dashboard = Dashboard(ctx)
     routes = [

@@ -36,6 +36,8 @@ class WebContext:
     health: Mapping[str, ConnectorHealth]
     clock: Callable[[], datetime]
     redactor: Redactor
+    #: Told the connector's name when a new webhook event is stored (the supervisor runs its cycle at once).
+    on_event: Callable[[str], None] | None = None
 
 
 def json_response(status: int, body: object, headers: Mapping[str, str] | None = None) -> JSONResponse:

@@ -242,8 +242,10 @@ class WebhookReceiver:
     """Answers ``POST /webhooks/signl4/{connector}/{token}`` (mount with ``path`` ``{rest:path}``)."""
 
     def __init__(self, connectors: Sequence[ConnectorConfig], *, store: StateStore, metrics: Metrics,
-                 clock: Callable[[], datetime], max_body_bytes: int) -> None:
+                 clock: Callable[[], datetime], max_body_bytes: int,
+                 on_event: Callable[[str], None] | None = None) -> None:
         self._store = store
+        self._on_event = on_event
         self._metrics = metrics
         self._clock = clock
         self._max_body_bytes = max_body_bytes
@@ -329,6 +331,8 @@ class WebhookReceiver:
             log.debug("webhook_event_duplicate", connector=connector, event_id=event.event_id)
             return json_response(200, {"status": "duplicate"})
         counter.labels(connector, WebhookOutcome.ACCEPTED.value).inc()
+        if self._on_event is not None:
+            self._on_event(connector)
         log.info("webhook_event_accepted", connector=connector, event_id=event.event_id,
                  event_type=event.event_type)
         return json_response(202, {"status": "accepted"})
