@@ -8,6 +8,7 @@ from functools import partial
 from sentinel_signl4.bootstrap import ConnectorParts, build_runtime
 from sentinel_signl4.clients.errors import RemoteError
 from sentinel_signl4.config import Config
+from sentinel_signl4.engine.enrich import SentinelEnricher
 from sentinel_signl4.logs import configure_logging
 
 __all__ = ["run_checks"]
@@ -53,6 +54,10 @@ def _steps(parts: ConnectorParts) -> list[tuple[str, Callable[[], Awaitable[obje
             ("Entra ID token", partial(parts.tokens.token, endpoints.scope("resource_manager"))),
             ("Sentinel workspace access", parts.source.check_access),
         ]
+    enricher = parts.runtime.forward.enricher
+    if isinstance(enricher, SentinelEnricher) and enricher.logs is not None:
+        # Enrichment failures never block a page, so without this check a missing role would go unnoticed.
+        steps.append(("Log Analytics query (enrichment)", enricher.logs.check_access))
     if parts.graph is not None and cfg.sync.assign_owner_on and not cfg.sync.owner_map:
         # The owner lookup is the only way to name an owner then: without User.Read.All nobody gets assigned.
         steps.append(("Graph owner lookup (User.Read.All)", parts.graph.check_user_access))

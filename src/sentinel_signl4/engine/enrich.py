@@ -66,6 +66,10 @@ class LogQuerySource(Protocol):
     async def query(self, kql: str, *, start: datetime, end: datetime,
                     server_timeout: int | None = None) -> LogRows: ...
 
+    async def check_access(self) -> None:
+        """Raise a ``RemoteError`` saying what to fix when the workspace cannot be queried."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class EnrichmentSettings:
