@@ -25,12 +25,10 @@ The SIGNL4 emulator brings its own ``/_control/signl4/…`` routes.
 
 from __future__ import annotations
 
-import json
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
-from functools import wraps
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -38,6 +36,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from sentinel_signl4.domain.enums import Severity
+from sentinel_signl4.emulators._control_util import (
+    ControlError,
+    control_endpoint,
+    json_body,
+    object_list,
+    object_value,
+    optional_str,
+    optional_time,
+    required_str,
+    string_list,
+)
 from sentinel_signl4.emulators.faults import FaultRule
 from sentinel_signl4.emulators.sentinel_model import (
     UNSET,
@@ -54,34 +63,6 @@ if TYPE_CHECKING:
 
 __all__ = ["control_routes"]
 
-Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-class _ControlError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def _endpoint(handler: Endpoint) -> Endpoint:
-    """Turn bad input into 400 and unknown things into 404, with ``{"error": message}``."""
-
-    @wraps(handler)
-    async def run(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except _ControlError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=exc.status)
-        except SentinelError as exc:
-            return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, status_code=exc.status)
-        except KeyError as exc:
-            return JSONResponse({"error": str(exc.args[0] if exc.args else exc)}, status_code=404)
-        except (ValueError, TypeError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-
-    return run
-
-
 def control_routes(state: EmulatorState) -> list[BaseRoute]:
     plane = _ControlPlane(state)
     routes = [
@@ -97,7 +78,7 @@ def control_routes(state: EmulatorState) -> list[BaseRoute]:
         ("/_control/sentinel/incidents/{name}/merge", plane.merge, ["POST"]),
         ("/_control/sentinel/throttle", plane.throttle, ["GET", "PUT"]),
     ]
-    return [Route(path, _endpoint(handler), methods=methods) for path, handler, methods in routes]
+    return [Route(path, control_endpoint(handler, SentinelError), methods=methods) for path, handler, methods in routes]
 
 
 class _ControlPlane:
@@ -111,10 +92,10 @@ class _ControlPlane:
     async def seed(self, request: Request) -> Response:
         from sentinel_signl4.emulators.seed import seed_demo  # the seed imports models only; kept lazy
 
-        body = await _body(request, required=False)
+        body = await json_body(request, required=False)
         scenario = body.get("scenario", "demo")
         if scenario != "demo":
-            raise _ControlError(400, f"unknown scenario {scenario!r}; known: 'demo'")
+            raise ControlError(400, f"unknown scenario {scenario!r}; known: 'demo'")
         world = seed_demo(self.state, self.state.clock())
         return JSONResponse(world.to_json(), status_code=201)
 
@@ -124,7 +105,7 @@ class _ControlPlane:
             injector.clear()
             return Response(status_code=204)
         if request.method == "POST":
-            rule = injector.add(FaultRule.from_json(await _body(request)))
+            rule = injector.add(FaultRule.from_json(await json_body(request)))
             return JSONResponse(rule.to_json(), status_code=201)
         return JSONResponse({"rules": [rule.to_json() for rule in injector.rules()]})
 
@@ -159,32 +140,32 @@ class _ControlPlane:
         )
 
     async def revoke_tokens(self, request: Request) -> Response:
-        body = await _body(request, required=False)
-        revoked = self.state.entra.revoke_tokens(_str(body, "clientId"))
+        body = await json_body(request, required=False)
+        revoked = self.state.entra.revoke_tokens(optional_str(body, "clientId"))
         return JSONResponse({"revoked": revoked})
 
     async def create_workspace(self, request: Request) -> Response:
-        body = await _body(request)
+        body = await json_body(request)
         entra, sentinel = self.state.entra, self.state.sentinel
-        tenant = entra.add_tenant(_str(body, "tenantId"))
+        tenant = entra.add_tenant(optional_str(body, "tenantId"))
         ws = sentinel.create_workspace(
-            _str(body, "subscriptionId") or str(uuid.uuid4()),
-            _required(body, "resourceGroup"),
-            _required(body, "workspaceName"),
+            optional_str(body, "subscriptionId") or str(uuid.uuid4()),
+            required_str(body, "resourceGroup"),
+            required_str(body, "workspaceName"),
             tenant_id=tenant.tenant_id,
-            workspace_id=_str(body, "workspaceId"),
+            workspace_id=optional_str(body, "workspaceId"),
         )
         apps = []
-        for spec in _list(body, "apps"):
-            secret = _str(spec, "clientSecret") or secrets.token_urlsafe(30)
+        for spec in object_list(body, "apps"):
+            secret = optional_str(spec, "clientSecret") or secrets.token_urlsafe(30)
             app = entra.register_app(
                 tenant.tenant_id,
-                client_id=_str(spec, "clientId"),
-                display_name=_str(spec, "displayName") or "sentinel-signl4",
+                client_id=optional_str(spec, "clientId"),
+                display_name=optional_str(spec, "displayName") or "sentinel-signl4",
                 secret=secret,
-                certificate_pem=_str(spec, "certificatePem"),
+                certificate_pem=optional_str(spec, "certificatePem"),
             )
-            role = _str(spec, "role") or Role.RESPONDER.value
+            role = optional_str(spec, "role") or Role.RESPONDER.value
             sentinel.assign_role(app.client_id, ws.ref, Role(role))
             apps.append({"clientId": app.client_id, "clientSecret": secret, "objectId": app.object_id, "role": role})
         users = [
@@ -197,12 +178,12 @@ class _ControlPlane:
             for user in (
                 entra.add_user(
                     tenant.tenant_id,
-                    user_principal_name=_required(spec, "userPrincipalName"),
-                    display_name=_str(spec, "displayName") or _required(spec, "userPrincipalName"),
-                    mail=_str(spec, "mail"),
-                    object_id=_str(spec, "objectId"),
+                    user_principal_name=required_str(spec, "userPrincipalName"),
+                    display_name=optional_str(spec, "displayName") or required_str(spec, "userPrincipalName"),
+                    mail=optional_str(spec, "mail"),
+                    object_id=optional_str(spec, "objectId"),
                 )
-                for spec in _list(body, "users")
+                for spec in object_list(body, "users")
             )
         ]
         return JSONResponse(
@@ -224,37 +205,37 @@ class _ControlPlane:
         if request.method == "GET":
             ws = sentinel.workspace_named(request.query_params.get("workspace", ""))
             return JSONResponse({"value": sentinel.list_incidents(ws.ref)})
-        body = await _body(request)
-        ws = sentinel.workspace_named(_required(body, "workspace"))
+        body = await json_body(request)
+        ws = sentinel.workspace_named(required_str(body, "workspace"))
         incident = sentinel.create_incident(
             ws.ref,
-            title=_required(body, "title"),
-            severity=_required(body, "severity"),
-            status=_str(body, "status") or "New",
-            created=_time(body, "createdTimeUtc"),
-            description=_str(body, "description"),
-            labels=_strings(body, "labels"),
-            auto_labels=_strings(body, "autoLabels"),
-            owner=_str(body, "owner"),
-            classification=_str(body, "classification"),
-            classification_reason=_str(body, "classificationReason"),
-            classification_comment=_str(body, "classificationComment"),
-            provider_name=_str(body, "providerName") or "Azure Sentinel",
-            provider_incident_id=_str(body, "providerIncidentId"),
-            provider_incident_url=_str(body, "providerIncidentUrl"),
-            alerts=[_alert(spec, self.state.clock()) for spec in _list(body, "alerts")],
+            title=required_str(body, "title"),
+            severity=required_str(body, "severity"),
+            status=optional_str(body, "status") or "New",
+            created=optional_time(body, "createdTimeUtc"),
+            description=optional_str(body, "description"),
+            labels=string_list(body, "labels"),
+            auto_labels=string_list(body, "autoLabels"),
+            owner=optional_str(body, "owner"),
+            classification=optional_str(body, "classification"),
+            classification_reason=optional_str(body, "classificationReason"),
+            classification_comment=optional_str(body, "classificationComment"),
+            provider_name=optional_str(body, "providerName") or "Azure Sentinel",
+            provider_incident_id=optional_str(body, "providerIncidentId"),
+            provider_incident_url=optional_str(body, "providerIncidentUrl"),
+            alerts=[_alert(spec, self.state.clock()) for spec in object_list(body, "alerts")],
             entities=[
-                EntitySeed(kind=_required(spec, "kind"), properties=_dict(spec, "properties"))
-                for spec in _list(body, "entities")
+                EntitySeed(kind=required_str(spec, "kind"), properties=object_value(spec, "properties"))
+                for spec in object_list(body, "entities")
             ],
-            tactics=_strings(body, "tactics"),
-            product_names=_strings(body, "productNames"),
-            name=_str(body, "name"),
+            tactics=string_list(body, "tactics"),
+            product_names=string_list(body, "productNames"),
+            name=optional_str(body, "name"),
         )
         return JSONResponse(incident, status_code=201)
 
     async def analyst_edit(self, request: Request) -> Response:
-        body = await _body(request)
+        body = await json_body(request)
         sentinel = self.state.sentinel
         name = request.path_params["name"]
         ref = self._incident_workspace(body, name)
@@ -262,7 +243,7 @@ class _ControlPlane:
         def given(key: str) -> Any:
             if key not in body:
                 return UNSET
-            return _str(body, key)  # a string, or null to clear
+            return optional_str(body, key)  # a string, or null to clear
 
         incident = sentinel.update_incident_as_analyst(
             ref, name,
@@ -271,8 +252,8 @@ class _ControlPlane:
             status=given("status"),
             description=given("description"),
             owner=given("owner"),
-            labels=_strings(body, "labels") if "labels" in body else UNSET,
-            add_labels=_strings(body, "addLabels"),
+            labels=string_list(body, "labels") if "labels" in body else UNSET,
+            add_labels=string_list(body, "addLabels"),
             classification=given("classification"),
             classification_reason=given("classificationReason"),
             classification_comment=given("classificationComment"),
@@ -280,110 +261,47 @@ class _ControlPlane:
         return JSONResponse(incident)
 
     async def analyst_comment(self, request: Request) -> Response:
-        body = await _body(request)
+        body = await json_body(request)
         name = request.path_params["name"]
         ref = self._incident_workspace(body, name)
         comment = self.state.sentinel.add_comment_as_analyst(
-            ref, name, _required(body, "message"), analyst=_required(body, "analyst")
+            ref, name, required_str(body, "message"), analyst=required_str(body, "analyst")
         )
         return JSONResponse(comment, status_code=201)
 
     async def merge(self, request: Request) -> Response:
-        body = await _body(request)
+        body = await json_body(request)
         name = request.path_params["name"]
         ref = self._incident_workspace(body, name)
-        return JSONResponse(self.state.sentinel.merge_incidents(ref, name, _required(body, "into")))
+        return JSONResponse(self.state.sentinel.merge_incidents(ref, name, required_str(body, "into")))
 
     async def throttle(self, request: Request) -> Response:
         buckets = self.state.sentinel.throttle
         if request.method == "PUT":
-            body = await _body(request)
+            body = await json_body(request)
             for kind, spec in body.items():
                 if kind not in buckets.policies() or not isinstance(spec, dict):
-                    raise _ControlError(400, f"unknown operation type {kind!r}; known: {sorted(buckets.policies())}")
+                    raise ControlError(400, f"unknown operation type {kind!r}; known: {sorted(buckets.policies())}")
                 buckets.configure(kind, BucketPolicy(float(spec["capacity"]), float(spec["refillPerSecond"])))
         return JSONResponse(
             {k: {"capacity": p.capacity, "refillPerSecond": p.refill_per_second} for k, p in buckets.policies().items()}
         )
 
     def _incident_workspace(self, body: Mapping[str, Any], name: str) -> WorkspaceRef:
-        workspace = _str(body, "workspace")
+        workspace = optional_str(body, "workspace")
         if workspace:
             return self.state.sentinel.workspace_named(workspace).ref
         return self.state.sentinel.find_incident(name)[0]
 
 
-# --- body helpers ----------------------------------------------------------------------------------------------
-
-
-async def _body(request: Request, *, required: bool = True) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        if required:
-            raise _ControlError(400, "a JSON object body is required")
-        return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _ControlError(400, f"invalid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise _ControlError(400, "the body must be a JSON object")
-    return body
-
-
-def _str(body: Mapping[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    if value is not None and not isinstance(value, str):
-        raise _ControlError(400, f"{key!r} must be a string")
-    return value
-
-
-def _required(body: Mapping[str, Any], key: str) -> str:
-    value = _str(body, key)
-    if not value:
-        raise _ControlError(400, f"{key!r} is required")
-    return value
-
-
-def _strings(body: Mapping[str, Any], key: str) -> list[str]:
-    value = body.get(key) or []
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise _ControlError(400, f"{key!r} must be an array of strings")
-    return value
-
-
-def _list(body: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
-    value = body.get(key) or []
-    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-        raise _ControlError(400, f"{key!r} must be an array of objects")
-    return value
-
-
-def _dict(body: Mapping[str, Any], key: str) -> dict[str, Any]:
-    value = body.get(key) or {}
-    if not isinstance(value, dict):
-        raise _ControlError(400, f"{key!r} must be an object")
-    return value
-
-
-def _time(body: Mapping[str, Any], key: str) -> datetime | None:
-    text = _str(body, key)
-    if text is None:
-        return None
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        raise _ControlError(400, f"{key!r} needs a UTC offset")
-    return moment
-
-
 def _alert(spec: Mapping[str, Any], now: datetime) -> SecurityAlertSeed:
     return SecurityAlertSeed(
-        display_name=_required(spec, "displayName"),
-        severity=Severity(_required(spec, "severity")),
-        product_name=_str(spec, "productName") or "Azure Sentinel",
-        time_generated=_time(spec, "timeGenerated") or now,
-        system_alert_id=_str(spec, "systemAlertId") or str(uuid.uuid4()),
-        tactics=tuple(_strings(spec, "tactics")),
-        description=_str(spec, "description") or "",
-        compromised_entity=_str(spec, "compromisedEntity") or "",
+        display_name=required_str(spec, "displayName"),
+        severity=Severity(required_str(spec, "severity")),
+        product_name=optional_str(spec, "productName") or "Azure Sentinel",
+        time_generated=optional_time(spec, "timeGenerated") or now,
+        system_alert_id=optional_str(spec, "systemAlertId") or str(uuid.uuid4()),
+        tactics=tuple(string_list(spec, "tactics")),
+        description=optional_str(spec, "description") or "",
+        compromised_entity=optional_str(spec, "compromisedEntity") or "",
     )
