@@ -21,13 +21,14 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 import httpx
 import structlog
 
+from sentinel_signl4.clients._rest import checked_next_link, origin, path_segment, send_once
 from sentinel_signl4.clients.errors import AuthError, NotFoundError, PermanentError
-from sentinel_signl4.clients.http import DEFAULT_TIMEOUT, classify_response, classify_transport_error
+from sentinel_signl4.clients.http import DEFAULT_TIMEOUT
 from sentinel_signl4.clients.identity import TokenProvider
 from sentinel_signl4.clients.ratelimit import SlidingWindowLimiter, limiter_for
 from sentinel_signl4.clients.retry import OnRetry, RetryPolicy, call_with_retry
@@ -149,7 +150,7 @@ class GraphClient:
         self._tokens = tokens
         self._scope = graph_scope
         self._base = graph_endpoint.rstrip("/") + "/v1.0"
-        self._origin = _origin(graph_endpoint)
+        self._origin = origin(graph_endpoint)
         self._retry = retry
         self._on_retry = on_retry
         self._limiter = limiter
@@ -181,18 +182,18 @@ class GraphClient:
     async def get_incident(self, incident_id: str, *, expand_alerts: bool = True) -> dict[str, Any]:
         """One incident; a merged one comes back with status ``redirected`` and its ``redirectIncidentId``."""
         params = {"$expand": "alerts"} if expand_alerts else None
-        return await self._request("GET", self._url("security/incidents", _seg(incident_id)), params=params)
+        return await self._request("GET", self._url("security/incidents", path_segment(incident_id)), params=params)
 
     async def update_incident(self, incident_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
         """PATCH ``changes`` (assignedTo, classification, determination, status, customTags); the updated incident.
 
         Graph's PATCH has no etag: it overwrites the properties sent, nothing else, whoever changed them last.
         """
-        return await self._request("PATCH", self._url("security/incidents", _seg(incident_id)), body=changes)
+        return await self._request("PATCH", self._url("security/incidents", path_segment(incident_id)), body=changes)
 
     async def add_incident_comment(self, incident_id: str, text: str) -> list[dict[str, Any]]:
         """Append a comment; returns every comment of the incident. Not retried once the request may have left."""
-        answer = await self._request("POST", self._url("security/incidents", _seg(incident_id), "comments"),
+        answer = await self._request("POST", self._url("security/incidents", path_segment(incident_id), "comments"),
                                      body=_comment_body(text), idempotent=False)
         return _value_list(answer)
 
@@ -209,14 +210,14 @@ class GraphClient:
         return self._pages(self._url("security/alerts_v2"), params)
 
     async def get_alert(self, alert_id: str) -> dict[str, Any]:
-        return await self._request("GET", self._url("security/alerts_v2", _seg(alert_id)))
+        return await self._request("GET", self._url("security/alerts_v2", path_segment(alert_id)))
 
     async def update_alert(self, alert_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
         """PATCH ``changes`` (assignedTo, classification, determination, status); the updated alert."""
-        return await self._request("PATCH", self._url("security/alerts_v2", _seg(alert_id)), body=changes)
+        return await self._request("PATCH", self._url("security/alerts_v2", path_segment(alert_id)), body=changes)
 
     async def add_alert_comment(self, alert_id: str, text: str) -> list[dict[str, Any]]:
-        answer = await self._request("POST", self._url("security/alerts_v2", _seg(alert_id), "comments"),
+        answer = await self._request("POST", self._url("security/alerts_v2", path_segment(alert_id), "comments"),
                                      body=_comment_body(text), idempotent=False)
         return _value_list(answer)
 
@@ -309,17 +310,8 @@ class GraphClient:
             link = page.get("@odata.nextLink")
             if not link:
                 return
-            next_url = self._checked_next_link(str(link), seen_links)
+            next_url = checked_next_link(str(link), self._origin, seen_links, _SERVICE)
         raise PermanentError(f"{_SERVICE}: GET {redact_url(url)} -> more than {self._max_pages} pages; giving up")
-
-    def _checked_next_link(self, link: str, seen: set[str]) -> str:
-        # The bearer token goes wherever nextLink points: only ever to the Graph endpoint we were configured with.
-        if _origin(link) != self._origin:
-            raise PermanentError(f"{_SERVICE}: nextLink points to another host ({redact_url(link)}); refused")
-        if link in seen:
-            raise PermanentError(f"{_SERVICE}: nextLink repeats ({redact_url(link)}); the listing would not end")
-        seen.add(link)
-        return link
 
     async def _request(
         self,
@@ -345,14 +337,8 @@ class GraphClient:
                 "Prefer": "include-unknown-enum-members",
                 "client-request-id": correlation,
             }
-            try:
-                response = await self._http.request(method, url, json=body, headers=headers, timeout=self._timeout)
-            except httpx.TransportError as exc:
-                raise classify_transport_error(exc, True, service=_SERVICE, redactor=self._redactor) from exc
-            error = classify_response(response, _SERVICE, redactor=self._redactor)
-            if error is not None:
-                raise error
-            return _json_object(response)
+            return await send_once(self._http, method, url, headers=headers, body=body, http_timeout=self._timeout,
+                                   service=_SERVICE, redactor=self._redactor)
 
         return await call_with_retry(attempt, self._retry, idempotent=idempotent, on_retry=self._on_retry)
 
@@ -378,26 +364,3 @@ def _user(item: Mapping[str, Any]) -> GraphUser | None:
         return value if isinstance(value, str) and value else None
 
     return GraphUser(user_id, text("userPrincipalName"), text("displayName"), text("mail"))
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any]:
-    if not response.content:
-        return {}
-    where = f"{_SERVICE}: {response.request.method} {redact_url(response.request.url)} -> HTTP {response.status_code}"
-    try:
-        data = response.json()
-    except ValueError as exc:
-        raise PermanentError(f"{where}: unexpected answer (not JSON)", status=response.status_code) from exc
-    if not isinstance(data, dict):
-        raise PermanentError(f"{where}: unexpected answer (not a JSON object)", status=response.status_code)
-    return data
-
-
-def _seg(segment: str) -> str:
-    """A path segment, percent-encoded so that an odd id can never change the path."""
-    return quote(segment, safe="")
-
-
-def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()

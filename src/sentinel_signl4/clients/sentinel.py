@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 import httpx
 import structlog
 
+from sentinel_signl4.clients._rest import checked_next_link, origin, path_segment, send_once
 from sentinel_signl4.clients.errors import AuthError, NotFoundError, PermanentError
-from sentinel_signl4.clients.http import DEFAULT_TIMEOUT, classify_response, classify_transport_error
+from sentinel_signl4.clients.http import DEFAULT_TIMEOUT
 from sentinel_signl4.clients.identity import TokenProvider
 from sentinel_signl4.clients.retry import OnRetry, RetryPolicy, call_with_retry
 from sentinel_signl4.clients.sentinel_mapping import (
@@ -74,7 +75,7 @@ class SentinelClient:
         self._tokens = tokens
         self._scope = arm_scope
         self._endpoint = arm_endpoint.rstrip("/")
-        self._origin = _origin(self._endpoint)
+        self._origin = origin(self._endpoint)
         self._subscription_id = subscription_id
         self._resource_group = resource_group
         self._workspace_name = workspace_name
@@ -85,8 +86,9 @@ class SentinelClient:
         self._max_pages = max_pages
         self._redactor = Redactor()
         self._base = (
-            f"{self._endpoint}/subscriptions/{_seg(subscription_id)}/resourceGroups/{_seg(resource_group)}"
-            f"/providers/Microsoft.OperationalInsights/workspaces/{_seg(workspace_name)}"
+            f"{self._endpoint}/subscriptions/{path_segment(subscription_id)}"
+            f"/resourceGroups/{path_segment(resource_group)}"
+            f"/providers/Microsoft.OperationalInsights/workspaces/{path_segment(workspace_name)}"
             "/providers/Microsoft.SecurityInsights"
         )
 
@@ -210,7 +212,7 @@ class SentinelClient:
     # -- the choke point -------------------------------------------------------------------------------------
 
     def _url(self, *segments: str) -> str:
-        return "/".join([self._base, *(_seg(segment) for segment in segments)])
+        return "/".join([self._base, *(path_segment(segment) for segment in segments)])
 
     async def _pages(self, url: str, params: Mapping[str, str]) -> AsyncIterator[dict[str, Any]]:
         """Items of a pageable list, following ``nextLink`` verbatim (it carries api-version and skip token)."""
@@ -230,17 +232,8 @@ class SentinelClient:
             link = page.get("nextLink")
             if not link:
                 return
-            next_url = self._checked_next_link(str(link), seen)
+            next_url = checked_next_link(str(link), self._origin, seen, _SERVICE)
         raise PermanentError(f"{_SERVICE}: GET {redact_url(url)} -> more than {self._max_pages} pages; giving up")
-
-    def _checked_next_link(self, link: str, seen: set[str]) -> str:
-        # The bearer token goes wherever nextLink points: only ever to the ARM endpoint we were configured with.
-        if _origin(link) != self._origin:
-            raise PermanentError(f"{_SERVICE}: nextLink points to another host ({redact_url(link)}); refused")
-        if link in seen:
-            raise PermanentError(f"{_SERVICE}: nextLink repeats ({redact_url(link)}); the listing would not end")
-        seen.add(link)
-        return link
 
     async def _request(
         self,
@@ -258,38 +251,10 @@ class SentinelClient:
 
         async def attempt() -> dict[str, Any]:
             token = await self._tokens.token(self._scope)
-            try:
-                response = await self._http.request(
-                    method, url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=self._timeout,
-                )
-            except httpx.TransportError as exc:
-                raise classify_transport_error(exc, True, service=_SERVICE, redactor=self._redactor) from exc
-            error = classify_response(response, _SERVICE, redactor=self._redactor)
-            if error is not None:
-                raise error
-            return _json_object(response)
+            return await send_once(self._http, method, url, headers={"Authorization": f"Bearer {token}"}, body=body,
+                                   http_timeout=self._timeout, service=_SERVICE, redactor=self._redactor)
 
         return await call_with_retry(attempt, self._retry, idempotent=True, on_retry=self._on_retry)
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any]:
-    if not response.content:
-        return {}
-    try:
-        data = response.json()
-    except ValueError as exc:
-        raise PermanentError(
-            f"{_SERVICE}: {response.request.method} {redact_url(response.request.url)} -> "
-            f"HTTP {response.status_code}: unexpected answer (not JSON)",
-            status=response.status_code,
-        ) from exc
-    if not isinstance(data, dict):
-        raise PermanentError(
-            f"{_SERVICE}: {response.request.method} {redact_url(response.request.url)} -> "
-            f"HTTP {response.status_code}: unexpected answer (not a JSON object)",
-            status=response.status_code,
-        )
-    return data
 
 
 def _parse_incident(item: Mapping[str, Any]) -> Incident | None:
@@ -305,13 +270,3 @@ def _check_top(top: int) -> int:
     if not 1 <= top <= _MAX_TOP:
         raise ValueError(f"$top must be between 1 and {_MAX_TOP}")
     return top
-
-
-def _seg(segment: str) -> str:
-    """A path segment, percent-encoded so that an odd name can never change the path."""
-    return quote(segment, safe="")
-
-
-def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()

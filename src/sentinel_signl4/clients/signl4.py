@@ -23,6 +23,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
+from sentinel_signl4.clients._rest import decode_json
 from sentinel_signl4.clients.errors import (
     NotFoundError,
     OutcomeUnknownError,
@@ -171,7 +172,7 @@ class Signl4Client:
     def _event_id_of(self, response: httpx.Response) -> str:
         status = response.status_code
         if 200 <= status < 300:
-            data = _json(response) if response.content else None
+            data = decode_json(response, _SERVICE) if response.content else None
             event_id = data.get("eventId") if isinstance(data, dict) else None
             if isinstance(event_id, str) and event_id:
                 return event_id
@@ -349,7 +350,7 @@ class Signl4Client:
                 raise error
             if response.status_code == 204 or not response.content:
                 return None
-            return _json(response)
+            return decode_json(response, _SERVICE)
 
         return await call_with_retry(attempt, self._retry, idempotent=idempotent, on_retry=self._on_retry)
 
@@ -365,17 +366,6 @@ def _status_change(user_id: str, note: str | None) -> dict[str, Any]:
         body["description"] = note
         body["descr"] = note
     return body
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError as exc:
-        raise PermanentError(
-            f"{_SERVICE}: {response.request.method} {redact_url(response.request.url)} -> "
-            f"HTTP {response.status_code}: unexpected answer (not JSON)",
-            status=response.status_code,
-        ) from exc
 
 
 def _object(value: Any) -> dict[str, Any]:
