@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,8 @@ from sentinel_signl4.emulators.sentinel_model import Role, Workspace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fake_clock import FakeClock
+
 ORIGIN = "https://emulator.test"
 TENANT = "7a2c1c5e-0f0b-4d3e-9a51-3c1c2f7b9e10"
 CLIENT_ID = "5b1e9a40-2d6f-4a8e-b7c3-0e9d8f7a6b5c"
@@ -39,27 +40,6 @@ WORKSPACE = "ws-soc"
 TEAM_SECRET = "tEamS3cretXyZ"
 API_KEY = "ApiKey-7f3e9b1c2d4a"
 ARM_SCOPE = "https://management.azure.com/.default"
-START = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
-
-
-class FakeClock:
-    """The emulators' clock: starts at START and moves only when a test says so."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-    def epoch(self) -> float:
-        return self.now.timestamp()
-
-    async def sleep(self, seconds: float) -> None:
-        """A sleep that passes emulator time instead of real time (for client-side limiters)."""
-        self.advance(seconds)
 
 
 class EmulatorTokenProvider(TokenProvider):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,24 +23,12 @@ from sentinel_signl4.emulators.server import EmulatorServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fake_clock import START, FakeClock
+
 ARM = "https://management.azure.com"
 LOGIN = "https://login.microsoftonline.com"
 ARM_SCOPE = "https://management.azure.com/.default"
 API_VERSION = "2025-09-01"
-START = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
-
-
-class FakeClock:
-    """The emulators' clock: starts at START and moves only when a test says so."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @dataclass

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fake_clock import FakeClock
 from sentinel_signl4.emulators.signl4 import PayloadError, build_signl4_app, decode_payload
 from sentinel_signl4.emulators.signl4_model import AlertStatus, RateLimit, RateLimitPolicy, Signl4Model
 
@@ -21,20 +22,9 @@ EVENT_ID = re.compile(r"^\d{19}_[0-9a-f-]{36}$")
 API_KEY = "key-sub-1"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(T0)
 
 
 @pytest.fixture

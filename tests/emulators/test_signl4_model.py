@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from fake_clock import FakeClock
 from sentinel_signl4.emulators.signl4_model import (
     AlertStatus,
     ConflictError,
@@ -28,20 +29,9 @@ T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 ID_FORMAT = re.compile(r"^\d{19}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-class FakeClock:
-    def __init__(self, start: datetime = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(T0)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import httpx
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 
+from fake_clock import FakeClock
 from sentinel_signl4.emulators.signl4 import build_signl4_app
 from sentinel_signl4.emulators.signl4_model import RateLimit, RateLimitPolicy, RawParameter, Signl4Model
 
@@ -57,20 +58,9 @@ def validate(instance: Any, schema_name: str, *, relaxed: bool = False) -> None:
     jsonschema.Draft202012Validator(schema).validate(instance)
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(T0)
 
 
 @pytest.fixture
