@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Annotated
 
-__all__ = ["parse_duration"]
+from pydantic import AfterValidator, BeforeValidator
+
+__all__ = ["Duration", "PositiveDuration", "parse_duration"]
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -27,3 +30,15 @@ def parse_duration(value: object) -> timedelta:
             total = sum(float(n) * _UNITS[u] for n, u in _PART.findall(text))
             return timedelta(seconds=total)
     raise ValueError(f"{value!r} is not a duration: use seconds (30) or \"30s\", \"5m\", \"24h\", \"1d\", \"1h30m\"")
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value.total_seconds() <= 0:
+        raise ValueError("must be greater than zero")
+    return value
+
+
+#: A config field holding a duration in any form :func:`parse_duration` accepts.
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+#: The same, and greater than zero.
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]

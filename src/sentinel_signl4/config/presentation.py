@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sentinel_signl4.config.durations import parse_duration
+from sentinel_signl4.config.durations import PositiveDuration
 from sentinel_signl4.domain.entities import ENTITY_KINDS
 from sentinel_signl4.domain.enums import Severity
 from sentinel_signl4.domain.presentation import (
@@ -61,17 +61,6 @@ RESERVED_PARAMETER_NAMES = frozenset(
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-
-
-def _positive(value: timedelta) -> timedelta:
-    if value.total_seconds() <= 0:
-        raise ValueError("must be greater than zero")
-    return value
-
-
-PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
 
 
 class _Strict(BaseModel):

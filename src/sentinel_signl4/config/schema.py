@@ -9,7 +9,6 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -19,7 +18,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from sentinel_signl4.config.durations import parse_duration
+from sentinel_signl4.config.durations import PositiveDuration
 from sentinel_signl4.config.graph import GraphSourceConfig, SourceKind
 from sentinel_signl4.config.presentation import EnrichmentConfig, PresentationConfig
 from sentinel_signl4.domain.enums import Classification, ClassificationReason, IncidentStatus, Severity
@@ -39,17 +38,6 @@ __all__ = [
     "SyncConfig",
     "TlsConfig",
 ]
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-
-
-def _positive(value: timedelta) -> timedelta:
-    if value.total_seconds() <= 0:
-        raise ValueError("must be greater than zero")
-    return value
-
-
-PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
