@@ -24,6 +24,7 @@ from sentinel_signl4.emulators.server import EmulatorServer
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fake_clock import START, FakeClock
+from graph_world import GraphCaller, graph_token, seed_graph_world
 
 ARM = "https://management.azure.com"
 LOGIN = "https://login.microsoftonline.com"
@@ -62,12 +63,20 @@ class Arm:
 
 async def get_token(http: httpx.AsyncClient, world: DemoWorld, *, client_id: str | None = None,
                     secret: str | None = None, scope: str = ARM_SCOPE) -> str:
+    """A client-credentials token from the emulated Entra ID (the wire flow azure-identity uses)."""
     response = await http.post(f"{LOGIN}/{world.tenant_id}/oauth2/v2.0/token", data={
         "client_id": client_id or world.client_id, "client_secret": secret or world.client_secret,
         "grant_type": "client_credentials", "scope": scope})
     assert response.status_code == 200, response.text
     token: str = response.json()["access_token"]
     return token
+
+
+@pytest.fixture
+async def graph(state: EmulatorState, http: httpx.AsyncClient) -> GraphCaller:
+    """A Graph caller (the writer app's token) for the seeded Graph world."""
+    seed_graph_world(state)
+    return GraphCaller(http, await graph_token(http))
 
 
 @pytest.fixture

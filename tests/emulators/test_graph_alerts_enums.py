@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import httpx
-import pytest
 from emulators_world import FakeClock
 
 from graph_world import (
@@ -15,8 +14,6 @@ from graph_world import (
     alert,
     assert_graph_error,
     assert_graph_valid,
-    graph_token,
-    seed_graph_world,
 )
 from sentinel_signl4.domain.graph_vocab import EVOLVABLE
 from sentinel_signl4.emulators.app import EmulatorState
@@ -24,12 +21,6 @@ from sentinel_signl4.emulators.graph_model import ENUM_VALUES
 from spec_validation import SHARED_DIR
 
 ENUMS: dict[str, Any] = json.loads((SHARED_DIR / "specs" / "graph" / "security-enums.json").read_text())
-
-
-@pytest.fixture
-async def graph(state: EmulatorState, http: httpx.AsyncClient) -> GraphCaller:
-    seed_graph_world(state)
-    return GraphCaller(http, await graph_token(http))
 
 
 def seed_alerts(state: EmulatorState, clock: FakeClock) -> dict[str, str]:

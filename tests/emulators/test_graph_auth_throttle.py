@@ -19,18 +19,11 @@ from graph_world import (
     GraphCaller,
     assert_graph_error,
     graph_token,
-    seed_graph_world,
 )
 from sentinel_signl4.emulators.app import EmulatorState
 from sentinel_signl4.emulators.entra_model import EntraModel
 from sentinel_signl4.emulators.graph import build_graph_app
 from sentinel_signl4.emulators.graph_model import DEFAULT_THROTTLE_LIMIT, GraphModel, Permission
-
-
-@pytest.fixture
-async def graph(state: EmulatorState, http: httpx.AsyncClient) -> GraphCaller:
-    seed_graph_world(state)
-    return GraphCaller(http, await graph_token(http))
 
 
 @pytest.mark.parametrize(("authorization", "message"), [

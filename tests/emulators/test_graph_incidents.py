@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
 from emulators_world import FakeClock
 
@@ -15,16 +14,8 @@ from graph_world import (
     alert,
     assert_graph_error,
     assert_graph_valid,
-    graph_token,
-    seed_graph_world,
 )
 from sentinel_signl4.emulators.app import EmulatorState
-
-
-@pytest.fixture
-async def graph(state: EmulatorState, http: httpx.AsyncClient) -> GraphCaller:
-    seed_graph_world(state)
-    return GraphCaller(http, await graph_token(http))
 
 
 def seed(state: EmulatorState, clock: FakeClock, title: str, **kwargs: Any) -> str:

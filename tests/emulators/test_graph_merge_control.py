@@ -23,12 +23,6 @@ from sentinel_signl4.emulators.graph_model import GraphError
 CONTROL = f"{GRAPH}/_control/graph"
 
 
-@pytest.fixture
-async def graph(state: EmulatorState, http: httpx.AsyncClient) -> GraphCaller:
-    seed_graph_world(state)
-    return GraphCaller(http, await graph_token(http))
-
-
 def two_incidents(state: EmulatorState, clock: FakeClock) -> tuple[str, str]:
     source = state.graph.create_incident(TENANT, display_name="Suspicious sign-in", alerts=[
         alert("Impossible travel", severity="high", service_source="azureAdIdentityProtection")])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from graph_world import (
     ADELE,
@@ -14,15 +13,7 @@ from graph_world import (
     GraphCaller,
     assert_graph_error,
     graph_token,
-    seed_graph_world,
 )
-from sentinel_signl4.emulators.app import EmulatorState
-
-
-@pytest.fixture
-async def graph(state: EmulatorState, http: httpx.AsyncClient) -> GraphCaller:
-    seed_graph_world(state)
-    return GraphCaller(http, await graph_token(http))
 
 
 async def test_user_by_object_id_or_upn_case_insensitively(graph: GraphCaller) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from emulators_world import ARM, get_token
 
 from sentinel_signl4.domain import Severity
 from sentinel_signl4.domain.entities import entities_from_security_alert, entity_value
@@ -20,23 +21,8 @@ from sentinel_signl4.emulators.seed import DemoWorld
 from sentinel_signl4.emulators.sentinel_model import EntitySeed, SecurityAlertSeed
 from spec_validation import schema_errors
 
-# Not imported from conftest: when several test folders are collected, "conftest" may name another folder's.
-ARM = "https://management.azure.com"
-LOGIN = "https://login.microsoftonline.com"
-ARM_SCOPE = "https://management.azure.com/.default"
 LA_SCOPE = "https://api.loganalytics.io/.default"
 Clock = Callable[[], datetime]
-
-
-async def get_token(http: httpx.AsyncClient, world: DemoWorld, *, client_id: str | None = None,
-                    secret: str | None = None, scope: str = ARM_SCOPE) -> str:
-    """A client-credentials token from the emulated Entra ID (the wire flow azure-identity uses)."""
-    response = await http.post(f"{LOGIN}/{world.tenant_id}/oauth2/v2.0/token", data={
-        "client_id": client_id or world.client_id, "client_secret": secret or world.client_secret,
-        "grant_type": "client_credentials", "scope": scope})
-    assert response.status_code == 200, response.text
-    token: str = response.json()["access_token"]
-    return token
 LA = "loganalytics-query-v1.schema.json"
 
 
