@@ -33,8 +33,9 @@ def machine() -> str:
                 break
     except OSError:
         pass
+    # The load average at the start tells whether something else was competing for the cores.
     return (f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}")
+            f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f} at start")
 
 
 def rss_bytes() -> int:
