@@ -315,3 +315,21 @@ async def test_a_webhook_wakes_its_connector_instead_of_waiting_for_the_next_pol
         stop.set()
         await task
         await web.aclose()
+
+
+async def test_a_close_not_applied_yet_is_not_taken_for_a_reopen(harness: Harness) -> None:
+    s = await start(harness, sync={"reraise_on_reopen": True})
+    megan = harness.world.users[1]
+    harness.state.signl4.acknowledge(s.alert_id, megan.mail)
+    harness.state.signl4.close(s.alert_id, megan.mail)
+    await s.deliver()
+    # Sentinel refuses the writes for a while: the close is recorded (link closed) but waits for a retry, so the
+    # incident is still open when the next cycle's lifecycle pass (which runs before the outbox) looks at it.
+    harness.state.faults.add(FaultRule(path=rf"/incidents/{s.name}$", method="PUT", kind="status", status=503))
+    await s.cycle()
+    assert s.props()["status"] == "New"
+    harness.state.faults.clear()
+    await s.cycle(minutes=1)
+    await s.cycle(minutes=2)
+    assert s.props()["status"] == "Closed"
+    assert harness.alerts(external_id_for("contoso", s.resource_id, 2)) == [], "re-paged as if reopened"

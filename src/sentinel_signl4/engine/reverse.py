@@ -25,7 +25,15 @@ from typing import Any
 import structlog
 
 from sentinel_signl4.config import SyncConfig
-from sentinel_signl4.domain import ActionKind, Incident, IncidentStatus, SignlRequest, SignlStatus, external_id_for
+from sentinel_signl4.domain import (
+    ActionKind,
+    ActionState,
+    Incident,
+    IncidentStatus,
+    SignlRequest,
+    SignlStatus,
+    external_id_for,
+)
 from sentinel_signl4.domain.render import RenderContext, render_signl
 from sentinel_signl4.domain.signl4_events import EventKind, Signl4Event, Signl4User, parse_event
 from sentinel_signl4.domain.sync import (
@@ -115,7 +123,11 @@ class ReversePath:
         elif event.kind is EventKind.CLOSED:
             if link.data.get("closed_by") in _OUR_CLOSES:
                 return []  # the echo of our own resolve: the incident was closed (or merged) in the source first
-            await self.store.put_link(replace(link, open=False, data={**link.data, "closed_by": "signl4"}), now)
+            # The link records which row applies the close: until that row is done, the incident is not closed
+            # *yet*, and a lifecycle pass must not take it for a reopen (``_close_not_applied``).
+            close_action = comment_key(self.connector, event.intent_id, "close")
+            await self.store.put_link(replace(link, open=False, data={**link.data, "closed_by": "signl4",
+                                                                       "close_action": close_action}), now)
             # The classification is decided when the close is applied, so an annotation keyword processed in the
             # same cycle (even if delivered after the close) still counts.
             action(ActionKind.UPDATE_INCIDENT, "close", {"op": "close"})
@@ -230,9 +242,20 @@ class ReversePath:
             closed = incident.status is IncidentStatus.CLOSED
             if closed and link.open and self.sync.resolve_signl_on_close:
                 await self._enqueue_resolve(link, now)
-            elif not closed and not link.open and self.sync.reraise_on_reopen:
+            elif (not closed and not link.open and self.sync.reraise_on_reopen
+                  and not await self._close_not_applied(link)):
                 await self._enqueue_reraise(incident, link, now, report)
         await self.store.set_cursor(self.connector, LIFECYCLE_CURSOR, now.isoformat())
+
+    async def _close_not_applied(self, link: Link) -> bool:
+        """Whether ``link`` was closed from SIGNL4 and that close has not reached the incident: its row is queued,
+        retrying, in doubt after a crash, dead, or not even written yet (a crash between the link and the inbox
+        transaction). The incident is then open because it was never closed, not because someone reopened it."""
+        key = link.data.get("close_action")
+        if not key:
+            return False
+        row = await self.store.get_action(str(key))
+        return row is None or row.state is not ActionState.DONE
 
     async def _enqueue_resolve(self, link: Link, now: datetime) -> None:
         await self.store.enqueue(self._resolve_action(link), now)
