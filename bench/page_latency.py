@@ -232,6 +232,9 @@ Log Analytics query per poll with new incidents), as by default.
 {notes}
 
 {reading(args, results)}
+
+Repeated runs on a shared two-core machine vary by ±20 % or more (the load average above says how busy it was):
+read the orders of magnitude, not the decimals.
 """
 
 
