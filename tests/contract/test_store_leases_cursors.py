@@ -115,3 +115,15 @@ async def test_ping_and_async_context_manager(store_url: str, store: SqlStateSto
     async with open_store(store_url) as opened:
         await opened.ping()
         assert await opened.get_action("anything") is None
+
+
+async def test_lease_holder_and_compare_and_set_take_over(store: SqlStateStore, now: datetime) -> None:
+    assert await store.lease_holder("l") is None
+    await store.acquire_lease("l", "host:111:aaaa", now, 300)
+    assert await store.lease_holder("l") == "host:111:aaaa"
+    # Only from the holder named: a stale view of the holder must not win.
+    assert await store.take_over_lease("l", "host:222:bbbb", "host:333:cccc", now, 300) is False
+    assert await store.take_over_lease("l", "host:111:aaaa", "host:333:cccc", now, 300) is True
+    assert await store.lease_holder("l") == "host:333:cccc"
+    assert await store.acquire_lease("l", "host:111:aaaa", now + S, 300) is False
+    assert await store.take_over_lease("missing", "x", "y", now, 300) is False

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,16 +17,13 @@ from datetime import UTC, datetime
 import structlog
 
 from sentinel_signl4.engine.connector import ConnectorRuntime
+from sentinel_signl4.engine.leases import claim_lease, replica_id
 from sentinel_signl4.engine.report import PollReport
 from sentinel_signl4.store import StateStore
 
 __all__ = ["ScheduledConnector", "Supervisor", "replica_id"]
 
 log = structlog.get_logger("sentinel_signl4.supervisor")
-
-
-def replica_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(slots=True)
@@ -106,21 +100,47 @@ class Supervisor:
 
     async def _acquire(self, lease: str, now: datetime, ttl: float) -> bool:
         try:
-            return await self.store.acquire_lease(lease, self.owner, now, ttl)
+            return await claim_lease(self.store, lease, self.owner, now, ttl)
         except Exception as exc:  # noqa: BLE001 - a store outage must not kill the loop; it is reported
             log.error("lease_failed", lease=lease, error=f"{type(exc).__name__}: {exc}")
             return False
 
-    async def _cycle(self, item: ScheduledConnector, lease: str, ttl: float, stop: asyncio.Event) -> None:
+    async def run_each_once(self) -> dict[str, PollReport | None]:
+        """One cycle of every connector whose lease this process gets (``run --once``); None for the others.
+
+        Taking the lease keeps a ``run --once`` (cron, recovery after a crash) from running a connector at the same
+        time as a live ``run`` on the same store, which could send a page twice.
+        """
+        stop = asyncio.Event()
+
+        async def one(item: ScheduledConnector) -> PollReport | None:
+            lease, ttl = f"connector:{item.runtime.name}", self._ttl(item)
+            now = self.clock()
+            if not await self._acquire(lease, now, ttl):
+                item.runtime.health.standby(now)
+                return None
+            try:
+                return await self._cycle(item, lease, ttl, stop)
+            finally:
+                with contextlib.suppress(Exception):
+                    await self.store.release_lease(lease, self.owner)
+
+        reports = await asyncio.gather(*(one(item) for item in self.connectors))
+        return {item.runtime.name: report for item, report in zip(self.connectors, reports, strict=True)}
+
+    async def _cycle(self, item: ScheduledConnector, lease: str, ttl: float,
+                     stop: asyncio.Event) -> PollReport | None:
         rt = item.runtime
         keeper = asyncio.create_task(self._keep_lease(lease, ttl))
         try:
             report = await rt.run_once(self.clock(), stop=stop)
             if self.on_report is not None:
                 self.on_report(report)
+            return report
         except Exception as exc:
             log.exception("connector_cycle_crashed", connector=rt.name)
             rt.health.failed(self.clock(), f"{type(exc).__name__}: {exc}")
+            return None
         finally:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -236,6 +236,18 @@ class StateStore(abc.ABC):
     async def release_lease(self, name: str, owner: str) -> None:
         """Give the lease up if ``owner`` holds it (someone else's lease is left alone)."""
 
+    @abc.abstractmethod
+    async def lease_holder(self, name: str) -> str | None:
+        """The owner recorded for lease ``name`` (expired or not), or None."""
+
+    @abc.abstractmethod
+    async def take_over_lease(self, name: str, dead_owner: str, owner: str, now: datetime,
+                              ttl_seconds: float) -> bool:
+        """Give lease ``name`` to ``owner`` if, and only if, ``dead_owner`` still holds it (compare-and-set).
+
+        For a holder known to be dead (a crashed process on this host), so a restart need not wait for expiry.
+        """
+
     # -- cursors ---------------------------------------------------------------------------------------------
     @abc.abstractmethod
     async def get_cursor(self, connector: str, name: str) -> str | None: ...

@@ -409,6 +409,23 @@ class SqlStateStore(StateStore):
         async with self._writer.begin() as conn:
             await conn.execute(sa.delete(leases).where(leases.c.name == name, leases.c.owner == owner))
 
+    async def lease_holder(self, name: str) -> str | None:
+        async with self._engine.begin() as conn:
+            holder: str | None = (await conn.execute(
+                sa.select(leases.c.owner).where(leases.c.name == name))).scalar_one_or_none()
+        return holder
+
+    async def take_over_lease(self, name: str, dead_owner: str, owner: str, now: datetime,
+                              ttl_seconds: float) -> bool:
+        if ttl_seconds <= 0:
+            raise ValueError(f"ttl_seconds must be positive (got {ttl_seconds})")
+        stmt = (sa.update(leases).where(leases.c.name == name, leases.c.owner == dead_owner)
+                .values(owner=owner, expires_at=to_utc(now) + timedelta(seconds=ttl_seconds))
+                .returning(leases.c.owner))
+        async with self._writer.begin() as conn:
+            winner: str | None = (await conn.execute(stmt)).scalar_one_or_none()
+        return winner == owner
+
     # -- cursors ---------------------------------------------------------------------------------------------
     async def get_cursor(self, connector: str, name: str) -> str | None:
         stmt = sa.select(cursors.c.value).where(cursors.c.connector == connector, cursors.c.name == name)
