@@ -114,7 +114,7 @@ async def _script(say: _Narrator, state: EmulatorState, world: DemoWorld, runtim
     say.step(f"{side.title} holds {len(side.incidents())} incidents")
     _show_expectations(say, side, flt, now, parts.config.sync.tag)
 
-    say.step("Cycle 1: the connector polls (one list query, server-side $filter) and pages")
+    say.step("Cycle 1: the connector polls (server-side $filter, every page) and pages")
     report = await connector.run_once(datetime.now(UTC))
     _show_report(say, report)
     await _show_phone(say, runtime)
