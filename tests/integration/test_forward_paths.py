@@ -180,3 +180,19 @@ async def test_wrong_team_secret_keeps_pages_queued_until_fixed(harness: Harness
     fixed = await harness.runtime(overrides={"filter": {"severities": ["High"]}})
     await fixed.connectors["contoso"].runtime.run_once(now + timedelta(minutes=5))
     assert_one_signl_each(harness, names)
+
+
+async def test_metrics_count_done_and_failed_actions_by_kind(harness: Harness) -> None:
+    seed(harness, 2)
+    harness.state.faults.add(FaultRule(path=WEBHOOK_PATH, method="POST", kind="status", status=503, count=50))
+    runtime = await harness.runtime(overrides={"filter": ONLY_BURST})
+    connector = runtime.connectors["contoso"].runtime
+    await connector.run_once(datetime.now(UTC))
+    harness.state.faults.clear()
+    await connector.run_once(datetime.now(UTC) + timedelta(minutes=10))
+    text = runtime.metrics.exposition().decode()
+    assert 's4s_actions_total{connector="contoso",kind="raise_signl",outcome="retry"} 2.0' in text
+    assert 's4s_actions_total{connector="contoso",kind="raise_signl",outcome="done"} 2.0' in text
+    assert 's4s_actions_total{connector="contoso",kind="tag_incident",outcome="done"} 2.0' in text
+    assert 's4s_signls_raised_total{connector="contoso"} 2.0' in text
+    assert 's4s_page_latency_seconds_count{connector="contoso"} 2.0' in text

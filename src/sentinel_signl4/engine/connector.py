@@ -65,6 +65,9 @@ class ConnectorRuntime:
                 poll_error = poll_error or exc
                 report.errors.append(f"{label}: {exc.message}")
         await self.outbox.drain(now, report, stop=stop)
+        for outcome, counter in (("done", report.done), ("retry", report.retried), ("dead", report.dead)):
+            for kind, count in counter.items():
+                self.metrics.actions.labels(self.name, kind.value, outcome).inc(count)
         counts = await self.store.count_actions(self.name)
         self.metrics.outbox_pending.labels(self.name).set(
             counts.get(ActionState.PENDING, 0) + counts.get(ActionState.IN_FLIGHT, 0))

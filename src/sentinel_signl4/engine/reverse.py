@@ -182,7 +182,6 @@ class ReversePath:
                                           f"[SIGNL4] Owner not assigned: {why}.")
         if event.raised_at is not None:
             self.metrics.sync_latency.labels(self.connector).observe(max(0.0, (now - event.raised_at).total_seconds()))
-        self.metrics.actions.labels(self.connector, f"sync_{op}", "done").inc()
         log.info("incident_synced", connector=self.connector, op=op, written=written,
                  incident_id=target.rsplit("/", 1)[-1])
         return Done(result={"written": written, "owner_unresolved": why})
@@ -192,7 +191,6 @@ class ReversePath:
         if "event" in row.payload:  # a responder's note: it follows the Signl's incident
             target = await self._target(row, _event_from_record(row.payload["event"]))
         await self.source.add_comment(target, str(row.payload["comment_id"]), str(row.payload["message"]))
-        self.metrics.actions.labels(self.connector, "comment", "done").inc()
         return Done(result={"comment_id": row.payload["comment_id"]})
 
     async def resolve_signl(self, row: OutboxAction, now: datetime) -> Done:
