@@ -21,9 +21,11 @@ class Metrics:
                                          ["connector", "reason"], registry=r)
         self.signls_raised = Counter("s4s_signls_raised_total", "Signls SIGNL4 confirmed (201).",
                                      ["connector"], registry=r)
-        self.actions = Counter("s4s_actions_total", ("Side effects (raise_signl, tag_incident, update_incident, add_comment, …) by outcome: "
-                                "done, retry (failed, rescheduled) or dead (given up)."),
-                               ["connector", "kind", "outcome"], registry=r)
+        self.actions = Counter(
+            "s4s_actions_total",
+            "Side effects (raise_signl, tag_incident, update_incident, add_comment, …) by outcome: "
+            "done, retry (failed, rescheduled) or dead (given up).",
+            ["connector", "kind", "outcome"], registry=r)
         self.remote_retries = Counter("s4s_remote_retries_total", "Retries of remote calls.",
                                       ["service"], registry=r)
         self.throttled = Counter("s4s_throttled_total", "429 answers received.", ["service"], registry=r)
