@@ -8,7 +8,9 @@ the emulators do (TLS, JSON, state) is counted against it. The emulator process:
 * counts every request it answers by service, method and status (an ASGI wrapper around the real app), which is
   how the benchmarks count requests per poll and 429 answers, on the server side;
 * creates incidents itself (a burst, or a stream at a steady rate), so that creating them costs the connector's
-  process nothing and the emulator's clock stamps both the incident and the alert.
+  process nothing and the emulator's clock stamps both the incident and the alert;
+* plays the responders and SIGNL4's outbound webhook (``act``, ``webhook``, ``deliver``) and watches an incident until
+  it shows what a reverse sync should write (``await_incident``), on this process's clock.
 
 Run ``python bench/_emulator.py --help`` for the child's options; benchmarks use :class:`EmulatorProcess`.
 Protocol: the child prints one JSON line when it is ready, then answers one JSON line per JSON command on stdin.
@@ -32,6 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import httpx
 from pydantic import SecretStr
 
 from sentinel_signl4.config import Config, parse_config
@@ -140,6 +143,23 @@ def _child(args: argparse.Namespace) -> None:
              "world": {"workspace_name": world.workspace_name, "workspace_id": world.workspace_id}}
     print(json.dumps(ready), flush=True)
 
+    # SIGNL4's outbound deliveries are POSTed from here, on one event loop kept for the child's life.
+    deliveries = asyncio.new_event_loop()
+    outbound = httpx.AsyncClient(timeout=30.0)
+
+    def await_incident(name: str, want: Mapping[str, str], within: float) -> dict[str, Any]:
+        """Poll the demo workspace's incident every 2 ms until every ``want`` key (``owner.objectId``: a dotted
+        path into the properties) has its value; ``t`` is this process's monotonic clock then."""
+        deadline = time.monotonic() + within
+        while True:
+            props = state.sentinel.get_incident(world.workspace, name)["properties"]
+            if all(_dotted(props, key) == value for key, value in want.items()):
+                return {"t": time.monotonic()}
+            if time.monotonic() > deadline:
+                return {"error": f"{name} did not show {dict(want)} within {within:g} s",
+                        "seen": {key: _dotted(props, key) for key in want}}
+            time.sleep(0.002)
+
     def create(ref: WorkspaceRef, title: str) -> dict[str, Any]:
         incident = state.sentinel.create_incident(ref, title=title, severity=Severity.HIGH)
         return {"workspace": ref.name, "id": incident["id"], "created": incident["properties"]["createdTimeUtc"]}
@@ -155,8 +175,36 @@ def _child(args: argparse.Namespace) -> None:
         elif op == "counts":
             reply = counting[0].snapshot()
         elif op == "burst":
-            ref = refs[command["tenant"]]
+            # In an extra tenant's workspace, or without "tenant" in the demo world's (the demo connector's).
+            ref = world.workspace if command.get("tenant") is None else refs[command["tenant"]]
             reply = [create(ref, f"Burst incident {n}") for n in range(command["count"])]
+        elif op == "users":
+            # The demo world's responders: SIGNL4 users of its team and Entra users of its tenant (same mail).
+            reply = [{"mail": u.mail, "object_id": u.object_id, "name": u.display_name} for u in world.users]
+        elif op == "webhook":
+            state.signl4.register_webhook(world.signl4_subscription_id, command["url"])
+            reply = {"registered": True}
+        elif op == "act":
+            # A responder acts on the newest alert with this ExternalID; "t": this process's monotonic clock just
+            # before the action is applied (and its outbound notification queued).
+            alerts, action = state.signl4.list_alerts(external_id=command["external_id"]), command["action"]
+            started = time.monotonic()
+            if not alerts or action not in ("acknowledge", "close", "annotate"):
+                reply = {"error": f"no alert {command['external_id']!r} or unknown action {action!r}"}
+            else:
+                if action == "annotate":
+                    state.signl4.annotate(alerts[0].id, command["user"], command["text"])
+                else:
+                    getattr(state.signl4, action)(alerts[0].id, command["user"])
+                reply = {"t": started}
+        elif op == "deliver":
+            started = time.monotonic()
+            report = deliveries.run_until_complete(state.signl4.deliver_outbound(outbound))
+            reply = {"delivered": report.delivered, "failed": report.failed, "seconds": time.monotonic() - started}
+        elif op == "await_incident":
+            reply = await_incident(command["name"], command["want"], command.get("within", 60.0))
+        elif op == "comments":
+            reply = [c["properties"]["message"] for c in state.sentinel.comments(world.workspace, command["name"])]
         elif op == "stream":
             # Round-robin over the first ``tenants`` workspaces at ``rate`` incidents per second.
             rate, duration, spread = command["rate"], command["duration"], command["tenants"]
@@ -177,7 +225,16 @@ def _child(args: argparse.Namespace) -> None:
         else:
             reply = {"error": f"unknown op {op!r}"}
         print(json.dumps(reply), flush=True)
+    deliveries.run_until_complete(outbound.aclose())
+    deliveries.close()
     server.stop()
+
+
+def _dotted(props: Mapping[str, Any], path: str) -> Any:
+    value: Any = props
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
 
 
 # -- the parent -------------------------------------------------------------------------------------------------------
