@@ -147,7 +147,7 @@ def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
         runtime.http, webhook_url=s4.webhook_url.get_secret_value(), api_url=s4.api_url,
         api_key=s4.api_key.get_secret_value() if s4.api_key else None,
         limiter=limiter_for(s4.subscription), send_via=s4.send_via, retry=RetryPolicy(),
-        on_retry=on_retry_for("signl4"),
+        on_retry=on_retry_for("signl4"), api_user_id=s4.api_user or None,
     )
     pager = Signl4Pager(signl4, has_api_key=s4.api_key is not None)
     render = RenderContext(connector=cfg.name, display_name=cfg.display_name, service=s4.service,

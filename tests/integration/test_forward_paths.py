@@ -196,3 +196,15 @@ async def test_metrics_count_done_and_failed_actions_by_kind(harness: Harness) -
     assert 's4s_actions_total{connector="contoso",kind="tag_incident",outcome="done"} 2.0' in text
     assert 's4s_signls_raised_total{connector="contoso"} 2.0' in text
     assert 's4s_page_latency_seconds_count{connector="contoso"} 2.0' in text
+
+
+async def test_in_doubt_lookup_runs_as_the_configured_signl4_user(harness: Harness) -> None:
+    [name] = seed(harness, 1)
+    harness.state.faults.add(FaultRule(path=WEBHOOK_PATH, method="POST", kind="reset", phase="after", count=1))
+    runtime = await harness.runtime(overrides={"filter": ONLY_BURST,
+                                               "signl4": {"api_user": harness.world.users[2].mail}})
+    connector = runtime.connectors["contoso"].runtime
+    now = datetime.now(UTC)
+    await connector.run_once(now)
+    await connector.run_once(now + timedelta(minutes=5))
+    assert_one_signl_each(harness, [name])

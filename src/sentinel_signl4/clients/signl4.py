@@ -318,6 +318,13 @@ class Signl4Client:
             if not active:
                 raise PermanentError(f"{_SERVICE}: no active team member visible to the API key (GET /v2/users)")
             self._api_user_id = str(active[0]["id"])
+        elif "@" in self._api_user_id:
+            # GET /v2/users/{userId} also takes a team member's e-mail (reference signl4-api.md §3.3); the search
+            # wants the id.
+            user = _object(await self._api_request("GET", f"/v2/users/{quote(self._api_user_id, safe='@')}"))
+            if not user.get("id"):
+                raise PermanentError(f"{_SERVICE}: signl4.api_user {self._api_user_id!r} is not a team member")
+            self._api_user_id = str(user["id"])
         return self._api_user_id
 
     async def _api_request(

@@ -206,6 +206,10 @@ class Signl4Config(_Strict):
     send_via: Literal["webhook", "events_api"] = "webhook"
     # Connectors that share a SIGNL4 subscription share its event budget (150 events / 15 s); name the group.
     subscription: str = "default"
+    # SIGNL4 user (id or e-mail) on whose behalf the REST API searches alerts (`userId`, required with API-key auth).
+    # Pick a member of the team this connector pages; when empty the first active user the key can see is used,
+    # who may not see this team's alerts.
+    api_user: str = ""
     service: str = ""
 
     @field_validator("webhook_url")
