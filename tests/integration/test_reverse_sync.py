@@ -333,3 +333,24 @@ async def test_a_close_not_applied_yet_is_not_taken_for_a_reopen(harness: Harnes
     await s.cycle(minutes=2)
     assert s.props()["status"] == "Closed"
     assert harness.alerts(external_id_for("contoso", s.resource_id, 2)) == [], "re-paged as if reopened"
+
+
+async def test_polling_catches_up_when_more_signls_changed_than_one_cycle_reads(harness: Harness) -> None:
+    """More changed Signls than ``max_alerts``: every cycle must make progress, so the older ones (the paged search
+    lists newest first) are synced too instead of the same newest ones being read again forever."""
+    s = await start(harness, webhook=False, sync={"mode": "poll", "poll_signl4_interval": "1s"})
+    names = [s.name] + [harness.state.sentinel.create_incident(
+        harness.world.workspace, title=f"Burst {i}", severity="High",
+        created=datetime.now(UTC) - timedelta(minutes=2))["name"] for i in range(2)]
+    await s.cycle(minutes=0.1)
+    alert_ids = [str(harness.alerts(external_id_for("contoso", str(harness.incident(n)["id"])))[0].id)
+                 for n in names]
+    poller = s.connector.signl4_poller
+    assert poller is not None
+    poller.max_alerts = 2
+    megan = harness.world.users[1]
+    for alert_id in alert_ids:
+        harness.state.signl4.close(alert_id, megan.mail)
+    for step in range(2, 6):
+        await s.cycle(minutes=step / 10)
+    assert [harness.incident(n)["properties"]["status"] for n in names] == ["Closed"] * 3

@@ -46,6 +46,8 @@ class Signl4Poller:
         self.users_ttl = users_ttl
         self._users: dict[str, dict[str, Any]] = {}
         self._users_at: datetime | None = None
+        #: Alerts already turned into events during a catch-up that has not reached the end (id → alert as read).
+        self._read: dict[str, dict[str, Any]] = {}
         self.calls = 0
 
     async def poll(self, now: datetime, report: PollReport) -> None:
@@ -62,13 +64,18 @@ class Signl4Poller:
                 link = await self.store.get_link_by_external_id(self.connector, external_id)
                 if link is not None:
                     ours.append((link, alert))
-        if ours:
+        # While a catch-up spans cycles, an alert read in an earlier cycle is skipped unless it changed since: the
+        # search lists newest first, so without this every cycle would read the same newest ones again.
+        todo = [(link, alert) for link, alert in ours if self._read.get(str(alert.get("id"))) != alert]
+        if todo:
             await self._refresh_users(now)
-        for link, alert in ours[: self.max_alerts]:
+        for link, alert in todo[: self.max_alerts]:
             await self._events_of(link, alert, now)
-        if len(ours) > self.max_alerts:
-            log.warning("signl4_poll_truncated", connector=self.connector, changed=len(ours), limit=self.max_alerts)
+            self._read[str(alert.get("id"))] = alert
+        if len(todo) > self.max_alerts:
+            log.warning("signl4_poll_truncated", connector=self.connector, changed=len(todo), limit=self.max_alerts)
             return  # keep the cursor: the rest is picked up next cycle
+        self._read.clear()
         await self.store.set_cursor(self.connector, POLL_CURSOR, now.isoformat())
 
     async def _events_of(self, link: Link, alert: dict[str, Any], now: datetime) -> None:
