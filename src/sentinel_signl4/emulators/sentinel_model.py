@@ -6,23 +6,61 @@ close, owner resolution from the directory, sequential incident numbers — and 
 JSON form (the resource *is* the incident's public shape). HTTP concerns (auth, api-version, query strings,
 paging links, throttling headers) live in ``sentinel.py``.
 
+The parts live in private modules and are re-exported here: the vocabulary and stored records
+(``_sentinel_types``), validation and classification rules (``_sentinel_rules``) and the ARM JSON rendering
+(``_sentinel_render``).
+
 Facts come from reference/microsoft-apis.md §1; where it marks something unverified, so does a comment here.
 """
 
 from __future__ import annotations
 
-import secrets
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
-from typing import Any, Final
+from typing import Any
 
 from sentinel_signl4.domain.enums import Classification, ClassificationReason, IncidentStatus, Severity
-from sentinel_signl4.emulators.entra_model import EntraModel, User
-from sentinel_signl4.emulators.odata import Expr, FieldType, OrderBy, Value, evaluate
+from sentinel_signl4.emulators._sentinel_render import (
+    INCIDENT_FIELDS,
+    filter_values,
+    format_timestamp,
+    render_alert,
+    render_comment,
+    render_entity,
+    render_incident,
+)
+from sentinel_signl4.emulators._sentinel_rules import (
+    COMMENT_MAX_LENGTH,
+    SentinelError,
+    apply_classification,
+    bad_request,
+    enum_value,
+    merge_labels,
+)
+from sentinel_signl4.emulators._sentinel_types import (
+    UNSET,
+    Action,
+    Author,
+    EntitySeed,
+    IncidentWrite,
+    OwnerRef,
+    Page,
+    Role,
+    SecurityAlertSeed,
+    StoredComment,
+    StoredIncident,
+    StoredOwner,
+    Unset,
+    Workspace,
+    WorkspaceRef,
+    new_comment_etag,
+    new_incident_etag,
+)
+from sentinel_signl4.emulators.entra_model import EntraModel
+from sentinel_signl4.emulators.odata import Expr, OrderBy, Value, evaluate
 from sentinel_signl4.emulators.throttle import TokenBuckets
 
 __all__ = [
@@ -43,285 +81,6 @@ __all__ = [
     "WorkspaceRef",
     "format_timestamp",
 ]
-
-#: Comment messages longer than this are rejected (Sentinel's documented comment limit; the exact error
-#: text is unverified).
-COMMENT_MAX_LENGTH: Final = 30_000
-
-INCIDENT_TYPE: Final = "Microsoft.SecurityInsights/incidents"
-COMMENT_TYPE: Final = "Microsoft.SecurityInsights/incidents/comments"
-ENTITY_TYPE: Final = "Microsoft.SecurityInsights/Entities"
-PORTAL_INCIDENT_PREFIX: Final = "https://portal.azure.com/#asset/Microsoft_Azure_Security_Insights/Incident"
-
-#: Properties ``$filter`` and ``$orderby`` accept, with their literal types.
-INCIDENT_FIELDS: Final[Mapping[str, FieldType]] = {
-    "properties/createdTimeUtc": FieldType.DATETIME,
-    "properties/lastModifiedTimeUtc": FieldType.DATETIME,
-    "properties/status": FieldType.STRING,
-    "properties/severity": FieldType.STRING,
-    "properties/incidentNumber": FieldType.INT,
-    "properties/title": FieldType.STRING,
-}
-
-# Valid (classification, reason) pairs as the portal and Logic Apps connector offer them (§1.6).
-_VALID_REASONS: Final[Mapping[Classification, frozenset[ClassificationReason | None]]] = {
-    Classification.UNDETERMINED: frozenset({None}),
-    Classification.TRUE_POSITIVE: frozenset({ClassificationReason.SUSPICIOUS_ACTIVITY}),
-    Classification.BENIGN_POSITIVE: frozenset({ClassificationReason.SUSPICIOUS_BUT_EXPECTED}),
-    Classification.FALSE_POSITIVE: frozenset(
-        {ClassificationReason.INCORRECT_ALERT_LOGIC, ClassificationReason.INACCURATE_DATA}
-    ),
-}
-
-
-class _Unset:
-    """Marker for "leave this field as it is" in analyst edits (``None`` means "clear it")."""
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Final = _Unset()
-
-
-class SentinelError(Exception):
-    """A failure the service reports as ``{"error": {"code", "message"}}`` with HTTP ``status``."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def _bad_request(message: str) -> SentinelError:
-    return SentinelError(400, "BadRequest", message)
-
-
-class Action(StrEnum):
-    """ARM RBAC actions the emulated calls need (alerts/entities action names are unverified)."""
-
-    INCIDENTS_READ = "Microsoft.SecurityInsights/incidents/read"
-    INCIDENTS_WRITE = "Microsoft.SecurityInsights/incidents/write"
-    COMMENTS_READ = "Microsoft.SecurityInsights/incidents/comments/read"
-    COMMENTS_WRITE = "Microsoft.SecurityInsights/incidents/comments/write"
-    ALERTS_READ = "Microsoft.SecurityInsights/incidents/alerts/read"
-    ENTITIES_READ = "Microsoft.SecurityInsights/incidents/entities/read"
-
-    @property
-    def is_write(self) -> bool:
-        return self.value.endswith("/write")
-
-
-class Role(StrEnum):
-    """Microsoft Sentinel Reader (read) and Responder (read, update incidents, comment)."""
-
-    READER = "reader"
-    RESPONDER = "responder"
-
-    def allows(self, action: Action) -> bool:
-        return self is Role.RESPONDER or not action.is_write
-
-
-@dataclass(frozen=True, slots=True)
-class WorkspaceRef:
-    """An ARM workspace address. Comparisons are case-insensitive, like ARM's."""
-
-    subscription_id: str
-    resource_group: str
-    name: str
-
-    @property
-    def resource_id(self) -> str:
-        return (
-            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-            f"/providers/Microsoft.OperationalInsights/workspaces/{self.name}"
-        )
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.subscription_id.lower(), self.resource_group.lower(), self.name.lower())
-
-    @classmethod
-    def parse(cls, text: str) -> WorkspaceRef:
-        """From a workspace resource id or ``subscription/resourceGroup/workspace``."""
-        parts = [p for p in text.strip().split("/") if p]
-        if len(parts) == 3:
-            return cls(*parts)
-        lowered = [p.lower() for p in parts]
-        if (
-            len(parts) == 8
-            and lowered[0] == "subscriptions"
-            and lowered[2] == "resourcegroups"
-            and lowered[4:7] == ["providers", "microsoft.operationalinsights", "workspaces"]
-        ):
-            return cls(parts[1], parts[3], parts[7])
-        raise ValueError(f"not a workspace reference: {text!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class Author:
-    """``ClientInfo`` of a comment: an app (object id + display name) or a user."""
-
-    object_id: str | None = None
-    name: str | None = None
-    email: str | None = None
-    user_principal_name: str | None = None
-
-    @classmethod
-    def of_user(cls, user: User) -> Author:
-        return cls(user.object_id, user.display_name, user.mail, user.user_principal_name)
-
-    def to_json(self) -> dict[str, str]:
-        pairs = (
-            ("objectId", self.object_id), ("name", self.name),
-            ("email", self.email), ("userPrincipalName", self.user_principal_name),
-        )
-        return {k: v for k, v in pairs if v is not None}
-
-
-@dataclass(frozen=True, slots=True)
-class OwnerRef:
-    """An owner as a client names it: by object id, UPN or email. All empty means "unassign"."""
-
-    object_id: str | None = None
-    user_principal_name: str | None = None
-    email: str | None = None
-
-    @property
-    def reference(self) -> str | None:
-        return self.object_id or self.user_principal_name or self.email
-
-
-@dataclass(frozen=True, slots=True)
-class IncidentWrite:
-    """The writable set of a PUT body, already type-checked by the wire layer. ``None`` = omitted."""
-
-    title: str | None
-    severity: str | None
-    status: str | None
-    etag: str | None = None
-    description: str | None = None
-    classification: str | None = None
-    classification_reason: str | None = None
-    classification_comment: str | None = None
-    owner: OwnerRef | None = None
-    labels: tuple[str, ...] = ()
-    first_activity: datetime | None = None
-    last_activity: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SecurityAlertSeed:
-    """An alert of an incident, as ``POST …/alerts`` returns it (and Log Analytics' SecurityAlert holds)."""
-
-    display_name: str
-    severity: Severity
-    product_name: str
-    time_generated: datetime
-    system_alert_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    tactics: tuple[str, ...] = ()
-    status: str = "New"
-    vendor_name: str = "Microsoft"
-    description: str = ""
-    compromised_entity: str = ""
-    alert_type: str = ""
-    provider_alert_id: str = ""
-    product_component_name: str = ""
-    confidence_level: str = "Unknown"
-    remediation_steps: tuple[str, ...] = ()
-    entity_ids: tuple[str, ...] = ()  # which of the incident's entities this alert involves
-
-
-@dataclass(frozen=True, slots=True)
-class EntitySeed:
-    """An entity of an incident; ``properties`` uses the spec's names for ``kind`` (e.g. Account: accountName)."""
-
-    kind: str
-    properties: Mapping[str, Any]
-    entity_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-
-
-@dataclass(slots=True)
-class _Owner:
-    object_id: str
-    user_principal_name: str
-    assigned_to: str
-    email: str | None
-
-
-@dataclass(slots=True)
-class _Comment:
-    name: str
-    message: str
-    author: Author
-    created: datetime
-    last_modified: datetime
-    etag: str
-
-
-@dataclass(slots=True)
-class _Incident:
-    name: str
-    number: int
-    title: str
-    severity: str
-    status: str
-    created: datetime
-    last_modified: datetime
-    etag: str
-    provider_name: str
-    provider_incident_id: str
-    provider_incident_url: str | None = None
-    description: str | None = None
-    classification: str | None = None
-    classification_reason: str | None = None
-    classification_comment: str | None = None
-    owner: _Owner | None = None
-    labels: list[tuple[str, str]] = field(default_factory=list)  # (name, "User" | "AutoAssigned")
-    first_activity: datetime | None = None
-    last_activity: datetime | None = None
-    related_rule_ids: list[str] = field(default_factory=list)
-    extra_tactics: list[str] = field(default_factory=list)
-    extra_product_names: list[str] = field(default_factory=list)
-    alerts: list[SecurityAlertSeed] = field(default_factory=list)
-    entities: list[EntitySeed] = field(default_factory=list)
-    comments: dict[str, _Comment] = field(default_factory=dict)  # by lower-case name, insertion ordered
-
-
-@dataclass(slots=True)
-class Workspace:
-    ref: WorkspaceRef
-    tenant_id: str
-    #: The workspace GUID ("customerId") Log Analytics queries address.
-    workspace_id: str
-    next_number: int = 1
-    incidents: dict[str, _Incident] = field(default_factory=dict)  # by lower-case name
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One page of a listing and, when more items follow, the keyset cursor of its last item."""
-
-    items: list[dict[str, Any]]
-    cursor: tuple[Value, str] | None
-
-
-def format_timestamp(moment: datetime) -> str:
-    """ARM's UTC form: seven fractional digits when there is a fraction (.NET ticks), none otherwise."""
-    moment = moment.astimezone(UTC)
-    base = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{base}.{moment.microsecond:06d}0Z" if moment.microsecond else f"{base}Z"
-
-
-def _new_incident_etag() -> str:
-    # The quoted Cosmos DB style the service returns: "\"0300bf09-0000-0000-0000-5c37296e0000\"".
-    return f'"{secrets.token_hex(4)}-0000-0000-0000-{secrets.token_hex(6)}"'
-
-
-def _new_comment_etag() -> str:
-    # Comment etags come back unquoted in the spec examples (§1.3 note).
-    return f"{secrets.token_hex(4)}-0000-0000-0000-{secrets.token_hex(6)}"
 
 
 class SentinelModel:
@@ -462,7 +221,7 @@ class SentinelModel:
             when = created or self.clock()
             number = ws.next_number
             ws.next_number += 1
-            incident = _Incident(
+            incident = StoredIncident(
                 name=(name or str(uuid.uuid4())),
                 number=number,
                 title=title,
@@ -470,7 +229,7 @@ class SentinelModel:
                 status=IncidentStatus(status).value,
                 created=when,
                 last_modified=when,
-                etag=_new_incident_etag(),
+                etag=new_incident_etag(),
                 provider_name=provider_name,
                 provider_incident_id=provider_incident_id or str(number),
                 provider_incident_url=provider_incident_url,
@@ -484,7 +243,7 @@ class SentinelModel:
                 alerts=list(alerts),
                 entities=list(entities),
             )
-            self._apply_classification(
+            apply_classification(
                 incident, incident.status,
                 None if classification is None else str(classification),
                 None if classification_reason is None else str(classification_reason),
@@ -495,25 +254,25 @@ class SentinelModel:
             if incident.name.lower() in ws.incidents:
                 raise ValueError(f"incident {incident.name} exists")
             ws.incidents[incident.name.lower()] = incident
-            return self._render(ws, incident)
+            return render_incident(ws, incident)
 
     def get_incident(self, workspace: WorkspaceRef | str, name: str) -> dict[str, Any]:
         with self._lock:
             ws = self._existing_workspace(workspace)
-            return self._render(ws, self._incident(ws, name))
+            return render_incident(ws, self._incident(ws, name))
 
     def list_incidents(self, workspace: WorkspaceRef | str) -> list[dict[str, Any]]:
         """Every incident of the workspace by incident number (no filter, no paging)."""
         with self._lock:
             ws = self.workspace(workspace)
-            return [self._render(ws, i) for i in sorted(ws.incidents.values(), key=lambda i: i.number)]
+            return [render_incident(ws, i) for i in sorted(ws.incidents.values(), key=lambda i: i.number)]
 
     def find_incident(self, name: str) -> tuple[WorkspaceRef, dict[str, Any]]:
         """Locate an incident by its (globally unique) name in any workspace."""
         with self._lock:
             for ws in self._workspaces.values():
                 if name.lower() in ws.incidents:
-                    return ws.ref, self._render(ws, ws.incidents[name.lower()])
+                    return ws.ref, render_incident(ws, ws.incidents[name.lower()])
         raise KeyError(f"no incident {name}")
 
     def update_incident_as_analyst(
@@ -521,32 +280,32 @@ class SentinelModel:
         workspace: WorkspaceRef | str,
         name: str,
         *,
-        title: str | _Unset = UNSET,
-        severity: Severity | str | _Unset = UNSET,
-        status: IncidentStatus | str | _Unset = UNSET,
-        description: str | _Unset | None = UNSET,
-        owner: str | _Unset | None = UNSET,
-        labels: Iterable[str] | _Unset = UNSET,
+        title: str | Unset = UNSET,
+        severity: Severity | str | Unset = UNSET,
+        status: IncidentStatus | str | Unset = UNSET,
+        description: str | Unset | None = UNSET,
+        owner: str | Unset | None = UNSET,
+        labels: Iterable[str] | Unset = UNSET,
         add_labels: Iterable[str] = (),
-        classification: Classification | str | _Unset | None = UNSET,
-        classification_reason: ClassificationReason | str | _Unset | None = UNSET,
-        classification_comment: str | _Unset | None = UNSET,
+        classification: Classification | str | Unset | None = UNSET,
+        classification_reason: ClassificationReason | str | Unset | None = UNSET,
+        classification_comment: str | Unset | None = UNSET,
     ) -> dict[str, Any]:
         """A human edit in the portal: changes only what is given, validates like a PUT, bumps the etag."""
         with self._lock:
             ws = self.workspace(workspace)
             current = self._incident(ws, name)
-            resource = self._render(ws, current)["properties"]
+            resource = render_incident(ws, current)["properties"]
             owner_ref: OwnerRef | None
-            if isinstance(owner, _Unset):
+            if isinstance(owner, Unset):
                 owner_ref = _owner_ref_of(current.owner)
             else:
                 owner_ref = OwnerRef(user_principal_name=owner) if owner else None
-            label_names = [n for n, _ in current.labels] if isinstance(labels, _Unset) else list(labels)
+            label_names = [n for n, _ in current.labels] if isinstance(labels, Unset) else list(labels)
             label_names += [n for n in add_labels if n not in label_names]
 
             def pick(value: object, key: str) -> Any:
-                return resource.get(key) if isinstance(value, _Unset) else value
+                return resource.get(key) if isinstance(value, Unset) else value
 
             write = IncidentWrite(
                 title=pick(title, "title"),
@@ -591,9 +350,9 @@ class SentinelModel:
             ws = self.workspace(workspace)
             merged, survivor = self._incident(ws, source), self._incident(ws, target)
             if merged.name == survivor.name:
-                raise _bad_request("An incident cannot be merged into itself.")
+                raise bad_request("An incident cannot be merged into itself.")
             if IncidentStatus.CLOSED.value in (merged.status, survivor.status):
-                raise _bad_request("Closed incidents are not merged.")
+                raise bad_request("Closed incidents are not merged.")
             now = self.clock()
             survivor.alerts.extend(merged.alerts)
             survivor.entities.extend(merged.entities)
@@ -602,10 +361,10 @@ class SentinelModel:
             merged.alerts, merged.entities = [], []
             merged.labels = [("Redirected", "AutoAssigned")]
             merged.status = IncidentStatus.CLOSED.value
-            self._apply_classification(merged, merged.status, Classification.UNDETERMINED.value, None, None)
+            apply_classification(merged, merged.status, Classification.UNDETERMINED.value, None, None)
             self._touch(survivor, now)
             self._touch(merged, now)
-            return self._render(ws, merged)
+            return render_incident(ws, merged)
 
     def add_comment_as_analyst(
         self, workspace: WorkspaceRef | str, name: str, message: str, *, analyst: str
@@ -622,7 +381,7 @@ class SentinelModel:
         with self._lock:
             ws = self.workspace(workspace)
             incident = self._incident(ws, name)
-            return [_render_comment(ws, incident, c) for c in incident.comments.values()]
+            return [render_comment(ws, incident, c) for c in incident.comments.values()]
 
     def alerts(self, workspace: WorkspaceRef | str, name: str) -> list[SecurityAlertSeed]:
         """The alert records of an incident (for the Log Analytics emulator's SecurityAlert table)."""
@@ -653,9 +412,9 @@ class SentinelModel:
         """
         with self._lock:
             ws = self._existing_workspace(workspace)
-            rows: list[tuple[tuple[Value, str], _Incident]] = []
+            rows: list[tuple[tuple[Value, str], StoredIncident]] = []
             for incident in ws.incidents.values():
-                values = _filter_values(incident)
+                values = filter_values(incident)
                 if where is None or evaluate(where, values):
                     rows.append(((values[order.field], incident.name.lower()), incident))
             rows.sort(key=lambda row: row[0], reverse=order.descending)
@@ -664,7 +423,7 @@ class SentinelModel:
                 rows = [r for r in rows if (r[0] < cursor if order.descending else r[0] > cursor)]
             page, more = rows[:top], len(rows) > top
             next_cursor = (page[-1][0][0], page[-1][1].name) if more and page else None
-            return Page([self._render(ws, incident) for _, incident in page], next_cursor)
+            return Page([render_incident(ws, incident) for _, incident in page], next_cursor)
 
     def put_incident(
         self, workspace: WorkspaceRef, name: str, write: IncidentWrite
@@ -682,46 +441,46 @@ class SentinelModel:
             for prop, value in (("title", write.title), ("severity", write.severity), ("status", write.status)):
                 if value is None or (isinstance(value, str) and not value.strip()):
                     # Exact wording of this 400 is unverified.
-                    raise _bad_request(f"Incident property '{prop}' is required.")
+                    raise bad_request(f"Incident property '{prop}' is required.")
             assert write.title is not None and write.severity is not None and write.status is not None
-            severity = _enum_value(Severity, write.severity, "severity")
-            status = _enum_value(IncidentStatus, write.status, "status")
+            severity = enum_value(Severity, write.severity, "severity")
+            status = enum_value(IncidentStatus, write.status, "status")
             owner = self._resolve_owner(ws, write.owner) if write.owner else None
             now = self.clock()
             created = current is None
             if current is None:
-                current = _Incident(
+                current = StoredIncident(
                     name=name, number=ws.next_number, title=write.title, severity=severity, status=status,
                     created=now, last_modified=now, etag="", provider_name="Azure Sentinel",
                     provider_incident_id=str(ws.next_number),
                 )
             staged = replace(current, labels=list(current.labels))
-            self._apply_classification(
+            apply_classification(
                 staged, status, write.classification, write.classification_reason, write.classification_comment,
             )
             staged.title, staged.severity, staged.status = write.title, severity, status
             staged.description = write.description
             staged.owner = owner
-            staged.labels = _merge_labels(current.labels, write.labels)
+            staged.labels = merge_labels(current.labels, write.labels)
             # Every writable property is replaced as sent, so an omitted one is cleared (§1.6). For owner, labels
             # and description that is documented behaviour; for the activity times it is assumed [unverified].
             staged.first_activity, staged.last_activity = write.first_activity, write.last_activity
             if created:
-                staged.etag = _new_incident_etag()
+                staged.etag = new_incident_etag()
                 ws.next_number += 1
             else:
                 self._touch(staged, now)
             ws.incidents[name.lower()] = staged
-            return self._render(ws, staged), created
+            return render_incident(ws, staged), created
 
     def put_comment(
         self, workspace: WorkspaceRef, incident_name: str, comment_id: str, message: str, author: Author
     ) -> tuple[dict[str, Any], bool]:
         """Create (201) or update (200) a comment with a client-chosen id."""
         if not message.strip():
-            raise _bad_request("Comment message is required.")
+            raise bad_request("Comment message is required.")
         if len(message) > COMMENT_MAX_LENGTH:
-            raise _bad_request(
+            raise bad_request(
                 f"Comment message length {len(message)} exceeds the maximum of {COMMENT_MAX_LENGTH} characters."
             )
         with self._lock:
@@ -733,14 +492,14 @@ class SentinelModel:
                 # Whether editing another author's comment is refused is unverified; we allow it.
                 existing.message = message
                 existing.last_modified = now
-                existing.etag = _new_comment_etag()
-                return _render_comment(ws, incident, existing), False
-            comment = _Comment(comment_id, message, author, now, now, _new_comment_etag())
+                existing.etag = new_comment_etag()
+                return render_comment(ws, incident, existing), False
+            comment = StoredComment(comment_id, message, author, now, now, new_comment_etag())
             incident.comments[comment_id.lower()] = comment
             # A new comment bumps commentsCount and, we assume, the incident's etag and lastModifiedTimeUtc
             # (reference §1.7: very likely, unverified) — clients must re-GET before the next PUT anyway.
             self._touch(incident, now)
-            return _render_comment(ws, incident, comment), True
+            return render_comment(ws, incident, comment), True
 
     def get_comment(self, workspace: WorkspaceRef, incident_name: str, comment_id: str) -> dict[str, Any]:
         with self._lock:
@@ -749,7 +508,7 @@ class SentinelModel:
             comment = incident.comments.get(comment_id.lower())
             if comment is None:
                 raise SentinelError(404, "NotFound", f"Comment '{comment_id}' was not found.")
-            return _render_comment(ws, incident, comment)
+            return render_comment(ws, incident, comment)
 
     def query_comments(
         self, workspace: WorkspaceRef, incident_name: str, *, top: int, after: tuple[Value, str] | None
@@ -766,12 +525,12 @@ class SentinelModel:
                 rows = [r for r in rows if r[0] > cursor]
             page, more = rows[:top], len(rows) > top
             next_cursor: tuple[Value, str] | None = (page[-1][1].created, page[-1][1].name) if more else None
-            return Page([_render_comment(ws, incident, c) for _, c in page], next_cursor)
+            return Page([render_comment(ws, incident, c) for _, c in page], next_cursor)
 
     def alert_resources(self, workspace: WorkspaceRef, incident_name: str) -> list[dict[str, Any]]:
         with self._lock:
             ws = self._existing_workspace(workspace)
-            return [_render_alert(ws, a) for a in self._incident(ws, incident_name).alerts]
+            return [render_alert(ws, a) for a in self._incident(ws, incident_name).alerts]
 
     def entity_resources(self, workspace: WorkspaceRef, incident_name: str) -> dict[str, Any]:
         with self._lock:
@@ -781,7 +540,7 @@ class SentinelModel:
             for entity in entities:
                 counts[entity.kind] = counts.get(entity.kind, 0) + 1
             return {
-                "entities": [_render_entity(ws, e) for e in entities],
+                "entities": [render_entity(ws, e) for e in entities],
                 "metaData": [{"entityKind": kind, "count": n} for kind, n in counts.items()],
             }
 
@@ -800,100 +559,27 @@ class SentinelModel:
         return ws
 
     @staticmethod
-    def _incident(ws: Workspace, name: str) -> _Incident:
+    def _incident(ws: Workspace, name: str) -> StoredIncident:
         incident = ws.incidents.get(name.lower())
         if incident is None:
             # Code as listed in §1.10; exact message unverified.
             raise SentinelError(404, "NotFound", f"Incident '{name}' was not found.")
         return incident
 
-    def _touch(self, incident: _Incident, now: datetime) -> None:
+    def _touch(self, incident: StoredIncident, now: datetime) -> None:
         # lastModifiedTimeUtc strictly increases even under a frozen test clock.
         incident.last_modified = max(now, incident.last_modified + timedelta(microseconds=1))
-        incident.etag = _new_incident_etag()
+        incident.etag = new_incident_etag()
 
-    def _resolve_owner(self, ws: Workspace, owner: OwnerRef) -> _Owner | None:
+    def _resolve_owner(self, ws: Workspace, owner: OwnerRef) -> StoredOwner | None:
         reference = owner.reference
         if reference is None:
             return None  # {} unassigns (XSOAR sends it)
         user = self.entra.find_user(ws.tenant_id, reference)
         if user is None:
             # What the service does with an unknown owner is unverified; refusing catches mapping bugs.
-            raise _bad_request(f"Owner '{reference}' was not found in the directory of tenant '{ws.tenant_id}'.")
-        return _Owner(user.object_id, user.user_principal_name, user.display_name, user.mail)
-
-    @staticmethod
-    def _apply_classification(
-        incident: _Incident,
-        status: str,
-        classification: str | None,
-        reason: str | None,
-        comment: str | None,
-    ) -> None:
-        parsed = None if classification is None else _enum_value(Classification, classification, "classification")
-        parsed_reason = None if reason is None else _enum_value(ClassificationReason, reason, "classificationReason")
-        if status == IncidentStatus.CLOSED and parsed is None:
-            # Closing without classification fails (XSOAR, demisto PRs); the exact message is unverified.
-            raise _bad_request("Classification is required when closing an incident.")
-        if parsed is not None:
-            kind = Classification(parsed)
-            why = None if parsed_reason is None else ClassificationReason(parsed_reason)
-            if kind is not Classification.UNDETERMINED and why is None:
-                raise _bad_request(f"classification '{kind.value}' must have classificationReason.")
-            if why not in _VALID_REASONS[kind]:
-                # Message unverified; the valid pairs are the portal's.
-                raise _bad_request(
-                    f"classificationReason '{why.value if why else None}' is not valid for classification "
-                    f"'{kind.value}'."
-                )
-        incident.classification = parsed
-        incident.classification_reason = parsed_reason
-        incident.classification_comment = comment
-
-    def _render(self, ws: Workspace, incident: _Incident) -> dict[str, Any]:
-        resource_id = f"{ws.ref.resource_id}/providers/Microsoft.SecurityInsights/incidents/{incident.name}"
-        tactics = _unique([*(t for a in incident.alerts for t in a.tactics), *incident.extra_tactics])
-        products = _unique([*(a.product_name for a in incident.alerts), *incident.extra_product_names])
-        additional: dict[str, Any] = {
-            "alertsCount": len(incident.alerts),
-            "bookmarksCount": 0,
-            "commentsCount": len(incident.comments),
-            "alertProductNames": products,
-            "tactics": tactics,
-        }
-        if incident.provider_incident_url:
-            additional["providerIncidentUrl"] = incident.provider_incident_url
-        properties: dict[str, Any] = {
-            "title": incident.title,
-            "severity": incident.severity,
-            "status": incident.status,
-            "owner": _render_owner(incident.owner),
-            "labels": [{"labelName": n, "labelType": t} for n, t in incident.labels],
-            "createdTimeUtc": format_timestamp(incident.created),
-            "lastModifiedTimeUtc": format_timestamp(incident.last_modified),
-            "incidentNumber": incident.number,
-            "incidentUrl": f"{PORTAL_INCIDENT_PREFIX}{resource_id}",
-            "providerName": incident.provider_name,
-            "providerIncidentId": incident.provider_incident_id,
-            "relatedAnalyticRuleIds": list(incident.related_rule_ids),
-            "additionalData": additional,
-        }
-        optional = {
-            "description": incident.description,
-            "classification": incident.classification,
-            "classificationReason": incident.classification_reason,
-            "classificationComment": incident.classification_comment,
-            "firstActivityTimeUtc": incident.first_activity and format_timestamp(incident.first_activity),
-            "lastActivityTimeUtc": incident.last_activity and format_timestamp(incident.last_activity),
-        }
-        properties.update({k: v for k, v in optional.items() if v is not None})
-        return {
-            "id": resource_id,
-            "name": incident.name,
-            "type": INCIDENT_TYPE,
-            "etag": incident.etag,
-            "properties": properties,
-        }
+            raise bad_request(f"Owner '{reference}' was not found in the directory of tenant '{ws.tenant_id}'.")
+        return StoredOwner(user.object_id, user.user_principal_name, user.display_name, user.mail)
 
 
 # --- helpers ---------------------------------------------------------------------------------------------------
@@ -907,123 +593,5 @@ def _str_or_none(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _enum_value(enum: type[StrEnum], value: str, prop: str) -> str:
-    try:
-        return enum(value).value
-    except ValueError:
-        allowed = ", ".join(member.value for member in enum)
-        raise _bad_request(f"The value '{value}' is not valid for '{prop}'. Allowed values: {allowed}.") from None
-
-
-def _unique(items: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(items))
-
-
-def _merge_labels(current: list[tuple[str, str]], sent: Sequence[str]) -> list[tuple[str, str]]:
-    """Labels become exactly what was sent; a label that was AutoAssigned keeps that type."""
-    auto = {name for name, kind in current if kind == "AutoAssigned"}
-    return [(name, "AutoAssigned" if name in auto else "User") for name in _unique(sent)]
-
-
-def _owner_ref_of(owner: _Owner | None) -> OwnerRef | None:
+def _owner_ref_of(owner: StoredOwner | None) -> OwnerRef | None:
     return None if owner is None else OwnerRef(object_id=owner.object_id)
-
-
-def _render_owner(owner: _Owner | None) -> dict[str, Any]:
-    if owner is None:
-        # Unassigned. The live service may return the keys with null values [unverified]; the spec types
-        # them as non-null strings, so the emulator leaves them out.
-        return {"ownerType": "Unknown"}
-    rendered = {
-        "objectId": owner.object_id,
-        "userPrincipalName": owner.user_principal_name,
-        "assignedTo": owner.assigned_to,
-        "ownerType": "User",
-    }
-    if owner.email:
-        rendered["email"] = owner.email
-    return rendered
-
-
-def _filter_values(incident: _Incident) -> dict[str, Value]:
-    return {
-        "properties/createdTimeUtc": incident.created,
-        "properties/lastModifiedTimeUtc": incident.last_modified,
-        "properties/status": incident.status,
-        "properties/severity": incident.severity,
-        "properties/incidentNumber": incident.number,
-        "properties/title": incident.title,
-    }
-
-
-def _render_comment(ws: Workspace, incident: _Incident, comment: _Comment) -> dict[str, Any]:
-    return {
-        "id": (
-            f"{ws.ref.resource_id}/providers/Microsoft.SecurityInsights/incidents/{incident.name}"
-            f"/comments/{comment.name}"
-        ),
-        "name": comment.name,
-        "type": COMMENT_TYPE,
-        "etag": comment.etag,
-        "properties": {
-            "message": comment.message,
-            "createdTimeUtc": format_timestamp(comment.created),
-            "lastModifiedTimeUtc": format_timestamp(comment.last_modified),
-            "author": comment.author.to_json(),
-        },
-    }
-
-
-def _render_alert(ws: Workspace, alert: SecurityAlertSeed) -> dict[str, Any]:
-    generated = format_timestamp(alert.time_generated)
-    properties: dict[str, Any] = {
-        "systemAlertId": alert.system_alert_id,
-        "alertDisplayName": alert.display_name,
-        "friendlyName": alert.display_name,
-        "severity": str(alert.severity),
-        "productName": alert.product_name,
-        "vendorName": alert.vendor_name,
-        "status": alert.status,
-        "tactics": list(alert.tactics),
-        "confidenceLevel": alert.confidence_level,
-        "alertType": alert.alert_type or alert.display_name,
-        "startTimeUtc": generated,
-        "endTimeUtc": generated,
-        "timeGenerated": generated,
-        "processingEndTime": generated,
-        "resourceIdentifiers": [
-            {
-                "type": "LogAnalytics",
-                "workspaceId": ws.workspace_id,
-                "subscriptionId": ws.ref.subscription_id,
-                "resourceGroup": ws.ref.resource_group,
-            }
-        ],
-        "additionalData": {"AlertMessageEnqueueTime": generated},
-    }
-    optional = {
-        "description": alert.description,
-        "compromisedEntity": alert.compromised_entity,
-        "providerAlertId": alert.provider_alert_id,
-        "productComponentName": alert.product_component_name,
-    }
-    properties.update({k: v for k, v in optional.items() if v})
-    if alert.remediation_steps:
-        properties["remediationSteps"] = list(alert.remediation_steps)
-    return {
-        "id": f"{ws.ref.resource_id}/providers/Microsoft.SecurityInsights/Entities/{alert.system_alert_id}",
-        "name": alert.system_alert_id,
-        "type": ENTITY_TYPE,
-        "kind": "SecurityAlert",
-        "properties": properties,
-    }
-
-
-def _render_entity(ws: Workspace, entity: EntitySeed) -> dict[str, Any]:
-    return {
-        "id": f"{ws.ref.resource_id}/providers/Microsoft.SecurityInsights/Entities/{entity.entity_id}",
-        "name": entity.entity_id,
-        "type": ENTITY_TYPE,
-        "kind": entity.kind,
-        "properties": dict(entity.properties),
-    }
