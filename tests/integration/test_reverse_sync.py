@@ -354,3 +354,23 @@ async def test_polling_catches_up_when_more_signls_changed_than_one_cycle_reads(
     for step in range(2, 6):
         await s.cycle(minutes=step / 10)
     assert [harness.incident(n)["properties"]["status"] for n in names] == ["Closed"] * 3
+
+
+async def test_a_deleted_incident_does_not_stop_the_reconciliation_sweep(harness: Harness) -> None:
+    """An open link whose incident no longer exists (deleted, or past the source's retention) is skipped by the
+    sweep: it neither marks the connector failed on every cycle nor hides the drift of the links after it."""
+    s = await start(harness)
+    other = harness.state.sentinel.create_incident(harness.world.workspace, title="Second", severity="High",
+                                                   created=datetime.now(UTC) - timedelta(minutes=2))["name"]
+    await s.cycle()
+    other_id = str(harness.incident(other)["id"])
+    assert len(harness.alerts(external_id_for("contoso", other_id))) == 1
+    harness.state.faults.add(FaultRule(path=rf"/incidents/{s.name}$", method="GET", kind="status", status=404,
+                                       body={"error": {"code": "NotFound", "message": "Incident not found"}}))
+    harness.state.sentinel.close_incident_as_analyst(harness.world.workspace, other, classification="Undetermined")
+    # The lifecycle pass misses the close (as with clock skew beyond its overlap); only the sweep can find it.
+    later = datetime.now(UTC) + timedelta(minutes=20)
+    await s.runtime.store.set_cursor("contoso", "lifecycle_since", (later + timedelta(hours=1)).isoformat())
+    await s.connector.run_once(later)
+    assert s.connector.health.error is None
+    assert harness.alerts(external_id_for("contoso", other_id))[0].status == AlertStatus.CLOSED

@@ -24,6 +24,7 @@ from typing import Any
 
 import structlog
 
+from sentinel_signl4.clients.errors import NotFoundError
 from sentinel_signl4.config import SyncConfig
 from sentinel_signl4.domain import (
     ActionKind,
@@ -276,7 +277,14 @@ class ReversePath:
         """Reconciliation sweep: GET each open link's incident (bounded) and repair drift the list query missed."""
         repaired = 0
         for link in await self.store.open_links(self.connector, limit):
-            incident = await self.source.get(link.incident_id)
+            try:
+                incident = await self.source.get(link.incident_id)
+            except NotFoundError as exc:
+                # Deleted, or past the source's retention: nothing to repair, and no reason to fail the sweep (and
+                # the connector's health) on every cycle, or to leave the links after it unchecked.
+                log.warning("reconcile_incident_missing", connector=self.connector,
+                            incident=link.incident_number, error=exc.message)
+                continue
             if incident.merged:
                 repaired += await self._follow_merge(incident, link, now, None)
             elif incident.status is IncidentStatus.CLOSED and self.sync.resolve_signl_on_close:
