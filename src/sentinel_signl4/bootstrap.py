@@ -40,6 +40,11 @@ from sentinel_signl4.store.factory import open_store
 __all__ = ["Runtime", "build_connector", "build_runtime", "utcnow"]
 
 
+# Every request of a connector (README, "The one documented duplicate window": at most 15 s). The clients set their
+# timeout per request, which overrides the shared client's default, so they are given this one explicitly.
+REQUEST_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -94,7 +99,7 @@ async def build_runtime(config: Config, *, transport: httpx.AsyncBaseTransport |
         store = open_store(config.store.url)
     if migrate:
         await store.migrate()
-    http = build_http_client(ca_bundle=config.tls.ca_bundle, timeout=httpx.Timeout(15.0, connect=5.0),
+    http = build_http_client(ca_bundle=config.tls.ca_bundle, timeout=REQUEST_TIMEOUT,
                              transport=transport)
     runtime = Runtime(config=config, store=store, http=http, metrics=metrics, connectors={}, clock=clock)
     credentials: dict[tuple[str, ...], TokenProvider] = {}
@@ -139,7 +144,7 @@ def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
             runtime.http, tokens, arm_endpoint=endpoints.resource_manager,
             arm_scope=endpoints.scope("resource_manager"), subscription_id=az.subscription_id,
             resource_group=az.resource_group, workspace_name=az.workspace_name, api_version=az.api_version,
-            retry=RetryPolicy(), on_retry=on_retry_for("sentinel"),
+            retry=RetryPolicy(), on_retry=on_retry_for("sentinel"), timeout=REQUEST_TIMEOUT,
         )
         source = SentinelSource(sentinel, page_size=az.page_size)
     s4 = cfg.signl4
@@ -147,7 +152,7 @@ def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
         runtime.http, webhook_url=s4.webhook_url.get_secret_value(), api_url=s4.api_url,
         api_key=s4.api_key.get_secret_value() if s4.api_key else None,
         limiter=limiter_for(s4.subscription), send_via=s4.send_via, retry=RetryPolicy(),
-        on_retry=on_retry_for("signl4"), api_user_id=s4.api_user or None,
+        on_retry=on_retry_for("signl4"), api_user_id=s4.api_user or None, timeout=REQUEST_TIMEOUT,
     )
     pager = Signl4Pager(signl4, has_api_key=s4.api_key is not None)
     render = RenderContext(connector=cfg.name, display_name=cfg.display_name, service=s4.service,
@@ -193,7 +198,7 @@ def _graph_client(cfg: ConnectorConfig, runtime: Runtime, tokens: TokenProvider,
         runtime.http, tokens, graph_endpoint=endpoints.graph, graph_scope=endpoints.scope("graph"),
         retry=RetryPolicy() if cfg.source == "graph" else RetryPolicy(attempts=3, total_timeout=20.0),
         on_retry=on_retry, limiter=graph_limiter(cfg.azure.tenant_id, limit=cfg.graph.requests_per_minute),
-        page_size=cfg.graph.page_size,
+        page_size=cfg.graph.page_size, timeout=REQUEST_TIMEOUT,
     )
 
 
