@@ -374,3 +374,17 @@ async def test_a_deleted_incident_does_not_stop_the_reconciliation_sweep(harness
     await s.connector.run_once(later)
     assert s.connector.health.error is None
     assert harness.alerts(external_id_for("contoso", other_id))[0].status == AlertStatus.CLOSED
+
+
+async def test_an_incident_busy_with_other_writers_gets_the_action_later_not_never(harness: Harness) -> None:
+    """A 409 that outlasts the in-call re-reads (automation rules rewriting the incident for a few seconds) is
+    rescheduled like any transient failure, not dead-lettered: the acknowledgement still reaches Sentinel."""
+    s = await start(harness)
+    harness.state.faults.add(FaultRule(path=rf"/incidents/{s.name}$", method="PUT", kind="status", status=409,
+                                       count=5, body={"error": {"code": "Conflict", "message": "etag mismatch"}}))
+    harness.state.signl4.acknowledge(s.alert_id, harness.world.users[0].mail)
+    await s.deliver()
+    await s.cycle()
+    assert s.props()["status"] == "New"
+    await s.cycle(minutes=10)
+    assert s.props()["status"] == "Active"

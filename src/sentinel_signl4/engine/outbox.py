@@ -17,6 +17,7 @@ import structlog
 
 from sentinel_signl4.clients.errors import (
     AuthError,
+    ConflictError,
     NotFoundError,
     OutcomeUnknownError,
     RateLimitedError,
@@ -129,7 +130,8 @@ class OutboxWorker:
         error = f"{type(exc).__name__}: {exc.message}"
         if isinstance(exc, AuthError | NotFoundError) and row.kind is ActionKind.RAISE_SIGNL:
             self.last_config_error = exc
-        if exc.retryable or isinstance(exc, AuthError | NotFoundError):
+        # A conflict that outlasted the handler's re-reads (other writers busy on the incident) is transient too.
+        if exc.retryable or isinstance(exc, AuthError | NotFoundError | ConflictError):
             if row.attempts >= self.max_attempts:
                 await self.store.mark_dead(row.key, now, f"gave up after {row.attempts} attempts: {error}")
                 report.dead[row.kind] += 1
