@@ -17,135 +17,38 @@ Enough to run the connector's default query and the SecurityIncident join of ref
 Anything else is a :class:`KqlError` with the service's error kinds: ``SyntaxError`` for what does not parse,
 ``SemanticError`` for unknown tables, columns and functions. Messages follow the wording the real service uses
 where the reference quotes it ("Failed to resolve scalar expression named 'x'").
+
+This module holds the parser/evaluator; the error and table types (``_kql_types``), the tokenizer
+(``_kql_lexer``) and value semantics (``_kql_values``) live in private modules.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-__all__ = ["KqlError", "Table", "execute", "kql_type_of"]
-
-
-class KqlError(Exception):
-    """A query the engine rejects: ``kind`` is ``SyntaxError`` or ``SemanticError`` (HTTP 400 either way)."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-
-
-def _syntax(message: str) -> KqlError:
-    return KqlError("SyntaxError", message)
-
-
-def _semantic(message: str) -> KqlError:
-    return KqlError("SemanticError", message)
-
-
-@dataclass(slots=True)
-class Table:
-    """Columns as ``(name, KQL type)`` and rows as dicts; the shape the query API serialises."""
-
-    columns: list[tuple[str, str]]
-    rows: list[dict[str, Any]] = field(default_factory=list)
-
-    def names(self) -> list[str]:
-        return [name for name, _ in self.columns]
-
-    def type_of(self, name: str) -> str:
-        for column, kind in self.columns:
-            if column == name:
-                return kind
-        raise _semantic(f"Failed to resolve scalar expression named '{name}'")
-
-
-def kql_type_of(value: Any) -> str:
-    """The KQL type of a Python value (for computed columns)."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "long"
-    if isinstance(value, float):
-        return "real"
-    if isinstance(value, datetime):
-        return "datetime"
-    if isinstance(value, timedelta):
-        return "timespan"
-    if isinstance(value, dict | list):
-        return "dynamic"
-    return "string"
-
-
-# -- tokens ---------------------------------------------------------------------------------------------------------
-
-_TOKEN = re.compile(
-    r"""
-    (?P<ws>\s+|//[^\n]*)
-  | (?P<timespan>\d+(?:\.\d+)?(?:ms|microsecond|tick|d|h|m|s)\b)
-  | (?P<number>\d+(?:\.\d+)?(?:e[+-]?\d+)?)
-  | (?P<string>@?"(?:[^"\\\n]|\\.)*"|@?'(?:[^'\\\n]|\\.)*')
-  | (?P<name>\$?[A-Za-z_][A-Za-z0-9_]*(?:-[a-z]+)*)
-  | (?P<op>==|!=|=~|!~|<=|>=|\.\.|!in~|!in\b|[|(),;=<>\[\].*+\-/!])
-    """,
-    re.VERBOSE,
+from sentinel_signl4.emulators._kql_lexer import Token, tokenize
+from sentinel_signl4.emulators._kql_types import KqlError, Table, kql_type_of, semantic_error, syntax_error
+from sentinel_signl4.emulators._kql_values import (
+    WORD_OPS,
+    arith,
+    as_dynamic,
+    column_key,
+    column_types,
+    compare,
+    infer_type,
+    kql_text,
+    member_of,
+    sort_key,
+    to_datetime,
+    to_float,
+    to_int,
 )
 
-_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "microsecond": 1e-6, "tick": 1e-7}
-_HYPHENATED = frozenset({"mv-expand", "project-away", "project-rename", "project-keep"})
-
-
-@dataclass(frozen=True, slots=True)
-class _Tok:
-    kind: str
-    text: str
-    value: Any = None
-
-
-def _tokenize(text: str) -> list[_Tok]:
-    tokens: list[_Tok] = []
-    pos = 0
-    while pos < len(text):
-        match = _TOKEN.match(text, pos)
-        if match is None:
-            raise _syntax(f"Syntax error: unexpected character {text[pos]!r} at position {pos}")
-        pos = match.end()
-        kind = match.lastgroup
-        raw = match.group()
-        if kind == "ws":
-            continue
-        if kind == "name" and raw.lower() == "in" and text.startswith("~", pos):
-            raw, pos, kind = "in~", pos + 1, "op"
-        if kind == "name" and "-" in raw and raw.lower() not in _HYPHENATED:
-            # "a-b" outside the hyphenated operators is a subtraction: re-tokenize from the first hyphen.
-            head = raw.split("-", 1)[0]
-            pos = match.start() + len(head)
-            raw = head
-        if kind == "timespan":
-            number, unit = re.fullmatch(r"(\d+(?:\.\d+)?)(\D+)", raw).groups()  # type: ignore[union-attr]
-            tokens.append(_Tok("literal", raw, timedelta(seconds=float(number) * _UNITS[unit])))
-        elif kind == "number":
-            tokens.append(_Tok("literal", raw, float(raw) if any(c in raw for c in ".e") else int(raw)))
-        elif kind == "string":
-            tokens.append(_Tok("literal", raw, _unquote(raw)))
-        elif kind == "name":
-            tokens.append(_Tok("name", raw))
-        else:
-            tokens.append(_Tok("op", raw))
-    tokens.append(_Tok("end", ""))
-    return tokens
-
-
-def _unquote(raw: str) -> str:
-    if raw.startswith("@"):
-        return raw[2:-1]
-    body = raw[1:-1]
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t", "r": "\r"}.get(m.group(1), m.group(1)), body)
+__all__ = ["KqlError", "Table", "execute", "kql_type_of"]
 
 
 # -- expressions ----------------------------------------------------------------------------------------------------
@@ -162,85 +65,17 @@ class _Env:
     tabular_lets: dict[str, Table] = field(default_factory=dict)
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"))
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _dynamic(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
-def _to_datetime(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, str) and value.strip():
-        try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace(" ", "T"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return None
-
-
-def _compare(op: str, left: Any, right: Any) -> bool:
-    if left is None or right is None:
-        return False
-    if isinstance(left, datetime) or isinstance(right, datetime):
-        left, right = _to_datetime(left), _to_datetime(right)
-        if left is None or right is None:
-            return False
-    if op in ("=~", "!~"):
-        equal = _text(left).casefold() == _text(right).casefold()
-        return equal if op == "=~" else not equal
-    if isinstance(left, str) != isinstance(right, str):
-        left, right = _text(left), _text(right)
-    try:
-        return bool({"==": left == right, "!=": left != right}.get(op) if op in ("==", "!=") else {
-            "<": lambda: left < right, "<=": lambda: left <= right,
-            ">": lambda: left > right, ">=": lambda: left >= right,
-        }[op]())
-    except TypeError:
-        return False
-
-
-def _has(text: str, term: str) -> bool:
-    # Kusto's "has" matches whole terms (runs of letters and digits), case-insensitively.
-    pattern = rf"(?<![A-Za-z0-9_]){re.escape(term.casefold())}(?![A-Za-z0-9_])"
-    return re.search(pattern, text.casefold()) is not None
-
-
-_WORD_OPS: Mapping[str, Callable[[str, str], bool]] = {
-    "has": _has,
-    "contains": lambda a, b: b.casefold() in a.casefold(),
-    "startswith": lambda a, b: a.casefold().startswith(b.casefold()),
-    "endswith": lambda a, b: a.casefold().endswith(b.casefold()),
-}
-
-
 class _Parser:
     def __init__(self, text: str, env: _Env) -> None:
-        self.tokens = _tokenize(text)
+        self.tokens = tokenize(text)
         self.pos = 0
         self.env = env
 
     # token helpers
-    def peek(self, offset: int = 0) -> _Tok:
+    def peek(self, offset: int = 0) -> Token:
         return self.tokens[min(self.pos + offset, len(self.tokens) - 1)]
 
-    def next(self) -> _Tok:
+    def next(self) -> Token:
         tok = self.peek()
         self.pos += 1
         return tok
@@ -258,12 +93,12 @@ class _Parser:
     def expect(self, text: str) -> None:
         if not self.accept(text):
             found = self.peek().text or "end of query"
-            raise _syntax(f"Syntax error: expected '{text}' but found '{found}'")
+            raise syntax_error(f"Syntax error: expected '{text}' but found '{found}'")
 
     def name(self) -> str:
         tok = self.next()
         if tok.kind != "name":
-            raise _syntax(f"Syntax error: expected a name but found '{tok.text or 'end of query'}'")
+            raise syntax_error(f"Syntax error: expected a name but found '{tok.text or 'end of query'}'")
         return tok.text
 
     # query := (let ...;)* tabular [;]
@@ -280,7 +115,7 @@ class _Parser:
         table = self.tabular()
         self.accept(";")
         if self.peek().kind != "end":
-            raise _syntax(f"Syntax error: unexpected '{self.peek().text}'")
+            raise syntax_error(f"Syntax error: unexpected '{self.peek().text}'")
         return table
 
     def _is_table(self, name: str) -> bool:
@@ -297,7 +132,7 @@ class _Parser:
             elif source in self.env.tables:
                 original = self.env.tables[source]
             else:
-                raise _semantic(f"Failed to resolve table or column expression named '{source}'")
+                raise semantic_error(f"Failed to resolve table or column expression named '{source}'")
             table = Table(list(original.columns), [dict(row) for row in original.rows])
         while self.accept("|"):
             table = self.operator(table)
@@ -306,7 +141,7 @@ class _Parser:
     def operator(self, table: Table) -> Table:
         word = self.name().lower()
         if word == "where":
-            predicate = self.expr(_types(table))
+            predicate = self.expr(column_types(table))
             return Table(table.columns, [row for row in table.rows if predicate(row) is True])
         if word in ("project", "extend"):
             return self._project(table, keep=word == "extend")
@@ -333,17 +168,17 @@ class _Parser:
             names = self._name_list(table)
             seen: dict[str, dict[str, Any]] = {}
             for row in table.rows:
-                seen.setdefault(json.dumps([_text(row.get(n)) for n in names]), {n: row.get(n) for n in names})
+                seen.setdefault(json.dumps([kql_text(row.get(n)) for n in names]), {n: row.get(n) for n in names})
             return Table([c for c in table.columns if c[0] in names], list(seen.values()))
         if word == "count":
             return Table([("Count", "long")], [{"Count": len(table.rows)}])
-        raise _syntax(f"Syntax error: unknown or unsupported operator '{word}'")
+        raise syntax_error(f"Syntax error: unknown or unsupported operator '{word}'")
 
     def _count(self) -> int:
         tok = self.next()
         value = self.env.lets.get(tok.text) if tok.kind == "name" else tok.value
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise _syntax(f"Syntax error: expected a row count but found '{tok.text}'")
+            raise syntax_error(f"Syntax error: expected a row count but found '{tok.text}'")
         return value
 
     def _name_list(self, table: Table) -> list[str]:
@@ -355,7 +190,7 @@ class _Parser:
         return names
 
     def _project(self, table: Table, *, keep: bool) -> Table:
-        types = _types(table)
+        types = column_types(table)
         outputs: list[tuple[str, Expr | None]] = []
         while True:
             if self.peek().kind == "name" and self.peek(1).text == "=" and self.peek(1).kind == "op":
@@ -381,7 +216,7 @@ class _Parser:
             rows.append(new)
         columns = list(table.columns) if keep else []
         for target, expr in outputs:
-            kind = table.type_of(target) if expr is None else _infer(rows, target)
+            kind = table.type_of(target) if expr is None else infer_type(rows, target)
             columns = [c for c in columns if c[0] != target] + [(target, kind)] if keep else [*columns,
                                                                                               (target, kind)]
         return Table(columns, rows)
@@ -403,7 +238,7 @@ class _Parser:
         for name, descending in reversed(keys):
             present = [r for r in rows if r.get(name) is not None]
             missing = [r for r in rows if r.get(name) is None]
-            present.sort(key=_column_key(name), reverse=descending)
+            present.sort(key=column_key(name), reverse=descending)
             # Nulls go last in descending and first in ascending order, as in Kusto.
             rows = present + missing if descending else missing + present
         return rows
@@ -427,7 +262,7 @@ class _Parser:
                 column = self.name()
                 table.type_of(column)
             elif function != "count":
-                raise _semantic(f"Unknown function: '{function}'")
+                raise semantic_error(f"Unknown function: '{function}'")
             self.expect(")")
             default_name = "count_" if function == "count" else f"{function}_{column}"
             aggregates.append((target or default_name, function, column))
@@ -436,7 +271,7 @@ class _Parser:
         by = self._name_list(table) if self.accept("by") else []
         groups: dict[str, list[dict[str, Any]]] = {}
         for row in table.rows:
-            groups.setdefault(json.dumps([_text(row.get(n)) for n in by]), []).append(row)
+            groups.setdefault(json.dumps([kql_text(row.get(n)) for n in by]), []).append(row)
         columns = [(n, table.type_of(n)) for n in by]
         for target, function, column in aggregates:
             if function in ("arg_max", "arg_min"):
@@ -457,17 +292,17 @@ class _Parser:
                 assert column is not None
                 candidates = [m for m in members if m.get(column) is not None] or members
                 chosen = max if function == "arg_max" else min
-                pick = chosen(candidates, key=lambda m: _sort_key(m.get(column)))
+                pick = chosen(candidates, key=lambda m: sort_key(m.get(column)))
                 for name in table.names():
                     out.setdefault(name, pick.get(name))
             elif function == "count":
                 out[target] = len(members)
             elif function == "dcount":
-                out[target] = len({_text(v) for v in values})
+                out[target] = len({kql_text(v) for v in values})
             elif function == "make_set":
-                out[target] = list(dict.fromkeys(_text(v) for v in values))
+                out[target] = list(dict.fromkeys(kql_text(v) for v in values))
             else:
-                out[target] = (max if function == "max" else min)(values, key=_sort_key) if values else None
+                out[target] = (max if function == "max" else min)(values, key=sort_key) if values else None
         return out
 
     def _mv_expand(self, table: Table) -> Table:
@@ -481,10 +316,10 @@ class _Parser:
             self.expect(")")
         rows: list[dict[str, Any]] = []
         for row in table.rows:
-            value = _dynamic(row.get(column))
+            value = as_dynamic(row.get(column))
             items = value if isinstance(value, list) else [value]
             for item in items:
-                rows.append({**row, column: _text(item) if kind == "string" else item})
+                rows.append({**row, column: kql_text(item) if kind == "string" else item})
         columns = [(n, kind if n == column else t) for n, t in table.columns]
         return Table(columns, rows)
 
@@ -494,7 +329,7 @@ class _Parser:
             self.expect("=")
             kind = self.name().lower()
         if kind not in ("inner", "innerunique", "leftouter"):
-            raise _semantic(f"join kind '{kind}' is not supported by this emulator")
+            raise semantic_error(f"join kind '{kind}' is not supported by this emulator")
         self.expect("(")
         right = self.tabular()
         self.expect(")")
@@ -505,7 +340,7 @@ class _Parser:
             left_key = self.name()
             self.expect("==")
             if self.next().text.lower() != "$right":
-                raise _syntax("Syntax error: expected '$right'")
+                raise syntax_error("Syntax error: expected '$right'")
             self.expect(".")
             right_key = self.name()
         else:
@@ -516,18 +351,18 @@ class _Parser:
         if kind == "innerunique":
             unique: dict[str, dict[str, Any]] = {}
             for row in left_rows:
-                unique.setdefault(_text(row.get(left_key)), row)
+                unique.setdefault(kql_text(row.get(left_key)), row)
             left_rows = list(unique.values())
         index: dict[str, list[dict[str, Any]]] = {}
         for row in right.rows:
-            index.setdefault(_text(row.get(right_key)), []).append(row)
+            index.setdefault(kql_text(row.get(right_key)), []).append(row)
         # Right-side columns whose names clash get a numeric suffix (TimeGenerated → TimeGenerated1), as in Kusto.
         left_names = set(left.names())
         renamed = {name: (f"{name}1" if name in left_names else name) for name in right.names()}
         columns = list(left.columns) + [(renamed[n], t) for n, t in right.columns]
         rows: list[dict[str, Any]] = []
         for row in left_rows:
-            matches = index.get(_text(row.get(left_key)), [])
+            matches = index.get(kql_text(row.get(left_key)), [])
             for match in matches:
                 rows.append({**row, **{renamed[k]: v for k, v in match.items()}})
             if not matches and kind == "leftouter":
@@ -559,7 +394,7 @@ class _Parser:
         if tok.kind == "op" and text in ("==", "!=", "=~", "!~", "<", "<=", ">", ">="):
             self.next()
             right = self._additive(types)
-            return lambda r: _compare(text, left(r), right(r))
+            return lambda r: compare(text, left(r), right(r))
         if text in ("in", "!in", "in~", "!in~"):
             self.next()
             values = self._list(types)
@@ -569,25 +404,25 @@ class _Parser:
                 candidates = [v(row) for v in values]
                 flat = [c for item in candidates for c in (item if isinstance(item, list) else [item])]
                 if text.endswith("~"):
-                    found = _text(value).casefold() in {_text(c).casefold() for c in flat}
+                    found = kql_text(value).casefold() in {kql_text(c).casefold() for c in flat}
                 else:
-                    found = value is not None and any(_compare("==", value, c) for c in flat)
+                    found = value is not None and any(compare("==", value, c) for c in flat)
                 return found if not text.startswith("!") else (value is not None and not found)
             return member
-        negated = tok.kind == "op" and tok.text == "!" and self.peek(1).text.lower() in _WORD_OPS
+        negated = tok.kind == "op" and tok.text == "!" and self.peek(1).text.lower() in WORD_OPS
         if negated:
             self.next()
             text = self.peek().text.lower()
-        if text in _WORD_OPS and self.peek().kind == "name":
+        if text in WORD_OPS and self.peek().kind == "name":
             self.next()
             right = self._additive(types)
-            function = _WORD_OPS[text]
+            function = WORD_OPS[text]
 
             def word_match(row: Row) -> bool:
                 value = left(row)
                 if value is None:
                     return False
-                return function(_text(value), _text(right(row))) is not negated
+                return function(kql_text(value), kql_text(right(row))) is not negated
             return word_match
         if text == "between":
             self.next()
@@ -596,7 +431,7 @@ class _Parser:
             self.expect("..")
             high = self._additive(types)
             self.expect(")")
-            return lambda r: _compare(">=", left(r), low(r)) and _compare("<=", left(r), high(r))
+            return lambda r: compare(">=", left(r), low(r)) and compare("<=", left(r), high(r))
         return left
 
     def _list(self, types: Mapping[str, str]) -> list[Expr]:
@@ -612,14 +447,14 @@ class _Parser:
         while self.peek().kind == "op" and self.peek().text in ("+", "-"):
             op = self.next().text
             right = self._unary(types)
-            left = (lambda a, b, o: lambda r: _arith(o, a(r), b(r)))(left, right, op)
+            left = (lambda a, b, o: lambda r: arith(o, a(r), b(r)))(left, right, op)
         return left
 
     def _unary(self, types: Mapping[str, str]) -> Expr:
         if self.peek().kind == "op" and self.peek().text == "-":
             self.next()
             inner = self._unary(types)
-            return lambda r: _arith("-", 0, inner(r)) if not isinstance(inner(r), timedelta) else -inner(r)
+            return lambda r: arith("-", 0, inner(r)) if not isinstance(inner(r), timedelta) else -inner(r)
         return self._postfix(types)
 
     def _postfix(self, types: Mapping[str, str]) -> Expr:
@@ -627,12 +462,12 @@ class _Parser:
         while True:
             if self.accept("."):
                 key = self.name()
-                base = (lambda b, k: lambda r: _member(b(r), k))(base, key)
+                base = (lambda b, k: lambda r: member_of(b(r), k))(base, key)
             elif self.peek().text == "[" and self.peek().kind == "op":
                 self.next()
                 index = self.expr(types)
                 self.expect("]")
-                base = (lambda b, i: lambda r: _member(b(r), i(r)))(base, index)
+                base = (lambda b, i: lambda r: member_of(b(r), i(r)))(base, index)
             else:
                 return base
 
@@ -646,7 +481,7 @@ class _Parser:
             self.expect(")")
             return inner
         if tok.kind != "name":
-            raise _syntax(f"Syntax error: unexpected '{tok.text or 'end of query'}'")
+            raise syntax_error(f"Syntax error: unexpected '{tok.text or 'end of query'}'")
         name = tok.text
         lowered = name.lower()
         if lowered in ("true", "false"):
@@ -663,7 +498,7 @@ class _Parser:
         if name in self.env.lets:
             value = self.env.lets[name]
             return lambda r: value
-        raise _semantic(f"Failed to resolve scalar expression named '{name}'")
+        raise semantic_error(f"Failed to resolve scalar expression named '{name}'")
 
     def _dynamic_literal(self) -> Expr:
         # Re-read the raw text between the parentheses: JSON inside dynamic() is not KQL.
@@ -672,7 +507,7 @@ class _Parser:
         while depth:
             tok = self.next()
             if tok.kind == "end":
-                raise _syntax("Syntax error: unterminated dynamic()")
+                raise syntax_error("Syntax error: unterminated dynamic()")
             depth += {"(": 1, ")": -1}.get(tok.text, 0) if tok.kind == "op" else 0
             if depth:
                 parts.append(json.dumps(tok.value) if tok.kind == "literal" and isinstance(tok.value, str)
@@ -680,7 +515,7 @@ class _Parser:
         try:
             value = json.loads(" ".join(parts)) if parts else None
         except ValueError:
-            raise _syntax("Syntax error: dynamic() literal is not valid JSON") from None
+            raise syntax_error("Syntax error: dynamic() literal is not valid JSON") from None
         return lambda r: value
 
     def _typed_literal(self, kind: str) -> Expr:
@@ -689,7 +524,7 @@ class _Parser:
         while depth:
             tok = self.next()
             if tok.kind == "end":
-                raise _syntax(f"Syntax error: unterminated {kind}()")
+                raise syntax_error(f"Syntax error: unterminated {kind}()")
             depth += {"(": 1, ")": -1}.get(tok.text, 0) if tok.kind == "op" else 0
             if depth:
                 raw.append(tok)
@@ -697,11 +532,11 @@ class _Parser:
             if len(raw) == 1 and isinstance(raw[0].value, timedelta):
                 span = raw[0].value
                 return lambda r: span
-            raise _syntax("Syntax error: timespan() needs a literal such as 2d or 1h")
+            raise syntax_error("Syntax error: timespan() needs a literal such as 2d or 1h")
         text = "".join(t.value if t.kind == "literal" and isinstance(t.value, str) else t.text for t in raw)
-        moment = _to_datetime(text)
+        moment = to_datetime(text)
         if moment is None:
-            raise _syntax(f"Syntax error: invalid datetime literal '{text}'")
+            raise syntax_error(f"Syntax error: invalid datetime literal '{text}'")
         return lambda r: moment
 
     def _call(self, function: str, types: Mapping[str, str]) -> Expr:
@@ -721,85 +556,26 @@ class _Parser:
             "isnull": lambda v: v is None,
             "isnotnull": lambda v: v is not None,
             "not": lambda v: v is not True,
-            "tostring": _text,
-            "toint": _to_int, "tolong": _to_int,
-            "todouble": _to_float, "toreal": _to_float,
-            "todatetime": _to_datetime,
-            "tolower": lambda v: _text(v).lower(),
-            "toupper": lambda v: _text(v).upper(),
-            "strlen": lambda v: len(_text(v)),
-            "parse_json": _dynamic, "todynamic": _dynamic,
+            "tostring": kql_text,
+            "toint": to_int, "tolong": to_int,
+            "todouble": to_float, "toreal": to_float,
+            "todatetime": to_datetime,
+            "tolower": lambda v: kql_text(v).lower(),
+            "toupper": lambda v: kql_text(v).upper(),
+            "strlen": lambda v: len(kql_text(v)),
+            "parse_json": as_dynamic, "todynamic": as_dynamic,
             "coalesce": lambda *vs: next((v for v in vs if v is not None and v != ""), None),
-            "strcat": lambda *vs: "".join(_text(v) for v in vs),
-            "array_length": lambda v: len(_dynamic(v)) if isinstance(_dynamic(v), list) else None,
+            "strcat": lambda *vs: "".join(kql_text(v) for v in vs),
+            "array_length": lambda v: len(as_dynamic(v)) if isinstance(as_dynamic(v), list) else None,
         }
         if function not in table:
-            raise _semantic(f"Unknown function: '{function}'")
+            raise semantic_error(f"Unknown function: '{function}'")
         impl = table[function]
         return lambda r: impl(*(a(r) for a in args))
-
-
-def _member(value: Any, key: Any) -> Any:
-    value = _dynamic(value)
-    if isinstance(value, dict):
-        return value.get(str(key))
-    if isinstance(value, list) and isinstance(key, int) and -len(value) <= key < len(value):
-        return value[key]
-    return None
-
-
-def _arith(op: str, left: Any, right: Any) -> Any:
-    if left is None or right is None:
-        return None
-    try:
-        return left + right if op == "+" else left - right
-    except TypeError:
-        return None
-
-
-def _to_int(value: Any) -> int | None:
-    try:
-        return int(float(value)) if value is not None and value != "" else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _to_float(value: Any) -> float | None:
-    try:
-        return float(value) if value is not None and value != "" else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _sort_key(value: Any) -> tuple[int, Any]:
-    if isinstance(value, datetime):
-        return (0, value.timestamp())
-    if isinstance(value, bool):
-        return (1, int(value))
-    if isinstance(value, int | float):
-        return (1, value)
-    if isinstance(value, timedelta):
-        return (1, value.total_seconds())
-    return (2, _text(value))
-
-
-def _column_key(name: str) -> Callable[[Mapping[str, Any]], tuple[int, Any]]:
-    return lambda row: _sort_key(row[name])
-
-
-def _types(table: Table) -> dict[str, str]:
-    return dict(table.columns)
-
-
-def _infer(rows: Sequence[Mapping[str, Any]], name: str) -> str:
-    for row in rows:
-        if row.get(name) is not None:
-            return kql_type_of(row[name])
-    return "string"
 
 
 def execute(query: str, tables: Mapping[str, Table], *, now: datetime) -> Table:
     """Run ``query`` over ``tables`` (``now`` is what ``ago()``/``now()`` use); raise :class:`KqlError`."""
     if not query.strip():
-        raise _syntax("Syntax error: the query is empty")
+        raise syntax_error("Syntax error: the query is empty")
     return _Parser(query, _Env(now=now, tables=tables)).query()
