@@ -9,9 +9,9 @@ import pytest
 import sqlalchemy.exc
 
 from sentinel_signl4.domain.enums import ActionKind, ActionState
-from sentinel_signl4.store.base import ActionClosedError
+from sentinel_signl4.store.base import ActionClosedError, InboxState
 from sentinel_signl4.store.sql import SqlStateStore
-from store_fixtures import make_action, make_link
+from store_fixtures import make_action, make_event, make_link
 
 S = timedelta(seconds=1)
 
@@ -265,3 +265,29 @@ async def test_payloads_round_trip_unicode_and_nesting(store: SqlStateStore, now
     assert row is not None
     assert row.payload == payload
     assert row.result == {"emoji": "✅"}
+
+
+async def test_prune_deletes_only_old_done_rows_and_finished_events(store: SqlStateStore, now: datetime) -> None:
+    old = now - timedelta(days=40)
+    for key in ("done-old", "pending-old", "dead-old", "done-new"):
+        await store.enqueue(make_action(key), old if key.endswith("old") else now)
+    await store.mark_in_flight("done-old", old)
+    await store.complete("done-old", old, {"ok": True}, link=make_link("inc-old"))
+    await store.mark_in_flight("dead-old", old)
+    await store.mark_dead("dead-old", old, "gave up")
+    await store.mark_in_flight("done-new", now)
+    await store.complete("done-new", now, {"ok": True})
+    await store.add_inbox(make_event("e-old", received_at=old))
+    await store.finish_inbox("c1", "e-old", old, state=InboxState.DONE)
+    await store.add_inbox(make_event("e-pending-old", received_at=old))
+    await store.add_inbox(make_event("e-new", received_at=now))
+    await store.finish_inbox("c1", "e-new", now, state=InboxState.DONE)
+
+    assert await store.prune("c1", now - timedelta(days=30)) == (1, 1)
+    assert await store.get_action("done-old") is None
+    for kept in ("pending-old", "dead-old", "done-new"):
+        assert await store.get_action(kept) is not None
+    assert await store.get_link("c1", "inc-old") is not None  # links are kept for good
+    assert [e.event_id for e in await store.pending_inbox("c1", 10)] == ["e-pending-old"]
+    assert await store.add_inbox(make_event("e-new", received_at=now)) is False  # still remembered
+    assert await store.prune("c1", now - timedelta(days=30)) == (0, 0)

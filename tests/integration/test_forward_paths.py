@@ -208,3 +208,19 @@ async def test_in_doubt_lookup_runs_as_the_configured_signl4_user(harness: Harne
     await connector.run_once(now)
     await connector.run_once(now + timedelta(minutes=5))
     assert_one_signl_each(harness, [name])
+
+
+async def test_old_done_actions_are_pruned_and_nothing_is_paged_again(harness: Harness) -> None:
+    names = seed(harness, 2)
+    runtime = await harness.runtime(overrides={"filter": ONLY_BURST})
+    connector = runtime.connectors["contoso"].runtime
+    now = datetime.now(UTC)
+    await connector.run_once(now)
+    assert (await runtime.store.count_actions("contoso"))[ActionState.DONE] >= 4
+    # Forty days on: the 15-minute sweep deletes what the 30-day retention no longer needs …
+    await connector.run_once(now + timedelta(days=40))
+    assert (await runtime.store.count_actions("contoso"))[ActionState.DONE] == 0
+    # … and the links still say these incidents were paged, even to a filter that would match them again.
+    wide = await harness.runtime(overrides={"filter": {"severities": ["High"], "max_age": "60d"}})
+    await wide.connectors["contoso"].runtime.run_once(now + timedelta(days=40, minutes=1))
+    assert_one_signl_each(harness, names)

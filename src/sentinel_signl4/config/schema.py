@@ -328,6 +328,8 @@ class ConnectorConfig(_Strict):
 
 class StoreConfig(_Strict):
     url: str = "sqlite:///sentinel-signl4.db"
+    # Done outbox rows and processed SIGNL4 events older than this are deleted (links are kept for good).
+    retention: PositiveDuration = timedelta(days=30)
 
     @field_validator("url")
     @classmethod

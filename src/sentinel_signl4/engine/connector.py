@@ -29,13 +29,15 @@ RECONCILE_CURSOR = "reconciled_at"
 class ConnectorRuntime:
     def __init__(self, name: str, *, store: StateStore, forward: ForwardPath, metrics: Metrics,
                  reverse: ReversePath | None = None, signl4_poller: Signl4Poller | None = None,
-                 reconcile_every: timedelta = timedelta(minutes=15), max_attempts: int = 25) -> None:
+                 reconcile_every: timedelta = timedelta(minutes=15), retention: timedelta = timedelta(days=30),
+                 max_attempts: int = 25) -> None:
         self.name = name
         self.store = store
         self.forward = forward
         self.reverse = reverse
         self.signl4_poller = signl4_poller
         self.reconcile_every = reconcile_every
+        self.retention = retention
         self.metrics = metrics
         handlers: dict[ActionKind, Handler] = {
             ActionKind.RAISE_SIGNL: forward.raise_signl,
@@ -101,4 +103,7 @@ class ConnectorRuntime:
         if last is not None and now - datetime.fromisoformat(last) < self.reconcile_every:
             return
         report.reconciled += await self.reverse.resolve_closed_links(now)
+        pruned = await self.store.prune(self.name, now - self.retention)
+        if any(pruned):
+            log.info("store_pruned", connector=self.name, outbox_rows=pruned[0], inbox_events=pruned[1])
         await self.store.set_cursor(self.name, RECONCILE_CURSOR, now.isoformat())

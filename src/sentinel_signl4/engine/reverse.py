@@ -185,7 +185,12 @@ class ReversePath:
             self.metrics.sync_latency.labels(self.connector).observe(max(0.0, (now - event.raised_at).total_seconds()))
         log.info("incident_synced", connector=self.connector, op=op, written=written,
                  incident_id=target.rsplit("/", 1)[-1])
-        return Done(result={"written": written, "owner_unresolved": why})
+        applied = None
+        if op == "close" and link is not None and link.data.get("close_action") == row.key:
+            # The close reached the incident: from now on an open incident means someone reopened it. Dropping the
+            # marker with the row's completion also lets old outbox rows be pruned without losing that fact.
+            applied = replace(link, data={k: v for k, v in link.data.items() if k != "close_action"})
+        return Done(result={"written": written, "owner_unresolved": why}, link=applied)
 
     async def add_comment(self, row: OutboxAction, now: datetime) -> Done:
         target = row.incident_id

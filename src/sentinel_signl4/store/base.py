@@ -175,6 +175,14 @@ class StateStore(abc.ABC):
                            limit: int = 100) -> list[OutboxAction]:
         """Rows of ``connector`` (optionally only in ``states``), most recently updated first."""
 
+    @abc.abstractmethod
+    async def prune(self, connector: str, before: datetime) -> tuple[int, int]:
+        """Delete DONE outbox rows last updated before ``before`` and finished (DONE/DEAD) inbox events received
+        before it; return (outbox rows, inbox events) deleted. Links, pending/in-flight and DEAD outbox rows stay.
+
+        Safe because a done side effect is remembered by its link (raised Signls) or by its remote id (comments
+        are written with deterministic ids): the row's key is only needed while the action may still run."""
+
     # -- links -----------------------------------------------------------------------------------------------
     @abc.abstractmethod
     async def get_link(self, connector: str, incident_id: str) -> Link | None: ...

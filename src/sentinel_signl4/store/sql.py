@@ -180,6 +180,17 @@ class SqlStateStore(StateStore):
             for follow_up in follow_ups:
                 await self._insert_action(conn, follow_up, now)
 
+    async def prune(self, connector: str, before: datetime) -> tuple[int, int]:
+        cutoff = to_utc(before)
+        async with self._writer.begin() as conn:
+            done = await conn.execute(sa.delete(outbox).where(
+                outbox.c.connector == connector, outbox.c.state == ActionState.DONE.value,
+                outbox.c.updated_at < cutoff))
+            finished = await conn.execute(sa.delete(inbox).where(
+                inbox.c.connector == connector, inbox.c.state.in_(_INBOX_FINAL_STATES),
+                inbox.c.received_at < cutoff))
+        return int(done.rowcount or 0), int(finished.rowcount or 0)
+
     async def count_actions(self, connector: str) -> dict[ActionState, int]:
         stmt = (
             sa.select(outbox.c.state, sa.func.count())
