@@ -6,74 +6,16 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
 from integration_harness import Harness
+from sync_support import ONLY_FRESH_HIGH, TOKEN, resolves_sent, start
 
-from sentinel_signl4.bootstrap import Runtime
 from sentinel_signl4.domain import external_id_for
 from sentinel_signl4.emulators.faults import FaultRule
 from sentinel_signl4.emulators.signl4_model import AlertStatus
 from sentinel_signl4.web.app import build_web_app
-
-TOKEN = "test-webhook-token-0123456789abcdef"
-ONLY_BURST = {"severities": ["High"], "max_age": "15m"}
-
-
-class Sync:
-    """A connector with its receiver, one seeded High incident raised as a Signl, and SIGNL4's users."""
-
-    def __init__(self, harness: Harness, runtime: Runtime, name: str) -> None:
-        self.h = harness
-        self.runtime = runtime
-        self.name = name
-        self.connector = runtime.connectors["contoso"].runtime
-        self.web = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_web_app(runtime)),
-                                     base_url="https://connector.test")
-
-    @property
-    def resource_id(self) -> str:
-        return str(self.h.incident(self.name)["id"])
-
-    @property
-    def alert_id(self) -> str:
-        return str(self.h.alerts(external_id_for("contoso", self.resource_id))[0].id)
-
-    def props(self) -> dict[str, Any]:
-        return dict(self.h.incident(self.name)["properties"])
-
-    def comments(self) -> list[str]:
-        return [c["properties"]["message"] for c in self.h.state.sentinel.comments(self.h.world.workspace, self.name)]
-
-    async def deliver(self, **kwargs: Any) -> None:
-        report = await self.h.state.signl4.deliver_outbound(self.web, **kwargs)
-        assert report.failed == 0, report
-
-    async def cycle(self, minutes: float = 0) -> None:
-        await self.connector.run_once(datetime.now(UTC) + timedelta(minutes=minutes))
-
-
-async def start(harness: Harness, *, sync: dict[str, Any] | None = None, webhook: bool = True,
-                api_key: bool = True) -> Sync:
-    [name] = [harness.state.sentinel.create_incident(
-        harness.world.workspace, title="Credential dumping on DC01", severity="High",
-        created=datetime.now(UTC) - timedelta(minutes=3))["name"]]
-    owner_map = {u.mail: u.object_id for u in harness.world.users}
-    overrides: dict[str, Any] = {"filter": ONLY_BURST, "sync": {"owner_map": owner_map, **(sync or {})}}
-    if not overrides["sync"]["owner_map"]:
-        del overrides["sync"]["owner_map"]
-    if webhook:
-        overrides["sync"]["webhook_token"] = TOKEN
-        harness.state.signl4.register_webhook(
-            harness.world.signl4_subscription_id, f"https://connector.test/webhooks/signl4/contoso/{TOKEN}")
-    runtime = await harness.runtime(api_key=api_key, overrides=overrides)
-    s = Sync(harness, runtime, name)
-    await s.cycle()
-    assert len(harness.alerts(external_id_for("contoso", s.resource_id))) == 1
-    await s.deliver()  # the 200 "new Signl" notification: accepted and ignored
-    return s
 
 
 async def test_acknowledge_sets_owner_active_and_comments(harness: Harness) -> None:
@@ -235,12 +177,6 @@ async def test_close_from_signl4_does_not_echo_back_as_a_resolve(harness: Harnes
     assert resolves_sent(harness, external_id_for("contoso", s.resource_id)) == 0
 
 
-def resolves_sent(harness: Harness, external_id: str) -> int:
-    """Inbound events carrying X-S4-Status: resolved for ``external_id`` (what the connector sent SIGNL4)."""
-    return sum(1 for event in list(harness.state.signl4.events.values()) if event.external_id == external_id
-               and any(p.name == "X-S4-Status" and str(p.value).lower() == "resolved" for p in event.parameters))
-
-
 async def test_analyst_close_resolves_the_signl_and_the_echo_adds_no_comment(harness: Harness) -> None:
     s = await start(harness)
     harness.state.sentinel.close_incident_as_analyst(harness.world.workspace, s.name,
@@ -291,7 +227,7 @@ async def test_both_modes_at_once_write_one_comment_per_action(harness: Harness)
 async def test_a_webhook_wakes_its_connector_instead_of_waiting_for_the_next_poll(harness: Harness) -> None:
     s = await start(harness)
     # Re-built with an hour-long poll interval: without the wake-up nothing would happen during this test.
-    runtime = await harness.runtime(overrides={"filter": ONLY_BURST, "connector": {"poll_interval": "1h"},
+    runtime = await harness.runtime(overrides={"filter": ONLY_FRESH_HIGH, "connector": {"poll_interval": "1h"},
                                                "sync": {"webhook_token": TOKEN}})
     supervisor = runtime.supervisor()
     web = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_web_app(runtime, on_event=supervisor.wake)),
