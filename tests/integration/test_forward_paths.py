@@ -224,3 +224,15 @@ async def test_old_done_actions_are_pruned_and_nothing_is_paged_again(harness: H
     wide = await harness.runtime(overrides={"filter": {"severities": ["High"], "max_age": "60d"}})
     await wide.connectors["contoso"].runtime.run_once(now + timedelta(days=40, minutes=1))
     assert_one_signl_each(harness, names)
+
+
+async def test_a_step_that_breaks_unexpectedly_does_not_keep_pages_from_going_out(harness: Harness) -> None:
+    names = seed(harness, 2)
+    runtime = await harness.runtime(overrides={"filter": ONLY_BURST})
+    # A corrupt value in the store (a hand edit, a bug) makes the lifecycle step fail with a plain ValueError.
+    await runtime.store.set_cursor("contoso", "lifecycle_since", "not-a-timestamp")
+    connector = runtime.connectors["contoso"].runtime
+    report = await connector.run_once(datetime.now(UTC))
+    assert_one_signl_each(harness, names)
+    assert any(e.startswith("lifecycle: ValueError") for e in report.errors)
+    assert connector.health.error is not None and "lifecycle failed" in connector.health.error

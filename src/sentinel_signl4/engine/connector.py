@@ -58,14 +58,18 @@ class ConnectorRuntime:
         starts.
         """
         report = PollReport(self.name)
-        poll_error: RemoteError | None = None
+        step_error: str | None = None
         # Each step may fail on its own; the others still run (queued rows and in-doubt sends must be worked off).
         for label, step in self._steps():
             try:
                 await step(now, report)
             except RemoteError as exc:
-                poll_error = poll_error or exc
+                step_error = step_error or f"{type(exc).__name__}: {exc.message}"
                 report.errors.append(f"{label}: {exc.message}")
+            except Exception as exc:
+                log.exception("cycle_step_crashed", connector=self.name, step=label)
+                step_error = step_error or f"{label} failed: {type(exc).__name__}: {exc}"
+                report.errors.append(f"{label}: {type(exc).__name__}: {exc}")
         await self.outbox.drain(now, report, stop=stop)
         for outcome, counter in (("done", report.done), ("retry", report.retried), ("dead", report.dead)):
             for kind, count in counter.items():
@@ -73,10 +77,11 @@ class ConnectorRuntime:
         counts = await self.store.count_actions(self.name)
         self.metrics.outbox_pending.labels(self.name).set(
             counts.get(ActionState.PENDING, 0) + counts.get(ActionState.IN_FLIGHT, 0))
-        error = poll_error or self.outbox.last_config_error
+        config_error = self.outbox.last_config_error
         self.outbox.last_config_error = None
+        error = step_error or (f"{type(config_error).__name__}: {config_error.message}" if config_error else None)
         if error is not None:
-            self.health.failed(now, f"{type(error).__name__}: {error.message}")
+            self.health.failed(now, error)
             self.metrics.connector_up.labels(self.name).set(0)
         else:
             self.health.ok(now)
