@@ -184,3 +184,16 @@ def test_a_graph_connector_still_validates_what_it_is_given() -> None:
 def test_unknown_source_is_rejected_with_the_choices() -> None:
     with pytest.raises(ConfigError, match=r"source: must be one of: 'sentinel' or 'graph'"):
         parse_config(GRAPH_ONLY.replace('source = "graph"', 'source = "defender"'))
+
+
+def test_team_secret_excludes_status_mapping_query_parameters() -> None:
+    text = MINIMAL.replace("webhook/teamsecret123", "webhook/teamsecret123?ExtIDParam=id&ResolvedStatus=UP")
+    cfg = parse_config(text, env={"SECRET": "x"})
+    assert cfg.connectors[0].signl4.team_secret == "teamsecret123"
+    assert "teamsecret123" in cfg.secrets()  # so the redactor masks the bare secret too
+
+
+def test_webhook_url_without_a_secret_segment_is_a_config_error() -> None:
+    text = MINIMAL.replace("https://connect.signl4.com/webhook/teamsecret123", "https://connect.signl4.com/hooks/x")
+    with pytest.raises(ConfigError, match=r"signl4\.webhook_url: must be the team's https webhook URL"):
+        parse_config(text, env={"SECRET": "x"})

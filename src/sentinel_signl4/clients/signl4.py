@@ -12,14 +12,13 @@ SIGNL4 echoes a wrong secret back in its 404 details.
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
@@ -41,7 +40,7 @@ from sentinel_signl4.clients.http import (
 from sentinel_signl4.clients.ratelimit import SlidingWindowLimiter
 from sentinel_signl4.clients.retry import OnRetry, RetryPolicy, call_with_retry
 from sentinel_signl4.domain.enums import SignlStatus
-from sentinel_signl4.domain.signl import SignlRequest
+from sentinel_signl4.domain.signl import SignlRequest, team_secret_of
 from sentinel_signl4.redact import Redactor, SecretLike, redact_url, reveal
 
 __all__ = ["SendVia", "Signl4AccessReport", "Signl4Client", "team_secret_of"]
@@ -51,17 +50,8 @@ SendVia = Literal["webhook", "events_api"]
 _SERVICE = "signl4"
 _TEAM_SECRET_NOT_FOUND = "3004"
 _PAGE_SIZE = 100  # the API's maximum for maxResults
-_WEBHOOK_SECRET = re.compile(r"/webhook/([^/?#]+)")
 # Answers after which SIGNL4 may have raised the Signl anyway: an internal error or a gateway that gave up waiting.
 _MAYBE_APPLIED_STATUSES = frozenset({500, 502, 504})
-
-
-def team_secret_of(webhook_url: str) -> str:
-    """The team (or integration) secret: the path segment after ``/webhook/`` of the inbound webhook URL."""
-    match = _WEBHOOK_SECRET.search(urlsplit(webhook_url).path)
-    if not match:
-        raise ValueError("the SIGNL4 webhook URL must look like https://connect.signl4.com/webhook/<team secret>")
-    return unquote(match.group(1))
 
 
 @dataclass(frozen=True, slots=True)

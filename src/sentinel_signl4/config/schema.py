@@ -22,6 +22,7 @@ from sentinel_signl4.config.durations import PositiveDuration
 from sentinel_signl4.config.graph import GraphSourceConfig, SourceKind
 from sentinel_signl4.config.presentation import EnrichmentConfig, PresentationConfig
 from sentinel_signl4.domain.enums import Classification, ClassificationReason, IncidentStatus, Severity
+from sentinel_signl4.domain.signl import team_secret_of
 
 __all__ = [
     "CLOUDS",
@@ -216,7 +217,11 @@ class Signl4Config(_Strict):
     @classmethod
     def _webhook(cls, value: SecretStr) -> SecretStr:
         raw = value.get_secret_value()
-        if not re.match(r"^https://[^\s/]+/.*\S+$", raw) or raw.rstrip("/").endswith("/webhook"):
+        try:
+            valid = raw.startswith("https://") and bool(team_secret_of(raw))
+        except ValueError:
+            valid = False
+        if not valid:
             raise ValueError("must be the team's https webhook URL including its secret, "
                              "e.g. https://connect.signl4.com/webhook/<team-secret>")
         return value
@@ -229,7 +234,7 @@ class Signl4Config(_Strict):
 
     @property
     def team_secret(self) -> str:
-        return self.webhook_url.get_secret_value().rstrip("/").rsplit("/", 1)[-1]
+        return team_secret_of(self.webhook_url.get_secret_value())
 
 
 class SyncConfig(_Strict):

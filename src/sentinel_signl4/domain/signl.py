@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from sentinel_signl4.domain.enums import SignlStatus
 from sentinel_signl4.domain.incident import Incident
 
-__all__ = ["SOURCE_SYSTEM", "SignlRequest", "external_id_for"]
+__all__ = ["SOURCE_SYSTEM", "SignlRequest", "external_id_for", "team_secret_of"]
 
 SOURCE_SYSTEM = "MicrosoftSentinel"
+
+_WEBHOOK_SECRET = re.compile(r"/webhook/([^/?#]+)")
+
+
+def team_secret_of(webhook_url: str) -> str:
+    """The team (or integration) secret: the path segment after ``/webhook/`` of the inbound webhook URL.
+
+    Query parameters (SIGNL4's status-mapping options) are not part of it. Raises ``ValueError`` for a URL that
+    has no secret segment.
+    """
+    match = _WEBHOOK_SECRET.search(urlsplit(webhook_url).path)
+    if not match:
+        raise ValueError("the SIGNL4 webhook URL must look like https://connect.signl4.com/webhook/<team secret>")
+    return unquote(match.group(1))
 
 
 def external_id_for(connector: str, incident_resource_id: str, generation: int = 1) -> str:
