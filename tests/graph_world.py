@@ -94,7 +94,7 @@ def alert(title: str = "Suspicious PowerShell command line", **kwargs: Any) -> A
 
 
 def assert_graph_valid(body: Any, definition: str) -> None:
-    """``body`` matches ``microsoft.graph.…`` ``definition`` of shared/specs/graph (draft-07)."""
+    """``body`` matches ``microsoft.graph.…`` ``definition`` of tests/specs/graph (draft-07)."""
     assert_valid(body, definition, bundle=GRAPH_BUNDLE)
 
 

@@ -1,4 +1,4 @@
-"""Validate JSON bodies against the machine-readable specs in ``shared/specs`` (beside the repository).
+"""Validate JSON bodies against the machine-readable specs in ``tests/specs`` (sources and licenses: its README).
 
 Usage (``tests/`` is not a package; put it on ``sys.path`` first, as ``tests/contract/conftest.py`` does)::
 
@@ -8,27 +8,25 @@ Usage (``tests/`` is not a package; put it on ``sys.path`` first, as ``tests/con
 
 The Sentinel bundle (``sentinel-incidents.schema.json``) is draft-07 with local ``#/definitions`` refs; additional
 properties are allowed, as in the swagger it was derived from. Formats (date-time, uuid) are checked.
-Set ``SENTINEL_SIGNL4_SHARED`` to point at another copy of ``shared/``.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft7Validator, FormatChecker
 
-__all__ = ["SHARED_DIR", "assert_valid", "schema_errors", "sentinel_bundle", "sentinel_errors"]
+__all__ = ["SPECS_DIR", "assert_valid", "schema_errors", "sentinel_bundle", "sentinel_errors"]
 
-SHARED_DIR = Path(os.environ.get("SENTINEL_SIGNL4_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+SPECS_DIR = Path(__file__).resolve().parent / "specs"
 
 
 @functools.cache
 def _bundle(name: str) -> dict[str, Any]:
-    with (SHARED_DIR / "specs" / name).open(encoding="utf-8") as handle:
+    with (SPECS_DIR / name).open(encoding="utf-8") as handle:
         data: dict[str, Any] = json.load(handle)
     return data
 

@@ -18,9 +18,9 @@ from graph_world import (
 from sentinel_signl4.domain.graph_vocab import EVOLVABLE
 from sentinel_signl4.emulators.app import EmulatorState
 from sentinel_signl4.emulators.graph_model import ENUM_VALUES
-from spec_validation import SHARED_DIR
+from spec_validation import SPECS_DIR
 
-ENUMS: dict[str, Any] = json.loads((SHARED_DIR / "specs" / "graph" / "security-enums.json").read_text())
+ENUMS: dict[str, Any] = json.loads((SPECS_DIR / "graph" / "security-enums.json").read_text())
 
 
 def seed_alerts(state: EmulatorState, clock: FakeClock) -> dict[str, str]:

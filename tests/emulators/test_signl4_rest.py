@@ -23,7 +23,7 @@ from fake_clock import FakeClock
 from sentinel_signl4.emulators.signl4 import build_signl4_app
 from sentinel_signl4.emulators.signl4_model import RateLimit, RateLimitPolicy, RawParameter, Signl4Model
 
-SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "specs" / "signl4" / "openapi-v1.json"
+SPEC = Path(__file__).resolve().parents[1] / "specs" / "signl4" / "openapi-v1.json"
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 KEY = "key-sub-1"
 AUTH = {"X-S4-Api-Key": KEY}

@@ -31,9 +31,9 @@ from sentinel_signl4.domain.graph_vocab import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from spec_validation import SHARED_DIR
+from spec_validation import SPECS_DIR
 
-ENUMS: dict[str, Any] = json.loads((SHARED_DIR / "specs" / "graph" / "security-enums.json").read_text())
+ENUMS: dict[str, Any] = json.loads((SPECS_DIR / "graph" / "security-enums.json").read_text())
 
 TC, TR = Classification, ClassificationReason
 GC, GD = GraphClassification, GraphDetermination

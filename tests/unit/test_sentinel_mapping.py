@@ -29,10 +29,10 @@ from sentinel_signl4.domain import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from spec_validation import SHARED_DIR, assert_valid
+from spec_validation import SPECS_DIR, assert_valid
 
 NOW = datetime(2026, 11, 26, 10, 0, 0, 123456, tzinfo=UTC)
-EXAMPLE = (SHARED_DIR / "specs/azure-rest-api-specs/specification/securityinsights/resource-manager/"
+EXAMPLE = (SPECS_DIR / "azure-rest-api-specs/specification/securityinsights/resource-manager/"
            "Microsoft.SecurityInsights/stable/2024-09-01/examples/incidents/GetIncidentById.json")
 
 
