@@ -161,6 +161,22 @@ async def test_annotations_unreadable_on_both_paths_never_stall_the_poll(harness
     assert noted(s, "lost note") == 0
 
 
+async def test_polling_against_a_search_that_ignores_every_filter_syncs_each_change_once(harness: Harness) -> None:
+    """The change search answers with every alert of the team, old and foreign ones included: only this connector's
+    Signls are followed, each change reaches the incident once, and nothing is reported as failing."""
+    other_alerts(harness)
+    s = await start(harness, webhook=False, sync=POLLING)
+    harness.state.signl4.set_behaviour(Behaviour(ignored_search_filters=frozenset({"externalId", "modifiedSince"})))
+    megan = harness.world.users[1]
+    harness.state.signl4.acknowledge(s.alert_id, megan.mail)
+    harness.state.signl4.annotate(s.alert_id, megan.mail, "looking into it")
+    reports = [await s.cycle(minutes=step / 10) for step in range(1, 4)]
+    assert [r.errors for r in reports] == [[], [], []]
+    assert s.view().status == "Active"
+    assert noted(s, "looking into it") == 1
+    assert all(n == 1 for n in Counter(s.comments()).values())
+
+
 # -- check -----------------------------------------------------------------------------------------------------------
 
 
