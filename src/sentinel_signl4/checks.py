@@ -7,6 +7,7 @@ from functools import partial
 
 from sentinel_signl4.bootstrap import ConnectorParts, build_runtime
 from sentinel_signl4.clients.errors import RemoteError
+from sentinel_signl4.clients.signl4 import Signl4AccessReport
 from sentinel_signl4.config import Config
 from sentinel_signl4.engine.enrich import SentinelEnricher
 from sentinel_signl4.logs import configure_logging
@@ -22,7 +23,7 @@ async def run_checks(config: Config, *, echo: Callable[[str], None] = print) -> 
         for name, parts in runtime.connectors.items():
             for label, step in _steps(parts):
                 try:
-                    await step()
+                    result = await step()
                 except RemoteError as exc:
                     all_ok = False
                     echo(redactor.redact(f"[{name}] {label}: ERROR: {exc.message}"))
@@ -31,7 +32,14 @@ async def run_checks(config: Config, *, echo: Callable[[str], None] = print) -> 
                     all_ok = False
                     echo(redactor.redact(f"[{name}] {label}: ERROR: {type(exc).__name__}: {exc}"))
                     break
-                echo(f"[{name}] {label}: OK")
+                # SIGNL4 reports each REST call it tried, and what keeps a configured mode from working.
+                problems = result.problems if isinstance(result, Signl4AccessReport) else ()
+                echo(redactor.redact(f"[{name}] {label}: " + (f"ERROR: {'; '.join(problems)}" if problems else "OK")))
+                for line in result.lines() if isinstance(result, Signl4AccessReport) else ():
+                    echo(redactor.redact(f"[{name}]   {line}"))
+                if problems:
+                    all_ok = False
+                    break
     finally:
         await runtime.aclose()
     echo("All connectors OK." if all_ok else "Some checks failed.")
@@ -61,5 +69,7 @@ def _steps(parts: ConnectorParts) -> list[tuple[str, Callable[[], Awaitable[obje
     if parts.graph is not None and cfg.sync.assign_owner_on and not cfg.sync.owner_map:
         # The owner lookup is the only way to name an owner then: without User.Read.All nobody gets assigned.
         steps.append(("Graph owner lookup (User.Read.All)", parts.graph.check_user_access))
-    steps.append(("SIGNL4 webhook / API", parts.pager.check_access))
+    # Polling mode reads annotations, so both annotation paths are probed then (v1 path, v2 timeline).
+    steps.append(("SIGNL4 webhook / API",
+                  partial(parts.signl4.check_access, annotations=cfg.sync_mode in ("poll", "both"))))
     return steps

@@ -251,16 +251,20 @@ async def test_status_changes_need_a_known_alert_and_user(client: httpx.AsyncCli
 async def test_annotate_and_list_annotations(client: httpx.AsyncClient, model: Signl4Model,
                                              clock: FakeClock) -> None:
     alert_id = raise_alert(model, clock, "INC1")
-    assert (await client.get(f"/api/v2/alerts/{alert_id}/annotations", headers=AUTH)).status_code == 204
+    assert (await client.get(f"/api/alerts/{alert_id}/annotations", headers=AUTH)).status_code == 204
     response = await client.post(f"/api/v2/alerts/{alert_id}/annotate", headers=AUTH,
                                  json={"type": 1, "text": "OK, I'll take care about it.", "userId": "u-rene"})
     assert response.status_code == 200
     annotation = response.json()
     assert annotation.keys() == {"id", "teamId", "text", "timestamp", "type", "userId"}
     assert (annotation["teamId"], annotation["type"], annotation["userId"]) == ("team-1", 1, "u-rene")
-    listed = (await client.get(f"/api/v2/alerts/{alert_id}/annotations", headers=AUTH)).json()
-    assert listed == [annotation]
+    listed = (await client.get(f"/api/alerts/{alert_id}/annotations", headers=AUTH)).json()
+    assert listed == [{"annotationType": 1, "id": annotation["id"], "text": annotation["text"],
+                       "timestamp": annotation["timestamp"], "userId": "u-rene"}]
+    validate(listed[0], "AlertAnnotationInfo")  # the v1 path answers in the v1 shape, strictly
     validate(annotation, "AlertAnnotationInfo", relaxed=True)
+    # No source shows a v2 annotations list: only the v1 path and the v2 timeline exist.
+    assert (await client.get(f"/api/v2/alerts/{alert_id}/annotations", headers=AUTH)).status_code == 404
     bad = await client.post(f"/api/v2/alerts/{alert_id}/annotate", headers=AUTH,
                             json={"type": 2, "text": "x", "userId": "u-rene"})
     assert bad.status_code == 400

@@ -5,6 +5,9 @@ Sending an event is **not idempotent**: a second "new" event with the same Exter
 and lets :class:`OutcomeUnknownError` through (timeout after sending, connection reset, 500/502/504), for the
 engine to reconcile with :meth:`Signl4Client.find_alerts_by_external_id` before any re-send.
 
+Reads are verified rather than trusted (``signl4_reads``): search results are filtered by ExternalID (and team, once
+known) on this side, and annotations are read from the v1 path or the v2 timeline, whichever answers.
+
 The team secret is the credential of the webhook and sits in its URL; the API key goes in a header, never in a
 URL. Both are registered with a :class:`Redactor`, so they appear in no message and no repr — not even when
 SIGNL4 echoes a wrong secret back in its 404 details.
@@ -13,14 +16,13 @@ SIGNL4 echoes a wrong secret back in its 404 details.
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
+import structlog
 
 from sentinel_signl4.clients._rest import decode_json
 from sentinel_signl4.clients.errors import (
@@ -28,6 +30,7 @@ from sentinel_signl4.clients.errors import (
     OutcomeUnknownError,
     PermanentError,
     RateLimitedError,
+    RemoteError,
 )
 from sentinel_signl4.clients.http import (
     DEFAULT_TIMEOUT,
@@ -39,11 +42,32 @@ from sentinel_signl4.clients.http import (
 )
 from sentinel_signl4.clients.ratelimit import SlidingWindowLimiter
 from sentinel_signl4.clients.retry import OnRetry, RetryPolicy, call_with_retry
+from sentinel_signl4.clients.signl4_check import Signl4AccessReport, Signl4Probe, probe_access
+from sentinel_signl4.clients.signl4_reads import (
+    ANNOTATION_PATHS,
+    AnnotationsPath,
+    AnnotationsUnavailableError,
+    annotation_url_path,
+    annotations_from_timeline,
+    annotations_from_v1,
+    exact_matches,
+    modified_at_or_after,
+)
 from sentinel_signl4.domain.enums import SignlStatus
 from sentinel_signl4.domain.signl import SignlRequest, team_secret_of
 from sentinel_signl4.redact import Redactor, SecretLike, redact_url, reveal
 
-__all__ = ["SendVia", "Signl4AccessReport", "Signl4Client", "team_secret_of"]
+__all__ = [
+    "AnnotationsPath",
+    "AnnotationsUnavailableError",
+    "SendVia",
+    "Signl4AccessReport",
+    "Signl4Client",
+    "Signl4Probe",
+    "team_secret_of",
+]
+
+log = structlog.get_logger("sentinel_signl4.signl4")
 
 SendVia = Literal["webhook", "events_api"]
 
@@ -52,18 +76,8 @@ _TEAM_SECRET_NOT_FOUND = "3004"
 _PAGE_SIZE = 100  # the API's maximum for maxResults
 # Answers after which SIGNL4 may have raised the Signl anyway: an internal error or a gateway that gave up waiting.
 _MAYBE_APPLIED_STATUSES = frozenset({500, 502, 504})
-
-
-@dataclass(frozen=True, slots=True)
-class Signl4AccessReport:
-    """What :meth:`Signl4Client.check_access` proved.
-
-    ``probe_event_id`` is the id SIGNL4 gave the harmless probe event; ``team_members`` is the number of users the
-    API key can see, or ``None`` when no API key is configured.
-    """
-
-    probe_event_id: str
-    team_members: int | None
+# Answers that mean "no such operation here" rather than a failure of the call: the other path may answer.
+_PATH_MISSING_STATUSES = frozenset({404, 405})
 
 
 class Signl4Client:
@@ -91,6 +105,8 @@ class Signl4Client:
         api_user_id: str | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         wall_clock: Callable[[], float] = time.time,
+        team_ids: Collection[str] = (),
+        annotations_path: AnnotationsPath | None = None,
     ) -> None:
         plain_webhook = reveal(webhook_url) or ""
         self._team_secret = team_secret_of(plain_webhook)
@@ -109,6 +125,13 @@ class Signl4Client:
         self._timeout = timeout
         self._wall_clock = wall_clock
         self._redactor = Redactor([self._team_secret, self._api_key])
+        # The teams this webhook's alerts land in: given, or learned from the targets of one event we raised.
+        self._team_ids = frozenset(team_ids)
+        self._team_event_id: str | None = None
+        #: The annotation path that answered last (v1 or the v2 timeline); tried first next time.
+        self.annotations_path: AnnotationsPath | None = annotations_path
+        #: Whether SIGNL4 was seen to ignore the externalId filter of a search (None: not seen either way yet).
+        self.search_filter_ignored: bool | None = None
 
     def __repr__(self) -> str:
         return (
@@ -120,6 +143,10 @@ class Signl4Client:
     def redactor(self) -> Redactor:
         """Knows this client's secrets; hand it to the logging processor."""
         return self._redactor
+
+    @property
+    def send_via(self) -> SendVia:
+        return self._send_via
 
     @property
     def has_api(self) -> bool:
@@ -157,7 +184,10 @@ class Signl4Client:
                 self._limiter.observe_headers(response.headers)
             return self._event_id_of(response)
 
-        return await call_with_retry(attempt, self._retry, idempotent=False, on_retry=self._on_retry)
+        event_id = await call_with_retry(attempt, self._retry, idempotent=False, on_retry=self._on_retry)
+        if req.status is SignlStatus.NEW and not self._team_ids and self._team_event_id is None:
+            self._team_event_id = event_id
+        return event_id
 
     def _event_id_of(self, response: httpx.Response) -> str:
         status = response.status_code
@@ -202,36 +232,43 @@ class Signl4Client:
 
     async def find_alerts_by_external_id(self, external_id: str, *,
                                          page_size: int = _PAGE_SIZE) -> list[dict[str, Any]]:
-        """Every alert (any status) created with ``X-S4-ExternalID`` = ``external_id``, across all pages."""
-        return await self.search_alerts({"externalId": external_id}, page_size=page_size)
+        """Every alert (any status) created with ``X-S4-ExternalID`` = ``external_id``, across all pages.
+
+        Only exact matches are returned, and only alerts of this webhook's team once it is known: the only official
+        sample of the search has no ``externalId`` filter, so a server that ignores it answers with every alert,
+        none of which proves that *this* ExternalID was paged.
+        """
+        found = await self.search_alerts({"externalId": external_id}, page_size=page_size)
+        matches = exact_matches(found, external_id)
+        if len(matches) < len(found) and not self.search_filter_ignored:
+            log.warning("signl4_search_filter_ignored", others=len(found) - len(matches),
+                        detail="server ignores externalId filter; results are filtered client-side")
+        if found:
+            self.search_filter_ignored = len(matches) < len(found) or bool(self.search_filter_ignored)
+        teams = await self._known_team_ids()
+        return exact_matches(matches, external_id, teams) if teams else matches
 
     async def list_alerts_modified_since(self, since: datetime, *, page_size: int = _PAGE_SIZE) -> list[dict[str, Any]]:
         """Every alert of the key's teams modified at or after ``since`` (status changes, annotations), all pages.
 
         Sends both spellings of the field (v2 swagger ``modifiedSince``, official sample ``modSince``; reference
-        signl4-api.md §3.3) because only the live API can tell which one v2 binds.
+        signl4-api.md §3.3) because only the live API can tell which one v2 binds, and drops any result whose
+        ``lastModified`` is older: a server that binds neither answers with every alert.
         """
         stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        return await self.search_alerts({"modifiedSince": stamp, "modSince": stamp}, page_size=page_size)
+        found = await self.search_alerts({"modifiedSince": stamp, "modSince": stamp}, page_size=page_size)
+        return modified_at_or_after(found, since)
 
     async def search_alerts(self, criteria: Mapping[str, Any], *, page_size: int = _PAGE_SIZE) -> list[dict[str, Any]]:
-        """``POST /v2/alerts/paged`` with ``criteria`` (any status), following ``continuationToken`` while
-        ``hasMore``; 204 means nothing matched."""
-        user_id = await self._search_user_id()
+        """``POST /v2/alerts/paged`` with ``criteria`` (any status, hidden categories included), following
+        ``continuationToken`` while ``hasMore``; 204 means nothing matched. The results are as SIGNL4 sent them."""
         alerts: list[dict[str, Any]] = []
         token: Any = None
         seen: set[str] = set()
         while True:
-            body: dict[str, Any] = {**criteria, "alertStatusCodes": 0}
-            if token is not None:
-                body["continuationToken"] = token
-            page = await self._api_request(
-                "POST", "/v2/alerts/paged", params={"userId": user_id, "maxResults": str(page_size)}, body=body,
-            )
+            page = await self.search_page(criteria, page_size, token)
             if page is None:  # 204: nothing found
                 return alerts
-            if not isinstance(page, dict):
-                raise PermanentError(f"{_SERVICE}: POST /v2/alerts/paged -> unexpected answer (not an object)")
             alerts.extend(item for item in page.get("results") or [] if isinstance(item, dict))
             token = page.get("continuationToken")
             if not page.get("hasMore") or not token:
@@ -240,6 +277,36 @@ class Signl4Client:
             if fingerprint in seen:
                 raise PermanentError(f"{_SERVICE}: POST /v2/alerts/paged -> continuation token repeats; giving up")
             seen.add(fingerprint)
+
+    async def search_page(self, criteria: Mapping[str, Any], page_size: int,
+                          token: Any = None) -> dict[str, Any] | None:
+        """One page of a search; ``None`` for 204. ``showPersonalHiddenCategories`` is always sent (the official
+        sample does too): otherwise categories the API user hid in their app would hide alerts from the search."""
+        body: dict[str, Any] = {**criteria, "alertStatusCodes": 0, "showPersonalHiddenCategories": True}
+        if token is not None:
+            body["continuationToken"] = token
+        page = await self._api_request(
+            "POST", "/v2/alerts/paged",
+            params={"userId": await self._search_user_id(), "maxResults": str(page_size)}, body=body,
+        )
+        if page is not None and not isinstance(page, dict):
+            raise PermanentError(f"{_SERVICE}: POST /v2/alerts/paged -> unexpected answer (not an object)")
+        return page
+
+    async def _known_team_ids(self) -> frozenset[str]:
+        """The teams this webhook's alerts land in, when known. Learned once from ``targets[].teamId`` of an event
+        this client raised (``GET /v2/events/{id}``, ref §3.3 [DERIVED]); a failed lookup just leaves it unknown."""
+        if not self._team_ids and self._team_event_id is not None and self.has_api:
+            event_id, self._team_event_id = self._team_event_id, None
+            try:
+                event = await self.get_event(event_id)
+            except RemoteError as exc:
+                log.info("signl4_team_unknown", error=exc.message)
+                return frozenset()
+            targets = event.get("targets")
+            teams = {t.get("teamId") for t in targets if isinstance(t, dict)} if isinstance(targets, list) else set()
+            self._team_ids = frozenset(t for t in teams if isinstance(t, str) and t)
+        return self._team_ids
 
     async def get_alert(self, alert_id: str) -> dict[str, Any]:
         """One alert (``GET /v2/alerts/{id}``)."""
@@ -250,9 +317,42 @@ class Signl4Client:
         return _object(await self._api_request("GET", f"/v2/events/{quote(event_id, safe='')}"))
 
     async def list_annotations(self, alert_id: str) -> list[dict[str, Any]]:
-        """The alert's annotations (``GET /v2/alerts/{id}/annotations``); 204 means none."""
-        notes = await self._api_request("GET", f"/v2/alerts/{quote(alert_id, safe='')}/annotations")
-        return [note for note in notes if isinstance(note, dict)] if isinstance(notes, list) else []
+        """The alert's annotations as ``{id, text, userId, timestamp}``, oldest first.
+
+        Read from the path that answered last (:attr:`annotations_path`), else v1 ``GET /alerts/{id}/annotations``
+        (official) and then the v2 ``GET /v2/alerts/{id}/timeline`` (derived). A path that answers 404/405 or with
+        an unknown shape is skipped; :class:`AnnotationsUnavailableError` when none answers. Other failures (auth,
+        throttling, 5xx after retries) are raised as they are.
+        """
+        preferred = self.annotations_path
+        order = [preferred, *(p for p in ANNOTATION_PATHS if p != preferred)] if preferred else list(ANNOTATION_PATHS)
+        misses: list[str] = []
+        for path in order:
+            notes = await self.annotations_on(path, alert_id, misses)
+            if notes is not None:
+                if path != self.annotations_path:
+                    log.info("signl4_annotations_path", path=path, tried=len(misses))
+                self.annotations_path = path
+                return notes
+        raise AnnotationsUnavailableError(
+            f"{_SERVICE}: annotations cannot be read: neither GET /alerts/{{id}}/annotations (v1) nor "
+            f"GET /v2/alerts/{{id}}/timeline answered ({'; '.join(misses)})", status=404,
+        )
+
+    async def annotations_on(self, path: AnnotationsPath, alert_id: str,
+                             misses: list[str]) -> list[dict[str, Any]] | None:
+        """The annotations read on ``path``, or ``None`` (with the reason appended to ``misses``)."""
+        try:
+            body = await self._api_request("GET", annotation_url_path(path, quote(alert_id, safe="")))
+        except RemoteError as exc:
+            if exc.status not in _PATH_MISSING_STATUSES:
+                raise
+            misses.append(f"{path}: HTTP {exc.status}")
+            return None
+        notes = annotations_from_v1(body) if path == "v1" else annotations_from_timeline(body)
+        if notes is None:
+            misses.append(f"{path}: unexpected answer shape")
+        return notes
 
     async def list_users(self) -> list[dict[str, Any]]:
         """The team members the API key can see (``GET /v2/users``)."""
@@ -284,20 +384,10 @@ class Signl4Client:
         active one); the text itself says it comes from the connector."""
         return await self.annotate_alert(alert_id, await self._search_user_id(), text)
 
-    async def check_access(self) -> Signl4AccessReport:
-        """Prove the team secret (and the API key, when configured) without paging anyone.
-
-        The webhook is probed with an ``X-S4-Status: resolved`` event for a fresh random ExternalID. SIGNL4 only
-        resolves alerts that were *created* with that ExternalID, so the event matches nothing and is discarded,
-        while a wrong secret is answered 404 code 3004. Limits: the probe counts against the event rate limit and
-        shows up in SIGNL4's event history as a discarded event; and SIGNL4's exact answer to a resolve for an
-        unknown ExternalID is not documented (a 201 with an eventId is what we expect and accept). The API key is
-        proved with ``GET /v2/users``.
-        """
-        probe = SignlRequest(external_id=f"sentinel-signl4-check-{uuid.uuid4()}", status=SignlStatus.RESOLVED)
-        event_id = await self.send_event(probe)
-        members = len(await self.list_users()) if self.has_api else None
-        return Signl4AccessReport(probe_event_id=event_id, team_members=members)
+    async def check_access(self, *, annotations: bool = False) -> Signl4AccessReport:
+        """Prove the team secret and every REST call the configured modes use, without paging anyone
+        (:func:`~sentinel_signl4.clients.signl4_check.probe_access`); ``annotations`` for polling mode."""
+        return await probe_access(self, annotations=annotations)
 
     # -- the REST choke point --------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from sentinel_signl4.emulators._signl4_json import (
 )
 from sentinel_signl4.emulators.signl4_model import (
     Alert,
+    Behaviour,
     NotFoundError,
     RateLimit,
     RateLimitPolicy,
@@ -74,6 +75,10 @@ class ControlPlane:
     GET       /deliveries                            notifications still owed to registered webhooks
     GET/PUT   /rate-limits                           ``{subscriptionId?, plan?, events?, rest?, invalid?}``;
                                                      tiers as ``[{limit, windowSeconds}]``
+    GET/PUT   /behaviour                             ``{annotationPaths?: "v1"|"v2_timeline"|"both"|"none",
+                                                     ignoredSearchFilters?: ["externalId", "modifiedSince"]}``
+    PUT       /users/{idOrMail}/hidden-categories    ``{categories: [name]}``: hidden from that user's searches
+                                                     unless ``showPersonalHiddenCategories`` is true
     ========  =====================================  ====================================================
     """
 
@@ -96,6 +101,8 @@ class ControlPlane:
             Route("/notifications/drain", self.drain, methods=["POST"]),
             Route("/deliveries", self.deliveries, methods=["GET"]),
             Route("/rate-limits", self.rate_limits, methods=["GET", "PUT"]),
+            Route("/behaviour", self.behaviour, methods=["GET", "PUT"]),
+            Route("/users/{user}/hidden-categories", self.hidden_categories, methods=["PUT"]),
         ]
 
     async def reset(self, _request: Request) -> Response:
@@ -216,6 +223,32 @@ class ControlPlane:
         policy = self.model.limits_of(subscription_id)
         return JSONResponse({"events": _limits_json(policy.events), "rest": _limits_json(policy.rest),
                              "invalid": _limits_json(self.model.invalid_request_limits)})
+
+
+    async def behaviour(self, request: Request) -> Response:
+        """The knobs of ``_signl4_behaviour``; a PUT changes only the fields it names."""
+        current = self.model.behaviour
+        if request.method == "PUT":
+            body = await json_object(request)
+            paths = body.get("annotationPaths", current.annotation_paths)
+            ignored = body.get("ignoredSearchFilters", sorted(current.ignored_search_filters))
+            if not isinstance(ignored, list) or not all(isinstance(f, str) for f in ignored):
+                raise HttpError(400, "Invalid ignoredSearchFilters.", "ignoredSearchFilters must be a list of names.")
+            try:
+                current = Behaviour(annotation_paths=paths, ignored_search_filters=frozenset(ignored))
+            except ValueError as exc:
+                raise HttpError(400, "Invalid behaviour.", str(exc)) from None
+            self.model.set_behaviour(current)
+        return JSONResponse({"annotationPaths": current.annotation_paths,
+                             "ignoredSearchFilters": sorted(current.ignored_search_filters)})
+
+    async def hidden_categories(self, request: Request) -> Response:
+        body = await json_object(request)
+        categories = body.get("categories")
+        if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
+            raise HttpError(400, "Invalid categories.", "categories must be a list of category names.")
+        self.model.hide_categories(request.path_params["user"], categories)
+        return Response(status_code=204)
 
 
 def _team_control_json(team: Team) -> dict[str, Any]:

@@ -284,6 +284,8 @@ class AlertQuery:
     modified_since: datetime | None = None
     text: str | None = None
     only_user_created: bool = False
+    #: ``showPersonalHiddenCategories``; applied by the model, which knows the searching user's hidden categories.
+    show_hidden_categories: bool = False
 
     def matches(self, alert: Alert) -> bool:
         checks = (

@@ -19,8 +19,10 @@ __all__ = [
     "alert_details_json",
     "alert_json",
     "annotation_json",
+    "annotation_v1_json",
     "event_json",
     "team_json",
+    "timeline_json",
     "user_json",
     "webhook_json",
 ]
@@ -88,6 +90,40 @@ def annotation_json(annotation: Annotation) -> dict[str, Any]:
     return {"id": annotation.id, "teamId": annotation.team_id, "text": annotation.text,
             "timestamp": format_utc(annotation.timestamp), "type": int(annotation.type),
             "userId": annotation.user_id}
+
+
+def annotation_v1_json(annotation: Annotation) -> dict[str, Any]:
+    """v1 ``AlertAnnotationInfo`` ``{annotationType, id, text, timestamp, userId}`` (v1 OpenAPI, ref §3.3)."""
+    return {"annotationType": int(annotation.type), "id": annotation.id, "text": annotation.text,
+            "timestamp": format_utc(annotation.timestamp), "userId": annotation.user_id}
+
+
+# Entry kinds of the emulated timeline. SIGNL4's ``entrytype`` numbering is not documented anywhere, so these values
+# are the emulator's own and the connector never relies on them: an entry is an annotation when its
+# ``annotationtype`` is a v2 annotation type (1 text, 2 image, ref §3.3 "Annotate").
+_ENTRY_CREATED, _ENTRY_ACKNOWLEDGED, _ENTRY_CLOSED, _ENTRY_ANNOTATION = 1, 2, 3, 4
+
+
+def timeline_json(alert: Alert) -> list[dict[str, Any]]:
+    """``GET /v2/alerts/{id}/timeline``: not in the reference beyond its path (ref §3.3, [DERIVED]). The entry fields
+    are those of MindCloud's v2-swagger-derived "Get Alert Timeline" (``annotationtype, creatorId, creatorType,
+    entrytype, id, order, remoteActionId, remoteJobId, teamId, text, timestamp, userId``); which entries exist and
+    what the status entries' text says are plausible guesses. Oldest first."""
+    entries: list[tuple[datetime, int, int, str | None, str, str]] = [
+        (alert.created, _ENTRY_CREATED, 0, None, "Alert created", f"{alert.id}:created"),
+    ]
+    if alert.acknowledged_at is not None:
+        acknowledged = alert.acknowledged_at
+        entries += [(acknowledged, _ENTRY_ACKNOWLEDGED, 0, user, "Alert acknowledged", f"{alert.id}:ack:{user}")
+                    for user in alert.acknowledgements]
+    if alert.closed_at is not None:
+        entries.append((alert.closed_at, _ENTRY_CLOSED, 0, alert.closed_by, "Alert closed", f"{alert.id}:closed"))
+    entries += [(a.timestamp, _ENTRY_ANNOTATION, int(a.type), a.user_id, a.text, a.id) for a in alert.annotations]
+    entries.sort(key=lambda e: e[0])
+    return [{"annotationtype": kind, "creatorId": user, "creatorType": 1 if user else 0, "entrytype": entry,
+             "id": entry_id, "order": order, "remoteActionId": None, "remoteJobId": None, "teamId": alert.team_id,
+             "text": text, "timestamp": format_utc(when), "userId": user}
+            for order, (when, entry, kind, user, text, entry_id) in enumerate(entries)]
 
 
 def event_json(event: Event) -> dict[str, Any]:

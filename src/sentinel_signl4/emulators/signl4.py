@@ -6,7 +6,8 @@ objects are rendered in SIGNL4's JSON shapes. Routes, relative to the shared emu
 * ``POST /webhook/{teamSecret}`` (any other method → 405)
 * ``POST /api/v2/events/{teamSecretOrTeamId}`` and ``GET /api/v2/events/{eventId}``
 * ``GET /api/v2/users``, ``GET /api/v2/users/{idOrEmail}``, ``GET /api/v2/teams``
-* ``GET /api/v2/alerts/{id}``, ``GET …/details``, ``GET …/annotations``, ``POST …/acknowledge|close|annotate``
+* ``GET /api/v2/alerts/{id}``, ``GET …/details``, ``GET …/timeline``, ``POST …/acknowledge|close|annotate``
+* ``GET /api/alerts/{id}/annotations`` (v1); which of it and the v2 timeline answer is a knob (``_signl4_behaviour``)
 * ``POST /api/v2/alerts/paged?userId=&maxResults=``
 * ``/_control/signl4/...`` (see :class:`~sentinel_signl4.emulators._signl4_control.ControlPlane`)
 
@@ -47,8 +48,10 @@ from sentinel_signl4.emulators._signl4_json import (
     alert_details_json,
     alert_json,
     annotation_json,
+    annotation_v1_json,
     event_json,
     team_json,
+    timeline_json,
     user_json,
 )
 from sentinel_signl4.emulators.signl4_model import (
@@ -80,7 +83,8 @@ def build_signl4_app(model: Signl4Model) -> Starlette:
         Route("/api/v2/alerts/paged", rest.search_alerts, methods=["POST"]),
         Route("/api/v2/alerts/{alert_id}", rest.get_alert, methods=["GET"]),
         Route("/api/v2/alerts/{alert_id}/details", rest.get_alert_details, methods=["GET"]),
-        Route("/api/v2/alerts/{alert_id}/annotations", rest.list_annotations, methods=["GET"]),
+        Route("/api/v2/alerts/{alert_id}/timeline", rest.timeline, methods=["GET"]),
+        Route("/api/alerts/{alert_id}/annotations", rest.list_annotations_v1, methods=["GET"]),
         Route("/api/v2/alerts/{alert_id}/acknowledge", rest.acknowledge, methods=["POST"]),
         Route("/api/v2/alerts/{alert_id}/close", rest.close, methods=["POST"]),
         Route("/api/v2/alerts/{alert_id}/annotate", rest.annotate, methods=["POST"]),
@@ -207,12 +211,22 @@ class _RestApi:
         alert = self.model.get_alert(request.path_params["alert_id"], subscription_id)
         return JSONResponse(alert_details_json(alert))
 
-    async def list_annotations(self, request: Request) -> Response:
+    async def list_annotations_v1(self, request: Request) -> Response:
+        """v1 ``GET /alerts/{id}/annotations`` → ``[AlertAnnotationInfo]`` (ref §3.3, [OFFICIAL])."""
+        if not self.model.behaviour.serves_v1_annotations:
+            return await unknown_api_route(request)
         subscription_id = self._guard(request)
         alert = self.model.get_alert(request.path_params["alert_id"], subscription_id)
         if not alert.annotations:
             return Response(status_code=204)  # v1: "204 No annotations were found for the alert." (ref §3.3)
-        return JSONResponse([annotation_json(a) for a in alert.annotations])
+        return JSONResponse([annotation_v1_json(a) for a in alert.annotations])
+
+    async def timeline(self, request: Request) -> Response:
+        """v2 ``GET /v2/alerts/{id}/timeline`` (ref §3.3, [DERIVED]; entry shape: ``timeline_json``)."""
+        if not self.model.behaviour.serves_v2_timeline:
+            return await unknown_api_route(request)
+        subscription_id = self._guard(request)
+        return JSONResponse(timeline_json(self.model.get_alert(request.path_params["alert_id"], subscription_id)))
 
     async def acknowledge(self, request: Request) -> Response:
         return await self._change_status(request, self.model.acknowledge)
@@ -325,6 +339,10 @@ def parse_alert_filter(body: Mapping[str, Any]) -> tuple[AlertQuery, str | None]
     if isinstance(status_mask, bool) or not isinstance(status_mask, int) or not 0 <= status_mask <= 63:
         problems.append(("Invalid alertStatusCodes.", "alertStatusCodes must be a bitmask of 1, 2, 4, 8, 16, 32."))
         status_mask = 0
+    show_hidden = fields.get("showpersonalhiddencategories", False)
+    if not isinstance(show_hidden, bool):
+        problems.append(("Invalid showPersonalHiddenCategories.", "showPersonalHiddenCategories must be a boolean."))
+        show_hidden = False
     mode = fields.get("usercreatedalertsfiltermode") or 0
     if mode not in (0, 1, 2) or isinstance(mode, bool):
         problems.append(("Invalid userCreatedAlertsFilterMode.", "Must be 0, 1 or 2."))
@@ -342,7 +360,7 @@ def parse_alert_filter(body: Mapping[str, Any]) -> tuple[AlertQuery, str | None]
         team_ids=team_ids, alert_ids=strings("alertids"), category_ids=strings("categoryids"),
         external_id=text("externalid"), status_mask=status_mask, min_created=moment("mincreated"),
         max_created=moment("maxcreated"), modified_since=moment("modifiedsince", "modsince"),
-        text=text("texttosearch"), only_user_created=mode == 2,
+        text=text("texttosearch"), only_user_created=mode == 2, show_hidden_categories=show_hidden,
     )
     if problems:
         raise HttpError(400, "The submitted filter is invalid.", problems[0][1], errors=problems)

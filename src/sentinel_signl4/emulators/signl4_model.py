@@ -27,6 +27,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import httpx
 
+from sentinel_signl4.emulators._signl4_behaviour import Behaviour
 from sentinel_signl4.emulators._signl4_entities import (
     Alert,
     AlertFlags,
@@ -80,6 +81,7 @@ __all__ = [
     "AlertStatus",
     "Annotation",
     "AnnotationType",
+    "Behaviour",
     "ConflictError",
     "DeliveryReport",
     "Event",
@@ -174,6 +176,8 @@ class Signl4Model:
         self._invalid_windows = FixedWindows()
         self.default_limits = self._initial_limits
         self.invalid_request_limits = self._initial_invalid_limits
+        self.behaviour = Behaviour()
+        self._hidden_categories: dict[str, frozenset[str]] = {}  # user id -> casefolded category names
 
     def now(self) -> datetime:
         """The injected clock, normalised to UTC (a naive datetime is taken to be UTC)."""
@@ -538,6 +542,20 @@ class Signl4Model:
         alert.last_modified = now
         return annotation
 
+    # -- behaviours no official source settles (``_signl4_behaviour``) ----------------------------------------
+
+    @_locked
+    def set_behaviour(self, behaviour: Behaviour) -> None:
+        self.behaviour = behaviour
+
+    @_locked
+    def hide_categories(self, user: str, categories: Iterable[str]) -> None:
+        """The categories ``user`` (id or mail) has hidden from their own view; replaces the earlier set."""
+        found = next((u for u in self.users.values() if user in (u.id, u.mail)), None)
+        if found is None:
+            raise NotFoundError("User not found.", f"A user with ID {user} was not found.")
+        self._hidden_categories[found.id] = frozenset(c.casefold() for c in categories)
+
     # -- search (ref §3.3 "List / search alerts") -------------------------------------------------------------
 
     @_locked
@@ -550,8 +568,11 @@ class Signl4Model:
         """
         user = self.find_user(subscription_id, user_id)
         visible = {t.id for t in self.teams.values() if user.id in t.member_ids}
+        hidden = frozenset() if query.show_hidden_categories else self._hidden_categories.get(user.id, frozenset())
+        bound = self.behaviour.as_bound(query)
         candidates = [a for a in self.list_alerts()
-                      if a.team_id in visible and query.matches(a) and (after_row_key is None or a.id > after_row_key)]
+                      if a.team_id in visible and bound.matches(a) and (after_row_key is None or a.id > after_row_key)
+                      and (a.category or "").casefold() not in hidden]
         page = candidates[:max_results]
         more = len(candidates) > max_results
         return AlertPage(results=page, next_row_key=page[-1].id if more and page else None)

@@ -98,7 +98,9 @@ class ForwardPath:
     async def raise_signl(self, row: OutboxAction, now: datetime) -> Done:
         request = SignlRequest.from_record(row.payload["request"])
         if row.in_doubt and self.pager.can_lookup:
-            found = await self.pager.find_by_external_id(request.external_id)
+            # Only an alert created with exactly this ExternalID proves the page went out (docs/decisions.md).
+            found = [alert for alert in await self.pager.find_by_external_id(request.external_id)
+                     if alert.raw.get("externalId") == request.external_id]
             if found:
                 alert = found[0]
                 log.info("in_doubt_send_found", connector=self.connector, external_id=request.external_id,

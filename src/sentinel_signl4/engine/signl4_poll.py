@@ -6,9 +6,15 @@ what it finds into the same event envelope the outbound webhook would have deliv
 (``poll:<alert>:ack``, ``poll:<alert>:close``, ``poll:annotation:<id>``), in the same inbox. A change seen twice,
 or seen by the webhook too in ``both`` mode, is therefore processed once.
 
-Calls per cycle, bounded: one paged search (one page per 100 changed alerts), plus one
-``GET /v2/alerts/{id}/annotations`` per changed alert of ours that carries annotations (at most ``max_alerts``),
-plus ``GET /v2/users`` at most once per ``users_ttl``. An idle cycle costs one call.
+Calls per cycle, bounded: one paged search (one page per 100 changed alerts), plus one annotations read per changed
+alert of ours that carries annotations (at most ``max_alerts``), plus ``GET /v2/users`` at most once per
+``users_ttl``. An idle cycle costs one call.
+
+Annotations are read from v1 ``GET /alerts/{id}/annotations`` (official) or the v2 ``GET /v2/alerts/{id}/timeline``
+(derived), whichever answers (:meth:`Signl4Client.list_annotations`). The path that answered is kept in the store
+(cursor ``signl4_annotations_path``), so a restart does not probe the other one again. When neither answers, the
+warning is logged once, every cycle's report names the Signls whose notes were not read, and the cursor moves on:
+acknowledgements and closes still sync.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from typing import Any
 
 import structlog
 
-from sentinel_signl4.clients.signl4 import Signl4Client
+from sentinel_signl4.clients.signl4 import AnnotationsUnavailableError, Signl4Client
+from sentinel_signl4.clients.signl4_reads import ANNOTATION_PATHS
 from sentinel_signl4.domain.signl4_events import parse_signl4_time
 from sentinel_signl4.engine.report import PollReport
 from sentinel_signl4.store import InboxEvent, Link, StateStore
@@ -28,6 +35,9 @@ __all__ = ["Signl4Poller"]
 log = structlog.get_logger("sentinel_signl4.signl4_poll")
 
 POLL_CURSOR = "signl4_polled_at"
+ANNOTATIONS_PATH_CURSOR = "signl4_annotations_path"
+UNREADABLE = ("neither GET /alerts/{id}/annotations (v1) nor GET /v2/alerts/{id}/timeline answered; "
+              "acknowledgements and closes are still synced")
 OVERLAP = timedelta(minutes=2)  # clocks differ; the inbox de-duplicates what is seen twice
 HAS_ANNOTATIONS = 2  # alert flag bit (reference signl4-api.md §3.3 "Other useful enums")
 STATUS_ACKNOWLEDGED, STATUS_CLOSED = 2, 4
@@ -49,6 +59,9 @@ class Signl4Poller:
         #: Alerts already turned into events during a catch-up that has not reached the end (id → alert as read).
         self._read: dict[str, dict[str, Any]] = {}
         self.calls = 0
+        self._stored_path: str | None = None
+        self._path_loaded = False
+        self._warned_unreadable = False
 
     async def poll(self, now: datetime, report: PollReport) -> None:
         last = await self.store.get_cursor(self.connector, POLL_CURSOR)
@@ -69,16 +82,47 @@ class Signl4Poller:
         todo = [(link, alert) for link, alert in ours if self._read.get(str(alert.get("id"))) != alert]
         if todo:
             await self._refresh_users(now)
+            await self._load_annotations_path()
+        unreadable: list[str] = []
         for link, alert in todo[: self.max_alerts]:
-            await self._events_of(link, alert, now)
+            await self._events_of(link, alert, now, unreadable)
             self._read[str(alert.get("id"))] = alert
+        await self._store_annotations_path()
+        if unreadable:
+            report.errors.append(f"signl4 poll: annotations of {len(unreadable)} Signl(s) not read "
+                                 f"(#{', #'.join(unreadable)}): {UNREADABLE}")
         if len(todo) > self.max_alerts:
             log.warning("signl4_poll_truncated", connector=self.connector, changed=len(todo), limit=self.max_alerts)
             return  # keep the cursor: the rest is picked up next cycle
         self._read.clear()
         await self.store.set_cursor(self.connector, POLL_CURSOR, now.isoformat())
 
-    async def _events_of(self, link: Link, alert: dict[str, Any], now: datetime) -> None:
+    async def _load_annotations_path(self) -> None:
+        """Once per process: the annotation path that answered before a restart is tried first."""
+        if self._path_loaded:
+            return
+        self._path_loaded = True
+        self._stored_path = await self.store.get_cursor(self.connector, ANNOTATIONS_PATH_CURSOR)
+        if self.client.annotations_path is None and self._stored_path in ANNOTATION_PATHS:
+            self.client.annotations_path = self._stored_path
+
+    async def _store_annotations_path(self) -> None:
+        path = self.client.annotations_path
+        if path is not None and path != self._stored_path:
+            await self.store.set_cursor(self.connector, ANNOTATIONS_PATH_CURSOR, path)
+            self._stored_path = path
+
+    async def _annotations(self, link: Link, alert_id: str, unreadable: list[str]) -> list[dict[str, Any]]:
+        try:
+            return await self.client.list_annotations(alert_id)
+        except AnnotationsUnavailableError as exc:
+            if not self._warned_unreadable:
+                self._warned_unreadable = True
+                log.warning("signl4_annotations_unreadable", connector=self.connector, error=exc.message)
+            unreadable.append(str(link.incident_number))
+            return []
+
+    async def _events_of(self, link: Link, alert: dict[str, Any], now: datetime, unreadable: list[str]) -> None:
         alert_id = str(alert.get("id"))
         status = alert.get("status")
         raw_history = alert.get("history")
@@ -90,7 +134,7 @@ class Signl4Poller:
         flags = alert.get("flags")
         if isinstance(flags, int) and flags & HAS_ANNOTATIONS:
             self.calls += 1
-            for note in await self.client.list_annotations(alert_id):
+            for note in await self._annotations(link, alert_id, unreadable):
                 if note.get("id"):
                     await self._add(f"poll:annotation:{note['id']}", 203, 0, link, alert_id, note.get("userId"),
                                     note.get("timestamp"), now,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sentinel_signl4.clients.signl4 import Signl4Client
+from sentinel_signl4.clients.signl4 import AnnotationsUnavailableError, Signl4Client
 from sentinel_signl4.domain import SignlRequest
 from sentinel_signl4.engine.ports import FoundAlert
 
@@ -38,7 +38,13 @@ class Signl4Pager:
         await self.client.annotate_alert_as_connector(alert_id, text)
 
     async def list_annotation_texts(self, alert_id: str) -> list[str]:
-        return [str(note.get("text") or "") for note in await self.client.list_annotations(alert_id)]
+        """The texts of the alert's annotations; none when neither annotation path answers, so an in-doubt
+        annotation is added again (a possible repeat) rather than never."""
+        try:
+            notes = await self.client.list_annotations(alert_id)
+        except AnnotationsUnavailableError:
+            return []
+        return [str(note.get("text") or "") for note in notes]
 
     async def check_access(self) -> None:
         await self.client.check_access()
