@@ -20,6 +20,7 @@ from sentinel_signl4.emulators._signl4_json import (
 )
 from sentinel_signl4.emulators.signl4_model import (
     Alert,
+    InboundRejections,
     NotFoundError,
     RateLimit,
     RateLimitPolicy,
@@ -74,6 +75,9 @@ class ControlPlane:
     GET       /deliveries                            notifications still owed to registered webhooks
     GET/PUT   /rate-limits                           ``{subscriptionId?, plan?, events?, rest?, invalid?}``;
                                                      tiers as ``[{limit, windowSeconds}]``
+    GET/PUT   /inbound-rejections                    ``{maxBodyBytes?: int|null, rejectFields?: [str]}``:
+                                                     event bodies above N bytes get 413, bodies with one
+                                                     of the fields 400 (ErrorResponseContent)
     ========  =====================================  ====================================================
     """
 
@@ -96,6 +100,7 @@ class ControlPlane:
             Route("/notifications/drain", self.drain, methods=["POST"]),
             Route("/deliveries", self.deliveries, methods=["GET"]),
             Route("/rate-limits", self.rate_limits, methods=["GET", "PUT"]),
+            Route("/inbound-rejections", self.inbound_rejections, methods=["GET", "PUT"]),
         ]
 
     async def reset(self, _request: Request) -> Response:
@@ -216,6 +221,20 @@ class ControlPlane:
         policy = self.model.limits_of(subscription_id)
         return JSONResponse({"events": _limits_json(policy.events), "rest": _limits_json(policy.rest),
                              "invalid": _limits_json(self.model.invalid_request_limits)})
+
+    async def inbound_rejections(self, request: Request) -> Response:
+        if request.method == "PUT":
+            body = await json_object(request, required=False)
+            fields = body.get("rejectFields", [])
+            if not isinstance(fields, list):
+                raise HttpError(400, "Invalid rejectFields.", "rejectFields must be a list of non-empty strings.")
+            try:
+                rules = InboundRejections.of(body.get("maxBodyBytes"), fields)
+            except ValueError as exc:
+                raise HttpError(400, "Invalid inbound rejections.", str(exc)) from None
+            self.model.set_inbound_rejections(rules)
+        rules = self.model.inbound_rejections
+        return JSONResponse({"maxBodyBytes": rules.max_body_bytes, "rejectFields": sorted(rules.fields)})
 
 
 def _team_control_json(team: Team) -> dict[str, Any]:
