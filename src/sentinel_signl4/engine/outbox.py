@@ -116,8 +116,10 @@ class OutboxWorker:
         try:
             started = await self.store.mark_in_flight(row.key, now)
         except ActionClosedError as exc:
-            # Closed since this pass read it: an operator discarded it (``outbox discard``). Nothing to do.
-            log.info("action_closed_meanwhile", connector=self.connector, key=row.key, state=exc.state.value)
+            if exc.state is not ActionState.DISCARDED:
+                raise
+            # An operator discarded it (``outbox discard``) after this pass read it: nothing to do.
+            log.info("action_discarded_meanwhile", connector=self.connector, key=row.key)
             return False
         row = _replace(started, in_doubt=row.in_doubt or started.in_doubt)
         try:
