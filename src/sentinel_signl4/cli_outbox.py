@@ -33,7 +33,8 @@ outbox_app = typer.Typer(help="Inspect the outbox; retry or discard pages that c
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Path to the TOML config file.")]
 ConnectorOption = Annotated[str | None, typer.Option("--connector", help="Only rows of this connector.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-AllDeadOption = Annotated[bool, typer.Option("--all-dead", help="Every dead row (of --connector, if given).")]
+AllDeadOption = Annotated[bool, typer.Option(
+    "--all-dead", help="Every dead row of --connector, or of every configured connector.")]
 KeysArgument = Annotated[list[str] | None, typer.Argument(help="Outbox keys, as `outbox list` shows them.",
                                                           show_default=False)]
 
