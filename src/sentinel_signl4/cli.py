@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from sentinel_signl4.cli_outbox import outbox_app
 from sentinel_signl4.config import Config, ConfigError, load_config
 
 __all__ = ["app", "main"]
@@ -21,6 +22,7 @@ app = typer.Typer(help="Connects Microsoft Sentinel / Defender XDR incidents to 
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 config_app = typer.Typer(help="Work with configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.add_typer(outbox_app, name="outbox")
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Path to the TOML config file.")]
 

@@ -12,7 +12,7 @@ import structlog
 
 from sentinel_signl4.redact import Redactor
 
-__all__ = ["configure_logging", "redaction_processor"]
+__all__ = ["configure_logging", "redaction_processor", "standalone_logger"]
 
 
 def redaction_processor(redactor: Redactor) -> Callable[[Any, str, MutableMapping[str, Any]], MutableMapping[str, Any]]:
@@ -41,17 +41,8 @@ def configure_logging(*, level: str = "info", fmt: str = "console", secrets: Ite
     """Configure structlog (and stdlib logging of libraries) once per process; return the redactor in use."""
     redactor = Redactor(secrets)
     numeric = getattr(logging, level.upper(), logging.INFO)
-    renderer: Any = (structlog.processors.JSONRenderer() if fmt == "json"
-                     else structlog.dev.ConsoleRenderer(colors=False))
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            redaction_processor(redactor),
-            renderer,
-        ],
+        processors=_processors(redactor, fmt),
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
         cache_logger_on_first_use=False,
@@ -63,6 +54,29 @@ def configure_logging(*, level: str = "info", fmt: str = "console", secrets: Ite
     root.handlers[:] = [handler]
     root.setLevel(max(numeric, logging.WARNING))
     return redactor
+
+
+def standalone_logger(name: str, *, redactor: Redactor, fmt: str = "console",
+                      stream: TextIO | None = None) -> Any:
+    """A structlog logger with the same processors as :func:`configure_logging`, without touching the global
+    configuration: for short-lived commands (``outbox retry``) whose audit events must be written whatever the
+    configured level, and which may run inside another program (tests)."""
+    return structlog.wrap_logger(structlog.PrintLogger(stream or sys.stderr), processors=_processors(redactor, fmt),
+                                 wrapper_class=structlog.BoundLogger, cache_logger_on_first_use=False,
+                                 logger_name=name)
+
+
+def _processors(redactor: Redactor, fmt: str) -> list[Any]:
+    renderer: Any = (structlog.processors.JSONRenderer() if fmt == "json"
+                     else structlog.dev.ConsoleRenderer(colors=False))
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redaction_processor(redactor),
+        renderer,
+    ]
 
 
 class _StdlibRedactFilter(logging.Filter):

@@ -29,6 +29,7 @@ class Metrics:
         self.remote_retries = Counter("s4s_remote_retries_total", "Retries of remote calls.",
                                       ["service"], registry=r)
         self.throttled = Counter("s4s_throttled_total", "429 answers received.", ["service"], registry=r)
+        self.signl_fallbacks = Counter("s4s_signl_fallbacks_total", "Signls SIGNL4 rejected (400/413) and sent again in minimal form.", ["connector"], registry=r)  # noqa: E501
         self.page_latency = Histogram("s4s_page_latency_seconds",
                                       "Incident creation in Sentinel to Signl confirmed by SIGNL4.",
                                       ["connector"], buckets=_LATENCY_BUCKETS, registry=r)

@@ -230,14 +230,16 @@ async def test_mark_dead_records_the_reason_and_stops_the_row(store: SqlStateSto
 
 async def test_count_actions_has_every_state(store: SqlStateStore, now: datetime) -> None:
     assert await store.count_actions("c1") == dict.fromkeys(ActionState, 0)
-    for key in ("p1", "p2", "f", "d", "x"):
+    for key in ("p1", "p2", "f", "d", "x", "y"):
         await store.enqueue(make_action(key), now)
     await store.enqueue(make_action("elsewhere", connector="c2"), now)
     await store.mark_in_flight("f", now)
     await store.complete("d", now, {})
     await store.mark_dead("x", now, "no")
+    await store.discard_actions(now, "not wanted", keys=["y"])
     assert await store.count_actions("c1") == {
-        ActionState.PENDING: 2, ActionState.IN_FLIGHT: 1, ActionState.DONE: 1, ActionState.DEAD: 1}
+        ActionState.PENDING: 2, ActionState.IN_FLIGHT: 1, ActionState.DONE: 1, ActionState.DEAD: 1,
+        ActionState.DISCARDED: 1}
 
 
 async def test_list_actions_filters_by_state_newest_update_first(store: SqlStateStore, now: datetime) -> None:

@@ -101,7 +101,7 @@ async def test_status_json_carries_the_same_data(client: httpx.AsyncClient, harn
     assert alpha["error"].startswith("AuthError: AADSTS7000215 invalid client secret ***")
     assert alpha["last_cycle_at"] == NOW.isoformat()
     assert alpha["cycles"] == 1
-    assert alpha["outbox"] == {"pending": 2, "in_flight": 0, "done": 0, "dead": 1}
+    assert alpha["outbox"] == {"pending": 2, "in_flight": 0, "done": 0, "dead": 1, "discarded": 0}
     assert alpha["open_links"] == 3 and alpha["open_links_capped"] is False
     [dead] = alpha["dead_actions"]
     assert dead["kind"] == "raise_signl" and dead["incident_id"] == "inc-d1" and dead["attempts"] == 1

@@ -83,9 +83,12 @@ class ActionState(StrEnum):
     ``PENDING`` rows are due at ``next_attempt_at``. ``IN_FLIGHT`` means an attempt was started and its outcome is
     not yet recorded: after a crash or a timeout, such a row is *in doubt* and must be reconciled before it is
     attempted again. ``DONE`` is written only after the remote side confirmed. ``DEAD`` rows gave up, with a reason.
+    ``DISCARDED`` rows were given up on by an operator (``sentinel-signl4 outbox discard``): final like ``DONE`` and
+    ``DEAD``, but no longer a dead letter waiting for someone to act.
     """
 
     PENDING = "pending"
     IN_FLIGHT = "in_flight"
     DONE = "done"
     DEAD = "dead"
+    DISCARDED = "discarded"

@@ -21,6 +21,7 @@ from sentinel_signl4.emulators._signl4_json import (
 from sentinel_signl4.emulators.signl4_model import (
     Alert,
     Behaviour,
+    InboundRejections,
     NotFoundError,
     RateLimit,
     RateLimitPolicy,
@@ -79,6 +80,9 @@ class ControlPlane:
                                                      ignoredSearchFilters?: ["externalId", "modifiedSince"]}``
     PUT       /users/{idOrMail}/hidden-categories    ``{categories: [name]}``: hidden from that user's searches
                                                      unless ``showPersonalHiddenCategories`` is true
+    GET/PUT   /inbound-rejections                    ``{maxBodyBytes?: int|null, rejectFields?: [str]}``:
+                                                     event bodies above N bytes get 413, bodies with one
+                                                     of the fields 400 (ErrorResponseContent)
     ========  =====================================  ====================================================
     """
 
@@ -103,6 +107,7 @@ class ControlPlane:
             Route("/rate-limits", self.rate_limits, methods=["GET", "PUT"]),
             Route("/behaviour", self.behaviour, methods=["GET", "PUT"]),
             Route("/users/{user}/hidden-categories", self.hidden_categories, methods=["PUT"]),
+            Route("/inbound-rejections", self.inbound_rejections, methods=["GET", "PUT"]),
         ]
 
     async def reset(self, _request: Request) -> Response:
@@ -223,6 +228,20 @@ class ControlPlane:
         policy = self.model.limits_of(subscription_id)
         return JSONResponse({"events": _limits_json(policy.events), "rest": _limits_json(policy.rest),
                              "invalid": _limits_json(self.model.invalid_request_limits)})
+
+    async def inbound_rejections(self, request: Request) -> Response:
+        if request.method == "PUT":
+            body = await json_object(request, required=False)
+            fields = body.get("rejectFields", [])
+            if not isinstance(fields, list):
+                raise HttpError(400, "Invalid rejectFields.", "rejectFields must be a list of non-empty strings.")
+            try:
+                rules = InboundRejections.of(body.get("maxBodyBytes"), fields)
+            except ValueError as exc:
+                raise HttpError(400, "Invalid inbound rejections.", str(exc)) from None
+            self.model.set_inbound_rejections(rules)
+        rules = self.model.inbound_rejections
+        return JSONResponse({"maxBodyBytes": rules.max_body_bytes, "rejectFields": sorted(rules.fields)})
 
 
     async def behaviour(self, request: Request) -> Response:

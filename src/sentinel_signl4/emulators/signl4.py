@@ -28,7 +28,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
 from sentinel_signl4.emulators._signl4_control import ControlPlane
@@ -131,8 +131,17 @@ def _unknown_source(model: Signl4Model, request: Request, reference: str) -> Res
 
 async def _raise_event(model: Signl4Model, request: Request, team: Team, event_source_id: str | None) -> Response:
     """Decode, throttle and process one inbound event; 201 ``{"eventId": …}`` on success (ref §1.6)."""
+    body = await request.body()
+    rules = model.inbound_rejections
+    if rules.too_large(len(body)):
+        # As a front end answers before the application sees the body: plain text, no throttling headers.
+        return PlainTextResponse(f"Request Entity Too Large: the body has {len(body)} bytes, more than "
+                                 f"{rules.max_body_bytes}.", status_code=413)
     try:
-        params = decode_payload(request.headers.get("content-type"), await request.body())
+        params = decode_payload(request.headers.get("content-type"), body)
+        rejected = rules.rejected_field(params)
+        if rejected is not None:
+            raise PayloadError(f"The field {rejected!r} is not accepted.")
     except PayloadError as exc:
         decision = model.check_invalid_limit(client_key(request))
         if not decision.allowed:

@@ -58,6 +58,7 @@ from sentinel_signl4.emulators._signl4_inbound import (
     inbound_status,
 )
 from sentinel_signl4.emulators._signl4_outbound import Delivery, DeliveryReport, envelope, post_delivery
+from sentinel_signl4.emulators._signl4_rejections import InboundRejections
 from sentinel_signl4.emulators._signl4_throttle import (
     COMMERCIAL_LIMITS,
     FREE_LIMITS,
@@ -86,6 +87,7 @@ __all__ = [
     "DeliveryReport",
     "Event",
     "EventStatus",
+    "InboundRejections",
     "InvalidRequestError",
     "NotFoundError",
     "OutboundEventType",
@@ -178,6 +180,7 @@ class Signl4Model:
         self.invalid_request_limits = self._initial_invalid_limits
         self.behaviour = Behaviour()
         self._hidden_categories: dict[str, frozenset[str]] = {}  # user id -> casefolded category names
+        self.inbound_rejections = InboundRejections()
 
     def now(self) -> datetime:
         """The injected clock, normalised to UTC (a naive datetime is taken to be UTC)."""
@@ -298,6 +301,11 @@ class Signl4Model:
             raise ValueError("at least one limit is needed")
         self.invalid_request_limits = tiers
         self._invalid_windows.clear()
+
+    @_locked
+    def set_inbound_rejections(self, rules: InboundRejections) -> None:
+        """Refuse inbound event bodies from now on: too large (413) or with a given field (400)."""
+        self.inbound_rejections = rules
 
     @_locked
     def limits_of(self, subscription_id: str | None = None) -> RateLimitPolicy:

@@ -7,6 +7,7 @@ from typing import Any
 
 import structlog
 
+from sentinel_signl4.clients.errors import PermanentError
 from sentinel_signl4.domain import (
     ActionKind,
     Incident,
@@ -16,7 +17,7 @@ from sentinel_signl4.domain import (
     external_id_for,
     skip_reason,
 )
-from sentinel_signl4.domain.render import RenderContext, render_signl
+from sentinel_signl4.domain.render import RenderContext, minimal_signl, render_signl
 from sentinel_signl4.engine.keys import raise_key, tag_key
 from sentinel_signl4.engine.outbox import Done
 from sentinel_signl4.engine.ports import Enricher, IncidentSource, Pager
@@ -27,6 +28,10 @@ from sentinel_signl4.store import Link, OutboxAction, StateStore
 __all__ = ["ForwardPath"]
 
 log = structlog.get_logger("sentinel_signl4.forward")
+
+# SIGNL4 refused the body itself (400: "not in the format specified", 413: too large): nothing was raised, so a
+# smaller Signl with the same ExternalID can be sent without risking a second page.
+_BODY_REJECTED = frozenset({400, 413})
 
 
 class ForwardPath:
@@ -72,7 +77,8 @@ class ForwardPath:
                 key=raise_key(self.connector, request.external_id), connector=self.connector,
                 kind=ActionKind.RAISE_SIGNL, incident_id=incident.resource_id,
                 payload={"request": request.to_record(), "incident_number": incident.number,
-                         "incident_created": incident.created.isoformat()},
+                         "incident_created": incident.created.isoformat(),
+                         "severity": incident.severity.value, "incident_url": incident.url},
             )
             if await self.store.enqueue(action, now):
                 report.enqueued.append(incident)
@@ -107,11 +113,45 @@ class ForwardPath:
                          alert_id=alert.alert_id)
                 return self._raised(row, request, now, event_id=alert.event_id, alert_id=alert.alert_id,
                                     reconciled=True)
-        event_id = await self.pager.send(request)
+        try:
+            event_id = await self.pager.send(request)
+        except PermanentError as exc:
+            if exc.status not in _BODY_REJECTED:
+                raise
+            return await self._raise_minimal(row, request, now, exc)
         return self._raised(row, request, now, event_id=event_id, alert_id=None, reconciled=False)
 
+    async def _raise_minimal(self, row: OutboxAction, rich: SignlRequest, now: datetime,
+                             rejection: PermanentError) -> Done:
+        """SIGNL4 refused the rich Signl's body: page with the minimal one (same ExternalID) instead.
+
+        Only a rejection of the minimal Signl too gives up on the page (the row is dead-lettered, with both
+        reasons). Any other failure of the minimal send takes the normal path: retried, and reconciled first when
+        its outcome is unknown.
+        """
+        status = int(rejection.status or 0)
+        number = int(row.payload.get("incident_number", 0))
+        severity, url = row.payload.get("severity"), row.payload.get("incident_url")
+        minimal = minimal_signl(rich, rejected_status=status, incident_number=number,
+                                severity=severity if isinstance(severity, str) else None,
+                                link=url if isinstance(url, str) else None)
+        log.warning("signl_fallback_minimal", connector=self.connector, incident=number, status=status,
+                    error=rejection.message)
+        self.metrics.signl_fallbacks.labels(self.connector).inc()
+        try:
+            event_id = await self.pager.send(minimal)
+        except PermanentError as exc:
+            if exc.status not in _BODY_REJECTED:
+                raise
+            raise PermanentError(
+                f"SIGNL4 rejected the Signl (HTTP {status}) and the minimal fallback Signl too "
+                f"(HTTP {exc.status}): {exc.message}", status=exc.status, code=exc.code) from exc
+        return self._raised(row, rich, now, event_id=event_id, alert_id=None, reconciled=False,
+                            fallback={"fallback": "minimal", "rejected_status": status,
+                                      "rejected_error": rejection.message})
+
     def _raised(self, row: OutboxAction, request: SignlRequest, now: datetime, *, event_id: str | None,
-                alert_id: str | None, reconciled: bool) -> Done:
+                alert_id: str | None, reconciled: bool, fallback: dict[str, Any] | None = None) -> Done:
         number = int(row.payload.get("incident_number", 0))
         link = Link(connector=self.connector, incident_id=row.incident_id, external_id=request.external_id,
                     incident_number=number, event_id=event_id, alert_id=alert_id,
@@ -128,8 +168,9 @@ class ForwardPath:
             latency = (now - datetime.fromisoformat(created)).total_seconds()
             self.metrics.page_latency.labels(self.connector).observe(max(0.0, latency))
         log.info("signl_raised", connector=self.connector, incident=number, event_id=event_id,
-                 reconciled=reconciled)
-        result: dict[str, Any] = {"event_id": event_id, "alert_id": alert_id, "reconciled": reconciled}
+                 reconciled=reconciled, minimal=fallback is not None)
+        result: dict[str, Any] = {"event_id": event_id, "alert_id": alert_id, "reconciled": reconciled,
+                                  **(fallback or {})}
         return Done(result=result, link=link, follow_ups=follow_ups)
 
     async def tag_incident(self, row: OutboxAction, now: datetime) -> Done:

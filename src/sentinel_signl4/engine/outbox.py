@@ -27,6 +27,7 @@ from sentinel_signl4.domain import ActionKind, ActionState
 from sentinel_signl4.engine.backoff import OutboxBackoff
 from sentinel_signl4.engine.report import PollReport
 from sentinel_signl4.store import Link, OutboxAction, StateStore
+from sentinel_signl4.store.base import ActionClosedError
 
 __all__ = ["Done", "Handler", "OutboxWorker"]
 
@@ -112,7 +113,14 @@ class OutboxWorker:
         if row.state is ActionState.IN_FLIGHT:
             # Left by a crash mid-attempt: the side effect may have happened.
             row = _replace(row, in_doubt=True)
-        started = await self.store.mark_in_flight(row.key, now)
+        try:
+            started = await self.store.mark_in_flight(row.key, now)
+        except ActionClosedError as exc:
+            if exc.state is not ActionState.DISCARDED:
+                raise
+            # An operator discarded it (``outbox discard``) after this pass read it: nothing to do.
+            log.info("action_discarded_meanwhile", connector=self.connector, key=row.key)
+            return False
         row = _replace(started, in_doubt=row.in_doubt or started.in_doubt)
         try:
             done = await handler(row, now)

@@ -12,7 +12,8 @@ Everything the connector has done or promised to do lives here:
 All timestamps are timezone-aware UTC ``datetime``s passed in by the caller: the store has no clock. A naive
 ``datetime`` is refused with ``ValueError``; an aware one in another zone is converted; reads return UTC.
 
-Outbox rows and inbox events that reached DONE or DEAD are never changed again. Marking a key that was never
+Outbox rows and inbox events that reached DONE, DEAD or DISCARDED are never changed again by the engine; only an
+operator's ``requeue_dead`` reopens a DEAD row. Marking a key that was never
 written raises ``KeyError``: it is a bug, not a condition to recover from.
 """
 
@@ -31,10 +32,10 @@ __all__ = ["ActionClosedError", "InboxEvent", "InboxState", "Link", "OutboxActio
 
 
 class ActionClosedError(Exception):
-    """An attempt was about to start on an outbox row that is already DONE or DEAD.
+    """An attempt was about to start on an outbox row that is already DONE, DEAD or DISCARDED.
 
-    With one worker per connector this cannot happen; if it does (two replicas both believing they hold the
-    lease), refusing to start is what prevents a second page.
+    With one worker per connector this happens only when an operator discarded the row after the worker read it,
+    or when two replicas both believe they hold the lease; refusing to start is what prevents a second page.
     """
 
     def __init__(self, key: str, state: ActionState) -> None:
@@ -145,7 +146,7 @@ class StateStore(abc.ABC):
 
         If the row was still IN_FLIGHT (an earlier attempt's outcome was never recorded), it becomes
         ``in_doubt``.
-        Raises ``ActionClosedError`` if the row is DONE or DEAD, ``KeyError`` if there is no such row."""
+        Raises ``ActionClosedError`` if the row is DONE, DEAD or DISCARDED, ``KeyError`` if there is no such row."""
 
     @abc.abstractmethod
     async def mark_retry(self, key: str, now: datetime, next_attempt_at: datetime, error: str,
@@ -178,7 +179,8 @@ class StateStore(abc.ABC):
     @abc.abstractmethod
     async def prune(self, connector: str, before: datetime) -> tuple[int, int]:
         """Delete DONE outbox rows last updated before ``before`` and finished (DONE/DEAD) inbox events received
-        before it; return (outbox rows, inbox events) deleted. Links, pending/in-flight and DEAD outbox rows stay.
+        before it; return (outbox rows, inbox events) deleted. Links, pending/in-flight, DEAD and DISCARDED outbox
+        rows stay (a dead or discarded raise has no link: its row is what stops the next poll paging again).
 
         Safe because a done side effect is remembered by its link (raised Signls) or by its remote id (comments
         are written with deterministic ids): the row's key is only needed while the action may still run."""
@@ -262,3 +264,30 @@ class StateStore(abc.ABC):
 
     @abc.abstractmethod
     async def set_cursor(self, connector: str, name: str, value: str) -> None: ...
+
+    # -- operator commands (``sentinel-signl4 outbox …``) ------------------------------------------------------
+    @abc.abstractmethod
+    async def get_actions_by_state(self, states: Sequence[ActionState] | None = None, *,
+                                   connector: str | None = None, limit: int = 100) -> list[OutboxAction]:
+        """Rows in ``states`` (any state when None) of ``connector`` (every connector when None), oldest first
+        (created_at, key), at most ``limit``."""
+
+    @abc.abstractmethod
+    async def requeue_dead(self, now: datetime, *, keys: Sequence[str] | None = None,
+                           connector: str | None = None) -> list[str]:
+        """Give DEAD rows another chance: back to PENDING, due at ``now``, ``attempts`` 0. Returns their keys.
+
+        Which rows: those of ``keys`` (further limited to ``connector`` when given), else every DEAD row of
+        ``connector``, else every DEAD row. ``in_doubt``, the payload and the last error are kept, so a send whose
+        outcome was unknown is still looked up before it is repeated. Only DEAD rows change, in the statement that
+        changes them: a row in any other state (or unknown) is left alone and not returned."""
+
+    @abc.abstractmethod
+    async def discard_actions(self, now: datetime, reason: str, *, keys: Sequence[str] | None = None,
+                              connector: str | None = None, by: str = "") -> list[str]:
+        """An operator gives up on rows: they become DISCARDED, final, with ``{"discarded_reason": reason,
+        "discarded_by": by}`` as their result (the last error is kept). Returns their keys.
+
+        Which rows: those of ``keys`` that are DEAD or PENDING (further limited to ``connector`` when given), else
+        every DEAD row of ``connector``, else every DEAD row. IN_FLIGHT and finished rows are left alone, in the
+        statement that changes the others (a row the worker started or finished meanwhile is not touched)."""

@@ -8,8 +8,9 @@ Rules the queries follow, because the outbox is what stops a page being missed o
 
 * Insert-if-absent is one ``INSERT … ON CONFLICT DO NOTHING RETURNING``: the database decides, never a
   read-then-write race.
-* A DONE or DEAD outbox row (and a DONE or DEAD inbox event) is never changed again: every state change has
-  ``WHERE state IN (open states)`` in the same statement that changes it.
+* A DONE, DEAD or DISCARDED outbox row (and a DONE or DEAD inbox event) is never changed again by the engine:
+  every state change has ``WHERE state IN (open states)`` in the same statement that changes it. The operator
+  commands (``requeue_dead``, ``discard_actions``) follow the same rule with their own source states.
 * Unknown keys raise ``KeyError``: asking to mark something that was never written down is a bug.
 * Every ``datetime`` argument goes through ``to_utc`` first, so a naive one is refused with ``ValueError``
   before any SQL runs (inside SQLAlchemy it would surface wrapped in a ``StatementError``).
@@ -451,6 +452,51 @@ class SqlStateStore(StateStore):
         )
         async with self._writer.begin() as conn:
             await conn.execute(stmt)
+
+    # -- operator commands (``sentinel-signl4 outbox …``) ------------------------------------------------------
+    async def get_actions_by_state(self, states: Sequence[ActionState] | None = None, *,
+                                   connector: str | None = None, limit: int = 100) -> list[OutboxAction]:
+        stmt = sa.select(outbox)
+        if states is not None:
+            stmt = stmt.where(outbox.c.state.in_([ActionState(state).value for state in states]))
+        if connector is not None:
+            stmt = stmt.where(outbox.c.connector == connector)
+        stmt = stmt.order_by(outbox.c.created_at, outbox.c.key).limit(limit)
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        return [_action_from_row(row) for row in rows]
+
+    async def requeue_dead(self, now: datetime, *, keys: Sequence[str] | None = None,
+                           connector: str | None = None) -> list[str]:
+        now = to_utc(now)
+        values = {"state": ActionState.PENDING.value, "attempts": 0, "next_attempt_at": now, "updated_at": now}
+        return await self._operator_update(values, (ActionState.DEAD,), keys=keys, connector=connector)
+
+    async def discard_actions(self, now: datetime, reason: str, *, keys: Sequence[str] | None = None,
+                              connector: str | None = None, by: str = "") -> list[str]:
+        now = to_utc(now)
+        values = {"state": ActionState.DISCARDED.value, "next_attempt_at": None, "updated_at": now,
+                  "result": {"discarded_reason": reason, "discarded_by": by}}
+        # Named rows may also be PENDING (a page the operator no longer wants); "all" means the dead letters only.
+        states = (ActionState.DEAD,) if keys is None else (ActionState.DEAD, ActionState.PENDING)
+        return await self._operator_update(values, states, keys=keys, connector=connector)
+
+    async def _operator_update(self, values: Mapping[str, Any], states: Sequence[ActionState], *,
+                               keys: Sequence[str] | None, connector: str | None) -> list[str]:
+        """One transaction; the state check is in each UPDATE's WHERE, so a row the worker moved on is skipped."""
+        where: list[sa.ColumnElement[bool]] = [outbox.c.state.in_([state.value for state in states])]
+        if connector is not None:
+            where.append(outbox.c.connector == connector)
+        chunks: Iterable[Sequence[str] | None] = [None] if keys is None else _chunks(list(dict.fromkeys(keys)),
+                                                                                      _IN_CHUNK)
+        changed: list[str] = []
+        async with self._writer.begin() as conn:
+            for chunk in chunks:
+                stmt = sa.update(outbox).where(*where)
+                if chunk is not None:
+                    stmt = stmt.where(outbox.c.key.in_(chunk))
+                changed.extend((await conn.execute(stmt.values(**values).returning(outbox.c.key))).scalars())
+        return sorted(changed)
 
 
 # -- rows → domain objects -----------------------------------------------------------------------------------
