@@ -12,7 +12,6 @@ import structlog
 from integration_harness import Harness
 from sync_support import TOKEN, start
 
-
 BLANK_ANNOTATIONS: dict[str, dict[str, Any] | None] = {
     "no annotation object": None,
     "message missing": {"id": "note-1"},
