@@ -59,7 +59,7 @@ class CutLog:
         self._pending[reason] += 1
         now = self.clock()
         if self._logged_at is None or now - self._logged_at >= self.interval:
-            log.warning("http_slow_clients_cut", **dict(self._pending),
+            log.warning("http_slow_clients_cut", **dict(self._pending), total=sum(self.total.values()),
                         note="connections closed for sending too slowly or holding a slot without a request")
             self._pending.clear()
             self._logged_at = now
@@ -73,17 +73,24 @@ def guarded_protocol(base: type[H11Protocol], limits: ConnectionLimits, cuts: Cu
             super().__init__(*args, **kwargs)
             self._header_timer: asyncio.TimerHandle | None = None
             self._waiting_since = 0.0
+            self._answered = 0  # responses sent on this connection
+            self._started = False  # bytes of the next request arrived since the deadline was armed
 
         def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
             self._arm_header_deadline()
             self._make_room()
 
+        def data_received(self, data: bytes) -> None:
+            self._started = True
+            super().data_received(data)
+
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm_header_deadline()
             super().connection_lost(exc)
 
         def on_response_complete(self) -> None:
+            self._answered += 1
             super().on_response_complete()
             if self.transport.is_closing():
                 return
@@ -100,6 +107,7 @@ def guarded_protocol(base: type[H11Protocol], limits: ConnectionLimits, cuts: Cu
         def _arm_header_deadline(self) -> None:
             self._disarm_header_deadline()
             self._waiting_since = self.loop.time()
+            self._started = False
             self._header_timer = self.loop.call_later(limits.header_timeout, self._header_deadline_passed)
 
         def _disarm_header_deadline(self) -> None:
@@ -110,7 +118,10 @@ def guarded_protocol(base: type[H11Protocol], limits: ConnectionLimits, cuts: Cu
         def _header_deadline_passed(self) -> None:
             self._header_timer = None
             if self.awaiting_headers():
-                cuts.cut("header_timeout")
+                # A kept-alive connection that merely sat idle after its answers is closed without a word (a
+                # keep_alive_timeout longer than header_timeout does that); a silent or trickling client is counted.
+                if self._started or not self._answered:
+                    cuts.cut("header_timeout")
                 self._close()
 
         def receiving_body(self) -> bool:
