@@ -91,11 +91,13 @@ def guarded_protocol(base: type[H11Protocol], limits: ConnectionLimits, cuts: Cu
 
         def on_response_complete(self) -> None:
             self._answered += 1
+            # Answered before the body ended (408, 413, 405…): nobody reads the rest, so do not wait for it. Read
+            # before uvicorn moves on to a pipelined request, whose body is another matter.
+            unread_body = self.conn.their_state is h11.SEND_BODY
             super().on_response_complete()
             if self.transport.is_closing():
                 return
-            if self.conn.their_state is h11.SEND_BODY:
-                # Answered before the body ended (408, 413, 405…): nobody reads the rest, so do not wait for it.
+            if unread_body:
                 self._close()
                 return
             self._arm_header_deadline()  # the next request on this connection gets its own deadline
