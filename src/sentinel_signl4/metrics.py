@@ -38,6 +38,7 @@ class Metrics:
                                       buckets=_LATENCY_BUCKETS, registry=r)
         self.connector_up = Gauge("s4s_connector_up", "1 when the connector's last cycle succeeded.",
                                   ["connector"], registry=r)
+        self.inbox_unmatched = Counter("s4s_inbox_unmatched_total", "SIGNL4 events given up (dead) because no Signl of the connector matched their ExternalID in time.", ["connector"], registry=r)  # noqa: E501
         self.outbox_pending = Gauge("s4s_outbox_pending", "Outbox rows not yet done.", ["connector"], registry=r)
         # connector is "-" for requests that named no configured connector: URL paths are attacker-chosen and
         # must not create label values (one time series each).

@@ -13,6 +13,7 @@ from sentinel_signl4.domain import ActionKind
 from sentinel_signl4.engine.health import HealthState
 from sentinel_signl4.logs import configure_logging
 from sentinel_signl4.web import WebServer, build_web_app
+from sentinel_signl4.web.server import connection_limits
 
 __all__ = ["run_forever", "run_once_all"]
 
@@ -62,7 +63,7 @@ async def serve_until_stopped(runtime: Runtime, stop: asyncio.Event, *, web: boo
     async with contextlib.AsyncExitStack() as stack:
         if web:
             server = WebServer(build_web_app(runtime, on_event=supervisor.wake), host=runtime.config.server.host,
-                               port=runtime.config.server.port)
+                               port=runtime.config.server.port, limits=connection_limits(runtime.config.server))
             await stack.enter_async_context(server.running())
         log.info("started", connectors=[n for n, p in runtime.connectors.items() if p.config.enabled],
                  replica=supervisor.owner)

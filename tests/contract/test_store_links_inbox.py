@@ -137,6 +137,16 @@ async def test_pending_inbox_is_oldest_first_and_pending_only(store: SqlStateSto
     assert [e.event_id for e in await store.pending_inbox("c1", 1)] == ["a-early"]
 
 
+async def test_pending_inbox_pages_by_key_past_events_that_stay_pending(store: SqlStateStore, now: datetime) -> None:
+    for event_id, at in (("late", now + 2 * S), ("b-early", now), ("a-early", now), ("c-early", now)):
+        await store.add_inbox(make_event(event_id, at))
+    first = await store.pending_inbox("c1", 2)
+    assert [e.event_id for e in first] == ["a-early", "b-early"]
+    rest = await store.pending_inbox("c1", 2, after=(first[-1].received_at, first[-1].event_id))
+    assert [e.event_id for e in rest] == ["c-early", "late"]
+    assert await store.pending_inbox("c1", 2, after=(rest[-1].received_at, rest[-1].event_id)) == []
+
+
 async def test_finish_inbox_done_enqueues_follow_ups_in_the_same_transaction(
         store: SqlStateStore, now: datetime) -> None:
     await store.add_inbox(make_event("ev1", now))

@@ -21,11 +21,14 @@ async def test_a_connector_stuck_on_a_hanging_signl4_call_does_not_delay_another
     names = [harness.state.sentinel.create_incident(
         harness.world.workspace, title=f"Isolation {n}", severity="High",
         created=now - timedelta(minutes=2, seconds=n))["name"] for n in range(3)]
-    common = {"filter": ONLY_FRESH_HIGH, "connector": {"poll_interval": "0.3s"}}
+    # Both read the emulator's one workspace and page its one team: allowed explicitly (a real pair would have
+    # disjoint filters; here alpha is the only one that gets a page out).
+    shared = {"allow_shared_team": True}
+    common = {"filter": ONLY_FRESH_HIGH, "connector": {"poll_interval": "0.3s"}, "signl4": shared}
     alpha = harness.config_text(name="alpha", overrides=common)
     # beta sends through the REST events endpoint, which SIGNL4 answers only after 20 s here (longer than the 15 s
     # request timeout: beta's send hangs, then times out).
-    beta = harness.config_text(name="beta", overrides={**common, "signl4": {"send_via": "events_api"}})
+    beta = harness.config_text(name="beta", overrides={**common, "signl4": {**shared, "send_via": "events_api"}})
     # beta first: a supervisor that ran connectors one after another would leave alpha waiting behind it.
     text = beta + "\n" + alpha[alpha.index("[[connectors]]"):]
     hang = harness.state.faults.add(FaultRule(path=r"^/api/v2/events/", method="POST", kind="delay", delay=20))

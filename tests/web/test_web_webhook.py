@@ -281,6 +281,33 @@ MALFORMED: dict[str, bytes] = {
 }
 
 
+NOT_UTF8: dict[str, bytes] = {
+    "UTF-16 LE with BOM": dumps(event()).decode().encode("utf-16"),
+    "UTF-16 BE with BOM": b"\xfe\xff" + dumps(event()).decode().encode("utf-16-be"),
+    "UTF-16 LE without BOM": dumps(event()).decode().encode("utf-16-le"),
+    "UTF-16 BE without BOM": dumps(event()).decode().encode("utf-16-be"),
+    "UTF-32 with BOM": dumps(event()).decode().encode("utf-32"),
+    "UTF-32 BE without BOM": dumps(event()).decode().encode("utf-32-be"),
+    "Latin-1 bytes": json.dumps(event(text="café"), ensure_ascii=False).encode("latin-1"),
+}
+MALFORMED.update(NOT_UTF8)
+
+
+@pytest.mark.parametrize("body", NOT_UTF8.values(), ids=NOT_UTF8.keys())
+async def test_a_body_not_in_utf8_gets_400_saying_so(client: httpx.AsyncClient, db_path: Path, body: bytes) -> None:
+    response = await client.post(alpha_path(), content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert "UTF-8" in response.json()["error"]
+    assert inbox_rows(db_path) == []
+
+
+async def test_a_utf8_body_with_a_byte_order_mark_is_accepted(client: httpx.AsyncClient, db_path: Path) -> None:
+    body = event(text="café")
+    response = await client.post(alpha_path(), content=b"\xef\xbb\xbf" + json.dumps(body).encode())
+    assert response.status_code == 202
+    assert inbox_rows(db_path)[0].payload == body
+
+
 @pytest.mark.parametrize("body", MALFORMED.values(), ids=MALFORMED.keys())
 async def test_malformed_body_gets_400_and_writes_nothing(client: httpx.AsyncClient, db_path: Path,
                                                           harness: Harness, body: bytes) -> None:

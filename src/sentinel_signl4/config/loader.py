@@ -52,6 +52,10 @@ def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] 
         errors = [e for e in errors if not (e["type"] == "too_short" and any(
             len(o["loc"]) > len(e["loc"]) and o["loc"][: len(e["loc"])] == e["loc"] for o in errors))]
         raise ConfigError(source, [(_key(err["loc"], data), _reason(err)) for err in errors]) from None
+    except (OverflowError, MemoryError, RecursionError) as exc:
+        # Every bounded setting reports its own key; this is the last line so `config validate` never crashes.
+        raise ConfigError(source, [("", f"a value is out of range ({type(exc).__name__}); check the numbers and "
+                                        "durations")]) from None
 
 
 def _key(loc: tuple[int | str, ...], data: Any) -> str:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sentinel_signl4.config.durations import PositiveDuration
+from sentinel_signl4.config.durations import PositiveDuration, within
 from sentinel_signl4.domain.entities import ENTITY_KINDS
 from sentinel_signl4.domain.enums import Severity
 from sentinel_signl4.domain.presentation import (
@@ -75,9 +75,10 @@ class EnrichmentConfig(_Strict):
     entities: bool = True
     query: str = DEFAULT_QUERY
     columns: tuple[str, ...] = DEFAULT_COLUMNS
-    timespan: PositiveDuration = timedelta(days=2)
+    timespan: Annotated[PositiveDuration, within(timedelta(minutes=1), timedelta(days=90))] = timedelta(days=2)
     max_rows: int = Field(default=1000, ge=1, le=10_000)
-    budget: PositiveDuration = timedelta(seconds=10)
+    budget: Annotated[PositiveDuration, within(timedelta(milliseconds=100), timedelta(minutes=5))] = timedelta(
+        seconds=10)
     concurrency: int = Field(default=4, ge=1, le=16)
 
     @field_validator("query")

@@ -18,7 +18,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from sentinel_signl4.config.durations import PositiveDuration
+from sentinel_signl4.config.durations import PositiveDuration, within
 from sentinel_signl4.config.graph import GraphSourceConfig, SourceKind
 from sentinel_signl4.config.presentation import EnrichmentConfig, PresentationConfig
 from sentinel_signl4.domain.enums import Classification, ClassificationReason, IncidentStatus, Severity
@@ -190,7 +190,8 @@ class AzureConfig(_Strict):
 class FilterConfig(_Strict):
     statuses: tuple[IncidentStatus, ...] = (IncidentStatus.NEW,)
     severities: tuple[Severity, ...] = tuple(Severity)
-    max_age: PositiveDuration = timedelta(hours=24)
+    # Bounded so that ``now - max_age`` stays a date Sentinel can filter on (its retention is 90 days by default).
+    max_age: Annotated[PositiveDuration, within(timedelta(minutes=1), timedelta(days=90))] = timedelta(hours=24)
 
     @field_validator("statuses", "severities")
     @classmethod
@@ -212,6 +213,9 @@ class Signl4Config(_Strict):
     # who may not see this team's alerts.
     api_user: str = ""
     service: str = ""
+    # Another connector reading the same incidents may page this team too only when both say so (see
+    # Config._one_team_per_source): e.g. disjoint severity filters routing High to this team and Low to another.
+    allow_shared_team: bool = False
 
     @field_validator("webhook_url")
     @classmethod
@@ -251,8 +255,14 @@ class SyncConfig(_Strict):
     resolve_signl_on_close: bool = True
     reraise_on_reopen: bool = False
     owner_map: dict[str, str] = Field(default_factory=dict)
-    poll_signl4_interval: PositiveDuration = timedelta(seconds=60)
-    reconcile_interval: PositiveDuration = timedelta(minutes=15)
+    poll_signl4_interval: Annotated[PositiveDuration, within(timedelta(seconds=1), timedelta(days=1))] = timedelta(
+        seconds=60)
+    reconcile_interval: Annotated[PositiveDuration, within(timedelta(minutes=1), timedelta(days=7))] = timedelta(
+        minutes=15)
+    # How long a SIGNL4 event for a Signl of this connector waits in the inbox for its link (the send's outcome is
+    # recorded after SIGNL4 answered, or after an in-doubt send was reconciled) before it is given up as dead.
+    unmatched_event_limit: Annotated[PositiveDuration, within(timedelta(minutes=1), timedelta(days=30))] = (
+        timedelta(hours=24))
 
     @model_validator(mode="after")
     def _classification_pair(self) -> SyncConfig:
@@ -273,7 +283,8 @@ class ConnectorConfig(_Strict):
     name: str
     display_name: str = ""
     enabled: bool = True
-    poll_interval: PositiveDuration = timedelta(seconds=30)
+    poll_interval: Annotated[PositiveDuration, within(timedelta(milliseconds=100), timedelta(days=1))] = timedelta(
+        seconds=30)
     azure: AzureConfig
     filter: FilterConfig = Field(default_factory=FilterConfig)
     signl4: Signl4Config
@@ -334,7 +345,7 @@ class ConnectorConfig(_Strict):
 class StoreConfig(_Strict):
     url: str = "sqlite:///sentinel-signl4.db"
     # Done outbox rows and processed SIGNL4 events older than this are deleted (links are kept for good).
-    retention: PositiveDuration = timedelta(days=30)
+    retention: Annotated[PositiveDuration, within(timedelta(hours=1), timedelta(days=3650))] = timedelta(days=30)
 
     @field_validator("url")
     @classmethod
@@ -352,7 +363,19 @@ class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     public_url: str = ""
-    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0, le=64 * 1024 * 1024)
+    # Slow clients: a connection must send its request line and headers within header_timeout (from the connection,
+    # or from the end of the previous response on a kept-alive one) and a webhook body within body_timeout; an idle
+    # kept-alive connection is closed after keep_alive_timeout. At most max_connections are open at once: a new one
+    # over the limit closes the oldest connection that has not sent its headers yet, so trickling clients cannot
+    # starve health checks or webhooks.
+    header_timeout: Annotated[PositiveDuration, within(timedelta(milliseconds=100), timedelta(minutes=5))] = (
+        timedelta(seconds=10))
+    body_timeout: Annotated[PositiveDuration, within(timedelta(milliseconds=100), timedelta(minutes=5))] = (
+        timedelta(seconds=20))
+    keep_alive_timeout: Annotated[PositiveDuration, within(timedelta(seconds=1), timedelta(minutes=5))] = (
+        timedelta(seconds=5))
+    max_connections: int = Field(default=100, ge=2, le=10_000)
 
 
 class LoggingConfig(_Strict):
@@ -377,6 +400,29 @@ class Config(_Strict):
             seen.add(c.name)
         return value
 
+    @model_validator(mode="after")
+    def _one_team_per_source(self) -> Config:
+        """Two enabled connectors that read the same incidents and page the same SIGNL4 team page each incident
+        twice (each has its own ExternalIDs). Refused unless both set ``signl4.allow_shared_team``."""
+        enabled = [(i, c) for i, c in enumerate(self.connectors) if c.enabled]
+        problems: list[InitErrorDetails] = []
+        for n, (_, first) in enumerate(enabled):
+            for j, second in enabled[n + 1:]:
+                same = _same_source(first, second)
+                if (same is None or first.signl4.team_secret != second.signl4.team_secret
+                        or (first.signl4.allow_shared_team and second.signl4.allow_shared_team)):
+                    continue
+                problems.append(InitErrorDetails(type=PydanticCustomError(
+                    "shared_team",
+                    "connectors {first} and {second} both read {same} and page the same SIGNL4 team (same webhook "
+                    "secret): every incident both select would be paged twice. Point one at another team, or set "
+                    "signl4.allow_shared_team = true on both when their filters are disjoint",
+                    {"first": repr(first.name), "second": repr(second.name), "same": same},
+                ), loc=("connectors", j, "signl4", "allow_shared_team"), input=second.signl4.allow_shared_team))
+        if problems:
+            raise ValidationError.from_exception_data("Config", problems)
+        return self
+
     def connector(self, name: str) -> ConnectorConfig:
         for c in self.connectors:
             if c.name == name:
@@ -390,6 +436,26 @@ class Config(_Strict):
         for c in self.connectors:
             found.add(c.signl4.team_secret)
         return {s for s in found if len(s) >= 4}
+
+
+def _same_source(first: ConnectorConfig, second: ConnectorConfig) -> str | None:
+    """What two connectors read in common, described, or None if their incidents cannot be the same ones.
+
+    Sentinel: one workspace (its ARM path, case-insensitive, in one cloud). Graph: one tenant (incidents and alerts
+    of a tenant are the same attacks). Sentinel and Graph on one tenant: Defender XDR lists the incidents of a
+    Sentinel workspace onboarded to the unified portal, so they may be the same incidents (derived from
+    Microsoft's docs on the unified SOC platform, not from a tenant we could inspect)."""
+    a, b = first.azure, second.azure
+    if a.tenant_id != b.tenant_id or a.cloud != b.cloud:
+        return None
+    if first.source == second.source == "sentinel":
+        path = ("subscription_id", "resource_group", "workspace_name")
+        if all(getattr(a, k).casefold() == getattr(b, k).casefold() for k in path):
+            return f"the Sentinel workspace {a.workspace_name!r}"
+        return None
+    if first.source == second.source == "graph":
+        return f"the Graph security incidents of tenant {a.tenant_id}"
+    return f"tenant {a.tenant_id} (a Sentinel workspace and Defender XDR, which may list its incidents)"
 
 
 def _collect(model: BaseModel, found: set[str]) -> None:

@@ -12,7 +12,7 @@ from sentinel_signl4.domain.enums import (
 )
 from sentinel_signl4.domain.filtering import IncidentFilter, skip_reason
 from sentinel_signl4.domain.incident import Incident, Owner
-from sentinel_signl4.domain.signl import SOURCE_SYSTEM, SignlRequest, external_id_for
+from sentinel_signl4.domain.signl import SOURCE_SYSTEM, SignlRequest, external_id_for, external_id_prefix
 
 __all__ = [
     "SOURCE_SYSTEM",
@@ -29,5 +29,6 @@ __all__ = [
     "SignlStatus",
     "SkipReason",
     "external_id_for",
+    "external_id_prefix",
     "skip_reason",
 ]

@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlsplit
 from sentinel_signl4.domain.enums import SignlStatus
 from sentinel_signl4.domain.incident import Incident
 
-__all__ = ["SOURCE_SYSTEM", "SignlRequest", "external_id_for", "team_secret_of"]
+__all__ = ["SOURCE_SYSTEM", "SignlRequest", "external_id_for", "external_id_prefix", "team_secret_of"]
 
 SOURCE_SYSTEM = "MicrosoftSentinel"
 
@@ -41,7 +41,12 @@ def external_id_for(connector: str, incident_resource_id: str, generation: int =
     """
     digest = hashlib.sha256(incident_resource_id.casefold().encode()).hexdigest()[:20]
     suffix = "" if generation == 1 else f"-{generation}"
-    return f"s4s:{connector}:{digest}{suffix}"
+    return f"{external_id_prefix(connector)}{digest}{suffix}"
+
+
+def external_id_prefix(connector: str) -> str:
+    """How every ExternalID of ``connector``'s Signls begins (connector names cannot contain ``:``)."""
+    return f"s4s:{connector}:"
 
 
 @dataclass(frozen=True, slots=True)

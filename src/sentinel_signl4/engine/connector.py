@@ -10,6 +10,7 @@ import structlog
 
 from sentinel_signl4.clients.errors import RemoteError
 from sentinel_signl4.domain import ActionKind, ActionState
+from sentinel_signl4.engine.failures import describe_error
 from sentinel_signl4.engine.forward import ForwardPath
 from sentinel_signl4.engine.health import ConnectorHealth
 from sentinel_signl4.engine.outbox import Handler, OutboxWorker
@@ -64,12 +65,13 @@ class ConnectorRuntime:
             try:
                 await step(now, report)
             except RemoteError as exc:
-                step_error = step_error or f"{type(exc).__name__}: {exc.message}"
+                step_error = step_error or describe_error(exc)
                 report.errors.append(f"{label}: {exc.message}")
             except Exception as exc:
-                log.exception("cycle_step_crashed", connector=self.name, step=label)
-                step_error = step_error or f"{label} failed: {type(exc).__name__}: {exc}"
-                report.errors.append(f"{label}: {type(exc).__name__}: {exc}")
+                detail = describe_error(exc)
+                log.exception("cycle_step_crashed", connector=self.name, step=label, error=detail)
+                step_error = step_error or f"{label} failed: {detail}"
+                report.errors.append(f"{label}: {detail}")
         await self.outbox.drain(now, report, stop=stop)
         for outcome, counter in (("done", report.done), ("retry", report.retried), ("dead", report.dead)):
             for kind, count in counter.items():

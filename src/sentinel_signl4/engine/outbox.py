@@ -25,6 +25,7 @@ from sentinel_signl4.clients.errors import (
 )
 from sentinel_signl4.domain import ActionKind, ActionState
 from sentinel_signl4.engine.backoff import OutboxBackoff
+from sentinel_signl4.engine.failures import describe_error
 from sentinel_signl4.engine.report import PollReport
 from sentinel_signl4.store import Link, OutboxAction, StateStore
 from sentinel_signl4.store.base import ActionClosedError
@@ -87,18 +88,36 @@ class OutboxWorker:
         for row in rows:
             by_incident.setdefault(row.incident_id, []).append(row)
         gate = asyncio.Semaphore(self.concurrency)
+        # An unexpected error in one incident's rows must not cancel the others mid-send (a cancelled send is in
+        # doubt): each incident's task keeps its error, and the pass raises them once every task has finished.
+        failures: list[Exception] = []
 
         async def run_incident(items: list[OutboxAction]) -> None:
             async with gate:
                 for row in items:
                     if stop is not None and stop.is_set():
                         return
-                    if not await self._run_one(row, now, report):
-                        return  # keep order: later rows of this incident wait for the failed one
+                    try:
+                        if not await self._run_one(row, now, report):
+                            return  # keep order: later rows of this incident wait for the failed one
+                    except ActionClosedError as exc:
+                        # Another worker finished this row since this pass read it (two replicas on one
+                        # connector): nothing to do here, and its incident's later rows are that worker's too.
+                        report.errors.append(f"outbox: {describe_error(exc)}")
+                        log.warning("action_already_finished", connector=self.connector, key=exc.key,
+                                    state=exc.state.value)
+                        return
+                    except Exception as exc:  # noqa: BLE001 - re-raised below, after the other incidents' rows
+                        failures.append(exc)
+                        return
 
         async with asyncio.TaskGroup() as group:
             for items in by_incident.values():
                 group.create_task(run_incident(items))
+        if len(failures) == 1:
+            raise failures[0]
+        if failures:
+            raise ExceptionGroup(f"{len(failures)} outbox rows failed", failures)
 
     async def _run_one(self, row: OutboxAction, now: datetime, report: PollReport) -> bool:
         handler = self.handlers.get(row.kind)

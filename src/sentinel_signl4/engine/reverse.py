@@ -18,7 +18,7 @@ annotations are recognised and never mirrored back) and a comment on the survivi
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,6 +34,7 @@ from sentinel_signl4.domain import (
     SignlRequest,
     SignlStatus,
     external_id_for,
+    external_id_prefix,
 )
 from sentinel_signl4.domain.render import RenderContext, render_signl
 from sentinel_signl4.domain.signl4_events import EventKind, Signl4Event, Signl4User, parse_event
@@ -56,7 +57,7 @@ from sentinel_signl4.engine.owners import OwnerDirectory
 from sentinel_signl4.engine.ports import IncidentSource, Pager
 from sentinel_signl4.engine.report import PollReport
 from sentinel_signl4.metrics import Metrics
-from sentinel_signl4.store import InboxState, Link, OutboxAction, StateStore
+from sentinel_signl4.store import InboxEvent, InboxState, Link, OutboxAction, StateStore
 
 __all__ = ["ReversePath"]
 
@@ -68,6 +69,20 @@ _OUR_CLOSES = ("sentinel", "merge")
 # Sentinel's lastModifiedTimeUtc and our clock can disagree by a little; re-reading a short overlap is cheap and
 # the actions it produces are keyed, so nothing is done twice.
 LIFECYCLE_OVERLAP = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class _Skip:
+    """The event is finished without any action, for ``reason`` (recorded with it and logged)."""
+
+    reason: str
+
+
+class _Wait:
+    """The event names a Signl of this connector that is not linked yet: it stays in the inbox."""
+
+
+_WAIT = _Wait()
 
 
 class ReversePath:
@@ -83,25 +98,68 @@ class ReversePath:
         self.render = render
         self.metrics = metrics
         self.max_age = max_age
+        self.unmatched_event_limit = sync.unmatched_event_limit
 
     # -- inbox → outbox -------------------------------------------------------------------------------------------
     async def process_inbox(self, now: datetime, report: PollReport, *, limit: int = 500) -> None:
-        for item in await self.store.pending_inbox(self.connector, limit):
-            try:
-                event = parse_event(item.payload)
-            except ValueError as exc:
-                await self.store.finish_inbox(self.connector, item.event_id, now, state=InboxState.DEAD,
-                                              error=str(exc))
-                continue
-            follow_ups = await self._plan(event, now)
-            await self.store.finish_inbox(self.connector, item.event_id, now, state=InboxState.DONE,
-                                          follow_ups=follow_ups)
+        """Turn pending SIGNL4 events into outbox actions, each event in one transaction with its actions.
 
-    async def _plan(self, event: Signl4Event, now: datetime) -> list[OutboxAction]:
+        An event for a Signl of this connector that is not linked yet (its send is in flight, or in doubt until the
+        next pass reconciles it) stays PENDING, untouched, and is applied in a later cycle once the link exists;
+        only after ``sync.unmatched_event_limit`` is it finished DEAD (logged and counted). Waiting events are
+        skipped by key, so a backlog of them never hides the events received after them.
+        """
+        after: tuple[datetime, str] | None = None
+        while True:
+            batch = await self.store.pending_inbox(self.connector, limit, after=after)
+            for item in batch:
+                await self._process_event(item, now)
+            if len(batch) < limit:
+                return
+            after = (batch[-1].received_at, batch[-1].event_id)
+
+    async def _process_event(self, item: InboxEvent, now: datetime) -> None:
+        try:
+            event = parse_event(item.payload)
+        except ValueError as exc:
+            await self.store.finish_inbox(self.connector, item.event_id, now, state=InboxState.DEAD,
+                                          error=str(exc))
+            return
+        plan = await self._plan(event, now)
+        if isinstance(plan, _Wait):
+            waited = now - item.received_at
+            if waited < self.unmatched_event_limit:
+                return  # PENDING as it is (no attempt is counted): the link may be recorded by the next pass
+            reason = (f"no Signl of this connector has ExternalID {event.external_id!r} after "
+                      f"{_describe(waited)} (limit {_describe(self.unmatched_event_limit)}): its send was never "
+                      "recorded as done, or the Signl was raised by another installation with this connector name")
+            await self.store.finish_inbox(self.connector, item.event_id, now, state=InboxState.DEAD, error=reason)
+            self.metrics.inbox_unmatched.labels(self.connector).inc()
+            log.warning("signl4_event_unmatched", connector=self.connector, event_id=item.event_id,
+                        kind=event.kind.value, external_id=event.external_id, reason=reason)
+            return
+        if isinstance(plan, _Skip):
+            log.info("signl4_event_skipped", connector=self.connector, event_id=item.event_id,
+                     kind=event.kind.value, reason=plan.reason)
+            await self.store.finish_inbox(self.connector, item.event_id, now, state=InboxState.DONE,
+                                          error=plan.reason)
+            return
+        await self.store.finish_inbox(self.connector, item.event_id, now, state=InboxState.DONE, follow_ups=plan)
+
+    def _is_ours(self, external_id: str) -> bool:
+        """Whether ``external_id`` has the form of the ExternalIDs this connector gives its Signls."""
+        return external_id.startswith(external_id_prefix(self.connector))
+
+    async def _plan(self, event: Signl4Event, now: datetime) -> list[OutboxAction] | _Skip | _Wait:
         if event.kind in (EventKind.CREATED, EventKind.OTHER) or not event.external_id:
             return []
+        if event.kind is EventKind.ANNOTATED and not event.annotation:
+            # A 203 without text (a picture, or a malformed event): an empty "[SIGNL4] name: " comment helps nobody.
+            return _Skip("annotation event without a message: nothing to write to the incident")
         link = await self.store.get_link_by_external_id(self.connector, event.external_id)
         if link is None:
+            if self._is_ours(event.external_id):
+                return _WAIT  # our Signl, but its send's outcome is not recorded yet
             return []  # an alert this connector did not raise (another integration of the same team)
         if event.kind is EventKind.ANNOTATED and is_connector_note(event.annotation):
             return []  # our own note (e.g. "merged into #N"), not a responder's
@@ -373,6 +431,11 @@ class ReversePath:
             key=resolve_key(self.connector, link.external_id), connector=self.connector,
             kind=ActionKind.RESOLVE_SIGNL, incident_id=link.incident_id, payload={"external_id": link.external_id},
         )
+
+
+def _describe(span: timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    return f"{hours:.1f} h" if hours >= 1 else f"{span.total_seconds() / 60:.0f} min"
 
 
 def _target_of(link: Link) -> str:

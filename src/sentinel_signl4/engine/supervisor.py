@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import structlog
 
 from sentinel_signl4.engine.connector import ConnectorRuntime
+from sentinel_signl4.engine.failures import describe_error
 from sentinel_signl4.engine.leases import claim_lease, replica_id
 from sentinel_signl4.engine.report import PollReport
 from sentinel_signl4.store import StateStore
@@ -138,8 +139,9 @@ class Supervisor:
                 self.on_report(report)
             return report
         except Exception as exc:
-            log.exception("connector_cycle_crashed", connector=rt.name)
-            rt.health.failed(self.clock(), f"{type(exc).__name__}: {exc}")
+            detail = describe_error(exc)
+            log.exception("connector_cycle_crashed", connector=rt.name, error=detail)
+            rt.health.failed(self.clock(), detail)
             return None
         finally:
             keeper.cancel()

@@ -223,8 +223,12 @@ class StateStore(abc.ABC):
         """Insert unless (connector, event_id) exists. Return True if inserted."""
 
     @abc.abstractmethod
-    async def pending_inbox(self, connector: str, limit: int) -> list[InboxEvent]:
-        """PENDING events, oldest ``received_at`` first."""
+    async def pending_inbox(self, connector: str, limit: int, *,
+                            after: tuple[datetime, str] | None = None) -> list[InboxEvent]:
+        """PENDING events, oldest ``received_at`` first (ties by ``event_id``).
+
+        ``after`` = ``(received_at, event_id)`` of the last event of the previous page: only events ordered after
+        it are returned (keyset paging past events that stay pending)."""
 
     @abc.abstractmethod
     async def finish_inbox(self, connector: str, event_id: str, now: datetime, *, state: str,

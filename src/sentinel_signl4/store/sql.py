@@ -360,10 +360,16 @@ class SqlStateStore(StateStore):
         async with self._writer.begin() as conn:
             return (await conn.execute(stmt)).first() is not None
 
-    async def pending_inbox(self, connector: str, limit: int) -> list[InboxEvent]:
+    async def pending_inbox(self, connector: str, limit: int, *,
+                            after: tuple[datetime, str] | None = None) -> list[InboxEvent]:
+        where = [inbox.c.connector == connector, inbox.c.state == InboxState.PENDING]
+        if after is not None:
+            received, event_id = to_utc(after[0]), after[1]
+            where.append(sa.or_(inbox.c.received_at > received,
+                                sa.and_(inbox.c.received_at == received, inbox.c.event_id > event_id)))
         stmt = (
             sa.select(inbox)
-            .where(inbox.c.connector == connector, inbox.c.state == InboxState.PENDING)
+            .where(*where)
             .order_by(inbox.c.received_at, inbox.c.event_id)
             .limit(limit)
         )

@@ -45,7 +45,8 @@ def build_web_app(runtime: Runtime, *, clock: Callable[[], datetime] | None = No
 def build_web_app_from_context(ctx: WebContext, *, ready_timeout: float = DEFAULT_READY_TIMEOUT) -> Starlette:
     """The app for an explicit ``WebContext`` (what ``build_web_app`` uses; handy without a full ``Runtime``)."""
     receiver = WebhookReceiver(ctx.config.connectors, store=ctx.store, metrics=ctx.metrics, clock=ctx.clock,
-                               max_body_bytes=ctx.config.server.max_body_bytes, on_event=ctx.on_event)
+                               max_body_bytes=ctx.config.server.max_body_bytes, on_event=ctx.on_event,
+                               body_timeout=ctx.config.server.body_timeout.total_seconds())
     probes = HealthEndpoints(ctx, ready_timeout=ready_timeout)
     dashboard = Dashboard(ctx)
     routes = [

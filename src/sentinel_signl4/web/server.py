@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import socket
 from collections.abc import AsyncIterator, Generator
 from typing import Any
@@ -21,7 +22,10 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-__all__ = ["WebServer", "WebServerError"]
+from sentinel_signl4.config import ServerConfig
+from sentinel_signl4.web.connection_guard import ConnectionLimits, CutLog, guarded_protocol
+
+__all__ = ["ConnectionLimits", "WebServer", "WebServerError", "connection_limits"]
 
 log = structlog.get_logger("sentinel_signl4.web.server")
 
@@ -59,16 +63,32 @@ class _SignalFreeServer(uvicorn.Server):
         yield
 
 
+def connection_limits(server: ServerConfig) -> ConnectionLimits:
+    """The ``[server]`` connection settings (see ``web/connection_guard.py``)."""
+    return ConnectionLimits(header_timeout=server.header_timeout.total_seconds(),
+                            keep_alive_timeout=server.keep_alive_timeout.total_seconds(),
+                            max_connections=server.max_connections)
+
+
 class WebServer:
-    """One uvicorn server for ``app`` on ``host``:``port`` (``port=0`` picks a free port; see ``port``)."""
+    """One uvicorn server for ``app`` on ``host``:``port`` (``port=0`` picks a free port; see ``port``).
+
+    ``limits`` bound slow and idle clients (``web/connection_guard.py``); ``cuts`` counts the connections cut."""
 
     def __init__(self, app: ASGIApp, *, host: str, port: int,
-                 graceful_timeout: int = GRACEFUL_TIMEOUT_SECONDS) -> None:
+                 graceful_timeout: int = GRACEFUL_TIMEOUT_SECONDS, limits: ConnectionLimits | None = None) -> None:
         self.host = host
         self._requested_port = port
+        self.limits = limits or ConnectionLimits()
+        self.cuts = CutLog()
         self._server = _SignalFreeServer(uvicorn.Config(
             app, host=host, port=port,
-            http=_NoAccessLogProtocol,  # never an access line (see the class)
+            # Never an access line (see _NoAccessLogProtocol); header deadline and connection bound (see the module).
+            http=guarded_protocol(_NoAccessLogProtocol, self.limits, self.cuts),
+            timeout_keep_alive=max(1, math.ceil(self.limits.keep_alive_timeout)),
+            # One over the bound: a connection within it is never refused; past it (every connection busy with a
+            # request, none left to close) a new request gets 503 at once instead of waiting.
+            limit_concurrency=self.limits.max_connections + 1,
             access_log=True,  # False would rewire the global "uvicorn.access" logger; the protocol already is quiet
             log_config=None,  # logging stays as logs.configure_logging set it (redacting handler)
             lifespan="off",

@@ -21,9 +21,11 @@ unknown connector, wrong or missing token, connector disabled, without
 ``webhook_token``, or whose (effective) ``sync.mode`` is poll/off      404 ``{"error": "not found"}``, same body
 ``Content-Length`` over ``max_body_bytes``, or a body that grows past
 it while streaming (chunked, no length)                                413
-bad ``Content-Length``, body not UTF-8 JSON, not an object, no string/
-integer ``id``, no integer ``eventType``, NaN/Infinity, NUL characters,
-nesting deeper than ``MAX_JSON_DEPTH``                                 400
+bad ``Content-Length``, body not UTF-8 (UTF-16/32 with or without BOM,
+Latin-1 bytes), not JSON, not an object, no string/integer ``id``, no
+integer ``eventType``, NaN/Infinity, NUL characters, nesting deeper than
+``MAX_JSON_DEPTH``                                                     400
+body not complete within ``[server] body_timeout``                     408
 event type 1 (test ping) or 300-303 (duty periods, punch in/out)       202 ``{"status": "ignored"}``, not stored
 a new event                                                            202 ``{"status": "accepted"}``, inbox row
 an event id already in the inbox                                       200 ``{"status": "duplicate"}``
@@ -41,6 +43,8 @@ adds later is not lost at the edge. Nothing is written for any answer but 202 ``
 
 from __future__ import annotations
 
+import asyncio
+import codecs
 import contextlib
 import hashlib
 import hmac
@@ -101,6 +105,7 @@ class WebhookOutcome(StrEnum):
     IGNORED = "ignored"
     NOT_FOUND = "not_found"
     TOO_LARGE = "too_large"
+    TOO_SLOW = "too_slow"
     MALFORMED = "malformed"
     STORE_UNAVAILABLE = "store_unavailable"
 
@@ -198,15 +203,35 @@ def _check_storable(payload: object) -> None:
             stack.extend((item, depth + 1) for item in items)
 
 
+def _utf8_text(body: bytes) -> str:
+    """The body as text. SIGNL4 sends JSON in UTF-8 (reference signl4-api.md §2.3); ``json.loads`` would guess
+    UTF-16 and UTF-32 from the first bytes and accept them, so the encoding is checked here, strictly."""
+    if body.startswith(codecs.BOM_UTF8):
+        return _utf8_text(body[len(codecs.BOM_UTF8):])  # RFC 8259 §8.1: a parser may ignore a UTF-8 BOM
+    if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_BE)):
+        raise MalformedEventError("body must be JSON encoded as UTF-8; it starts with a UTF-16/UTF-32 byte order "
+                                  "mark")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedEventError(f"body must be JSON encoded as UTF-8; byte {exc.start} is not valid UTF-8 "
+                                  "(Latin-1 or another encoding?)") from None
+    if "\x00" in text:
+        # Raw NUL bytes: ASCII text as UTF-16/UTF-32 without a byte order mark (JSON escapes a NUL as \u0000).
+        raise MalformedEventError("body must be JSON encoded as UTF-8; it contains NUL bytes (UTF-16 or UTF-32?)")
+    return text
+
+
 def parse_event(body: bytes) -> WebhookEvent:
     """Validate a webhook body. Raises ``MalformedEventError`` with a reason fit for the 400 answer."""
+    text = _utf8_text(body)
     try:
-        parsed = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+        parsed = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except MalformedEventError:
         raise
     except RecursionError:
         raise MalformedEventError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
-    except ValueError:  # JSONDecodeError, UnicodeDecodeError, ints over Python's digit limit
+    except ValueError:  # JSONDecodeError, ints over Python's digit limit
         raise MalformedEventError("body is not valid JSON") from None
     if not isinstance(parsed, dict):
         raise MalformedEventError("body must be a JSON object")
@@ -243,8 +268,9 @@ class WebhookReceiver:
 
     def __init__(self, connectors: Sequence[ConnectorConfig], *, store: StateStore, metrics: Metrics,
                  clock: Callable[[], datetime], max_body_bytes: int,
-                 on_event: Callable[[str], None] | None = None) -> None:
+                 on_event: Callable[[str], None] | None = None, body_timeout: float = 20.0) -> None:
         self._store = store
+        self._body_timeout = body_timeout
         self._on_event = on_event
         self._metrics = metrics
         self._clock = clock
@@ -293,7 +319,9 @@ class WebhookReceiver:
                 raise _Rejected(413, WebhookOutcome.TOO_LARGE, f"body larger than {limit} bytes")
         body = bytearray()
         try:
-            async with contextlib.aclosing(request.stream()) as chunks:
+            # A client that trickles its body holds a connection and a task: it gets body_timeout for all of it.
+            # (The server closes a connection whose request body is still arriving once the answer is sent.)
+            async with asyncio.timeout(self._body_timeout), contextlib.aclosing(request.stream()) as chunks:
                 async for chunk in chunks:
                     body += chunk
                     # Checked per chunk: a chunked upload without Content-Length is cut off, not buffered whole.
@@ -301,6 +329,9 @@ class WebhookReceiver:
                         raise _Rejected(413, WebhookOutcome.TOO_LARGE, f"body larger than {limit} bytes")
         except ClientDisconnect:
             raise _Rejected(400, WebhookOutcome.MALFORMED, "client disconnected before the body ended") from None
+        except TimeoutError:
+            raise _Rejected(408, WebhookOutcome.TOO_SLOW,
+                            f"body not received within {self._body_timeout:g} s") from None
         return bytes(body)
 
     def _reject(self, connector: str, rejection: _Rejected) -> Response:
