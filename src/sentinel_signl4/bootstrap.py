@@ -180,7 +180,7 @@ def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
         poller = Signl4Poller(cfg.name, client=signl4, store=runtime.store, interval=sync.poll_signl4_interval)
     rt = ConnectorRuntime(cfg.name, store=runtime.store, forward=forward, metrics=metrics, reverse=reverse,
                           signl4_poller=poller, reconcile_every=sync.reconcile_interval,
-                          retention=config.store.retention)
+                          retention=config.store.retention, stuck_after=config.stuck_after(cfg))
     return ConnectorParts(config=cfg, runtime=rt, source=source, pager=pager, sentinel=sentinel,
                           signl4=signl4, tokens=tokens, graph=graph)
 

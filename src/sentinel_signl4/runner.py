@@ -20,7 +20,8 @@ log = structlog.get_logger("sentinel_signl4.runner")
 
 
 async def run_once_all(config: Config) -> int:
-    """One cycle of every enabled connector, concurrently. Exit code 0 when every connector is OK."""
+    """One cycle of every enabled connector, concurrently. Exit code 1 when any connector is in error (or did not
+    finish its cycle), else 0: degraded still pages, standby is another replica's turn."""
     configure_logging(level=config.logging.level, fmt=config.logging.format, secrets=config.secrets())
     runtime = await build_runtime(config)
     try:
@@ -28,15 +29,15 @@ async def run_once_all(config: Config) -> int:
         for name, report in reports.items():
             health = runtime.connectors[name].runtime.health
             if report is None:
-                log.info("cycle_skipped", connector=name, state=health.state.value, error=health.error)
+                log.info("cycle_skipped", connector=name, state=health.state.value, reason=health.reason)
                 continue
             log.info("cycle_done", connector=name, seen=report.seen, queued=len(report.enqueued),
                      raised=report.done[ActionKind.RAISE_SIGNL], tagged=report.done[ActionKind.TAG_INCIDENT],
                      retried=sum(report.retried.values()), dead=sum(report.dead.values()),
-                     state=health.state.value, error=health.error)
+                     state=health.state.value, reason=health.reason)
         states = [runtime.connectors[name].runtime.health.state for name in reports]
-        # A connector another replica is running right now is fine; anything else but OK is not.
-        return 0 if all(state in (HealthState.OK, HealthState.STANDBY) for state in states) else 1
+        fine = (HealthState.OK, HealthState.DEGRADED, HealthState.STANDBY)
+        return 0 if all(state in fine for state in states) else 1
     finally:
         await runtime.aclose()
 

@@ -269,6 +269,13 @@ class SyncConfig(_Strict):
 _SENTINEL_KEYS = ("subscription_id", "resource_group", "workspace_name")
 
 
+class HealthConfig(_Strict):
+    """``[health]`` (and per connector ``[connectors.health]``, which overrides it): when a pending page counts as
+    stuck, which puts the connector in error."""
+
+    stuck_after: PositiveDuration | None = None
+
+
 class ConnectorConfig(_Strict):
     name: str
     display_name: str = ""
@@ -282,6 +289,7 @@ class ConnectorConfig(_Strict):
     presentation: PresentationConfig = Field(default_factory=PresentationConfig)
     source: SourceKind = "sentinel"
     graph: GraphSourceConfig = Field(default_factory=GraphSourceConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
 
     @property
     def sync_mode(self) -> Literal["webhook", "poll", "both", "off"]:
@@ -366,6 +374,7 @@ class Config(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     connectors: tuple[ConnectorConfig, ...] = Field(min_length=1)
+    health: HealthConfig = Field(default_factory=HealthConfig)
 
     @field_validator("connectors")
     @classmethod
@@ -382,6 +391,10 @@ class Config(_Strict):
             if c.name == name:
                 return c
         raise KeyError(f"no connector named {name!r}; known: {', '.join(c.name for c in self.connectors)}")
+
+    def stuck_after(self, connector: ConnectorConfig) -> timedelta:
+        """How long a page may be pending before ``connector`` is in error (its own, else ``[health]``, else 5 min)."""
+        return connector.health.stuck_after or self.health.stuck_after or timedelta(minutes=5)
 
     def secrets(self) -> set[str]:
         """Every secret value in this config, for the log and error redactor."""

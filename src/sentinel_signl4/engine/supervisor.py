@@ -17,8 +17,10 @@ from datetime import UTC, datetime
 import structlog
 
 from sentinel_signl4.engine.connector import ConnectorRuntime
+from sentinel_signl4.engine.health import store_error_message
 from sentinel_signl4.engine.leases import claim_lease, replica_id
 from sentinel_signl4.engine.report import PollReport
+from sentinel_signl4.engine.store_errors import is_store_error
 from sentinel_signl4.store import StateStore
 
 __all__ = ["ScheduledConnector", "Supervisor", "replica_id"]
@@ -68,11 +70,8 @@ class Supervisor:
         ttl = self._ttl(item)
         try:
             while not stop.is_set():
-                now = self.clock()
-                if await self._acquire(lease, now, ttl):
+                if await self._claim(rt, lease, self.clock(), ttl):
                     await self._cycle(item, lease, ttl, stop)
-                else:
-                    rt.health.standby(now)
                 await self._pause(rt.name, item.interval, stop)
         finally:
             with contextlib.suppress(Exception):
@@ -102,8 +101,24 @@ class Supervisor:
         try:
             return await claim_lease(self.store, lease, self.owner, now, ttl)
         except Exception as exc:  # noqa: BLE001 - a store outage must not kill the loop; it is reported
-            log.error("lease_failed", lease=lease, error=f"{type(exc).__name__}: {exc}")
+            log.error("lease_failed", lease=lease, error=store_error_message(exc))
             return False
+
+    async def _claim(self, rt: ConnectorRuntime, lease: str, now: datetime, ttl: float) -> bool:
+        """Take or renew ``lease`` for a cycle. Otherwise report why in ``rt.health``: standby only when the store
+        names a holder, error with the store's message when the store failed."""
+        try:
+            if await claim_lease(self.store, lease, self.owner, now, ttl):
+                return True
+            holder = await self.store.lease_holder(lease)
+        except Exception as exc:  # noqa: BLE001 - a store outage must not kill the loop; it is reported
+            message = store_error_message(exc)
+            log.error("lease_failed", lease=lease, error=message)
+            rt.health.store_failed(now, message)
+            return False
+        if holder is not None and holder != self.owner:
+            rt.health.standby(now, holder)
+        return False
 
     async def run_each_once(self) -> dict[str, PollReport | None]:
         """One cycle of every connector whose lease this process gets (``run --once``); None for the others.
@@ -115,9 +130,7 @@ class Supervisor:
 
         async def one(item: ScheduledConnector) -> PollReport | None:
             lease, ttl = f"connector:{item.runtime.name}", self._ttl(item)
-            now = self.clock()
-            if not await self._acquire(lease, now, ttl):
-                item.runtime.health.standby(now)
+            if not await self._claim(item.runtime, lease, self.clock(), ttl):
                 return None
             try:
                 return await self._cycle(item, lease, ttl, stop)
@@ -139,7 +152,10 @@ class Supervisor:
             return report
         except Exception as exc:
             log.exception("connector_cycle_crashed", connector=rt.name)
-            rt.health.failed(self.clock(), f"{type(exc).__name__}: {exc}")
+            if is_store_error(exc):
+                rt.health.store_failed(self.clock(), store_error_message(exc))
+            else:
+                rt.health.crashed(self.clock(), f"{type(exc).__name__}: {exc}")
             return None
         finally:
             keeper.cancel()
