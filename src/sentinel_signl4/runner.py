@@ -12,6 +12,7 @@ from sentinel_signl4.config import Config
 from sentinel_signl4.domain import ActionKind
 from sentinel_signl4.engine.health import HealthState
 from sentinel_signl4.logs import configure_logging
+from sentinel_signl4.watchdog_wiring import watchdog_running
 from sentinel_signl4.web import WebServer, build_web_app
 
 __all__ = ["run_forever", "run_once_all"]
@@ -65,6 +66,7 @@ async def serve_until_stopped(runtime: Runtime, stop: asyncio.Event, *, web: boo
             server = WebServer(build_web_app(runtime, on_event=supervisor.wake), host=runtime.config.server.host,
                                port=runtime.config.server.port)
             await stack.enter_async_context(server.running())
+        await stack.enter_async_context(watchdog_running(runtime, replica=supervisor.owner))
         log.info("started", connectors=[n for n, p in runtime.connectors.items() if p.config.enabled],
                  replica=supervisor.owner)
         await supervisor.run(stop)

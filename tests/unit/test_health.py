@@ -154,3 +154,19 @@ def test_metrics_mirror_the_state() -> None:
     assert sample("s4s_dead_letters") == 3
     assert sample("s4s_oldest_pending_page_age_seconds") == 2 * CYCLE
     assert sample("s4s_connector_last_success_timestamp_seconds") == START.timestamp()  # none since
+
+
+def test_an_expiring_credential_degrades_and_an_expired_one_is_an_error() -> None:
+    from sentinel_signl4.engine.credential_expiry import CredentialExpiry
+
+    clock, health = FakeClock(), ConnectorHealth("contoso")
+    health.credential = CredentialExpiry(START + timedelta(days=31), "certificate app.pem")
+    health.record(clock(), quiet())
+    assert health.state is HealthState.OK
+    clock.advance(days=2)
+    health.record(clock(), quiet())
+    assert health.state is HealthState.DEGRADED
+    assert health.reason == "certificate app.pem expires on 2026-12-27 (in 29 days): renew it"
+    clock.advance(days=29)
+    health.record(clock(), quiet())
+    assert health.state is HealthState.ERROR and health.reason == "certificate app.pem expired on 2026-12-27"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -21,6 +21,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from sentinel_signl4.config.durations import PositiveDuration
 from sentinel_signl4.config.graph import GraphSourceConfig, SourceKind
 from sentinel_signl4.config.presentation import EnrichmentConfig, PresentationConfig
+from sentinel_signl4.config.watchdog import WatchdogConfig
 from sentinel_signl4.domain.enums import Classification, ClassificationReason, IncidentStatus, Severity
 from sentinel_signl4.domain.signl import team_secret_of
 
@@ -117,6 +118,8 @@ class CredentialConfig(_Strict):
     certificate_path: str | None = None
     certificate_password: SecretStr | None = None
     token_file: str | None = None
+    # When the client secret expires (Entra shows it; a certificate's own notAfter is read from the file).
+    expires: date | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> CredentialConfig:
@@ -375,6 +378,7 @@ class Config(_Strict):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     connectors: tuple[ConnectorConfig, ...] = Field(min_length=1)
     health: HealthConfig = Field(default_factory=HealthConfig)
+    watchdog: WatchdogConfig | None = None
 
     @field_validator("connectors")
     @classmethod
@@ -402,6 +406,8 @@ class Config(_Strict):
         _collect(self, found)
         for c in self.connectors:
             found.add(c.signl4.team_secret)
+        if self.watchdog is not None:
+            found.add(self.watchdog.team_secret)
         return {s for s in found if len(s) >= 4}
 
 

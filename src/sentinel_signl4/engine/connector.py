@@ -10,6 +10,7 @@ import structlog
 
 from sentinel_signl4.clients.errors import AuthError, NotFoundError, RemoteError
 from sentinel_signl4.domain import ActionKind, ActionState
+from sentinel_signl4.engine.credential_expiry import CredentialExpiry
 from sentinel_signl4.engine.forward import ForwardPath
 from sentinel_signl4.engine.health import DEFAULT_STUCK_AFTER, ConnectorHealth, CycleOutcome, store_error_message
 from sentinel_signl4.engine.outbox import Handler, OutboxWorker
@@ -31,7 +32,8 @@ class ConnectorRuntime:
     def __init__(self, name: str, *, store: StateStore, forward: ForwardPath, metrics: Metrics,
                  reverse: ReversePath | None = None, signl4_poller: Signl4Poller | None = None,
                  reconcile_every: timedelta = timedelta(minutes=15), retention: timedelta = timedelta(days=30),
-                 max_attempts: int = 25, stuck_after: timedelta = DEFAULT_STUCK_AFTER) -> None:
+                 max_attempts: int = 25, stuck_after: timedelta = DEFAULT_STUCK_AFTER,
+                 credential_expiry: Callable[[], CredentialExpiry | None] | None = None) -> None:
         self.name = name
         self.store = store
         self.forward = forward
@@ -50,6 +52,8 @@ class ConnectorRuntime:
             handlers[ActionKind.RESOLVE_SIGNL] = reverse.resolve_signl
             handlers[ActionKind.ANNOTATE_SIGNL] = reverse.annotate_signl
         self.outbox = OutboxWorker(name, store, handlers, max_attempts=max_attempts)
+        self._credential_expiry = credential_expiry
+        self._expiry_problem: str | None = None
         self.health = ConnectorHealth(name, stuck_after=stuck_after, on_update=metrics.publish_health)
         metrics.publish_health(self.health)
 
@@ -100,8 +104,22 @@ class ConnectorRuntime:
             outcome.oldest_pending_at = figures.oldest_pending_at
             outcome.open_raises = figures.open_raises
             outcome.retrying = figures.retrying
+        self._check_credential()
         self.health.record(now, outcome)
         return report
+
+    def _check_credential(self) -> None:
+        if self._credential_expiry is None:
+            return
+        try:
+            self.health.credential = self._credential_expiry()
+        except ValueError as exc:
+            if str(exc) != self._expiry_problem:  # once per distinct problem, not every cycle
+                log.warning("credential_expiry_unknown", connector=self.name, error=str(exc))
+            self._expiry_problem = str(exc)
+            self.health.credential = None
+        else:
+            self._expiry_problem = None
 
     def _step_failed(self, label: str, exc: Exception, report: PollReport, outcome: CycleOutcome) -> None:
         if isinstance(exc, RemoteError):

@@ -9,6 +9,8 @@ States (``HealthState``):
 * ``error``: an operator must act, or a page is not going out. Any of: a configuration error (401/403/404,
   SIGNL4 3004) from the first failure until the failing call succeeds; a store failure; a dead-lettered page; a
   page pending longer than ``stuck_after``.
+* A credential that expires within ``EXPIRY_WARNING`` (30 days) makes an otherwise healthy connector
+  ``degraded``; one that has expired is ``error``.
 * ``standby``: another replica, whose lease the store could read, runs this connector.
 * ``disabled``: ``enabled = false`` (decided by the status page, never by the engine).
 
@@ -26,11 +28,23 @@ from enum import StrEnum
 
 import structlog
 
-__all__ = ["DEFAULT_STUCK_AFTER", "UP_STATES", "ConnectorHealth", "CycleOutcome", "HealthState", "store_error_message"]
+from sentinel_signl4.engine.credential_expiry import CredentialExpiry
+
+__all__ = [
+    "DEFAULT_STUCK_AFTER",
+    "EXPIRY_WARNING",
+    "UP_STATES",
+    "ConnectorHealth",
+    "CredentialExpiry",
+    "CycleOutcome",
+    "HealthState",
+    "store_error_message",
+]
 
 log = structlog.get_logger("sentinel_signl4.health")
 
 DEFAULT_STUCK_AFTER = timedelta(minutes=5)
+EXPIRY_WARNING = timedelta(days=30)
 
 # userinfo of a URL (``scheme://user:password@host``): a driver's message may quote the DSN.
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
@@ -87,6 +101,7 @@ class ConnectorHealth:
     oldest_pending_at: datetime | None = None
     dead_letters: int = 0
     cycles: int = 0
+    credential: CredentialExpiry | None = None
     #: Called after every update (metrics); never raises into the engine.
     on_update: Callable[[ConnectorHealth], None] | None = None
     _config_errors: dict[str, str] = field(default_factory=dict)
@@ -143,12 +158,19 @@ class ConnectorHealth:
         if age is not None and age > self.stuck_after.total_seconds():
             return HealthState.ERROR, (f"a page has been pending for {_duration(age)} "
                                        f"(more than {_duration(self.stuck_after.total_seconds())})")
+        credential = self.credential
+        if credential is not None and credential.at <= now:
+            return HealthState.ERROR, f"{credential.what} expired on {credential.at.date().isoformat()}"
         if transient is not None:
             assert self._transient_since is not None
             lasting = (now - self._transient_since).total_seconds()
             if lasting > self.stuck_after.total_seconds():
                 return HealthState.ERROR, f"failing for {_duration(lasting)}: {transient}"
             return HealthState.DEGRADED, transient
+        if credential is not None and credential.at - now <= EXPIRY_WARNING:
+            days = (credential.at - now).days
+            return HealthState.DEGRADED, (f"{credential.what} expires on {credential.at.date().isoformat()} "
+                                          f"(in {days} day{'s' if days != 1 else ''}): renew it")
         if outcome.retrying:
             return HealthState.DEGRADED, f"{outcome.retrying} side effect(s) waiting for a retry"
         return HealthState.OK, None
