@@ -176,3 +176,28 @@ async def test_an_unwritable_store_is_an_error_with_its_message_never_standby(ha
     # The lock is gone: the next cycle runs and pages.
     await runtime.supervisor().run_each_once()
     assert connector.health.state is HealthState.OK and len(harness.alerts()) >= 1
+
+
+async def test_a_store_failure_inside_the_outbox_pass_shows_the_store_error_not_a_task_group(
+        harness: Harness) -> None:
+    seed_one(harness)
+    harness.state.faults.add(FaultRule(path=WEBHOOK_PATH, method="POST", kind="status", status=503))
+    runtime = await harness.runtime(overrides={"filter": ONLY_BURST})
+    connector = runtime.connectors["contoso"].runtime
+    now = datetime.now(UTC)
+    await connector.run_once(now)  # queued, the send failed: the row waits for a retry
+    assert connector.health.state is HealthState.DEGRADED
+    harness.state.faults.clear()
+    locker = sqlite3.connect(harness.tmp / "state.db", isolation_level=None)
+    try:
+        locker.execute("BEGIN IMMEDIATE")
+        report = await connector.run_once(now + timedelta(minutes=5))  # the retry is due: mark_in_flight fails
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert any(e.startswith("outbox: store: OperationalError: database is locked") for e in report.errors)
+    assert connector.health.state is HealthState.ERROR
+    assert connector.health.reason == "store: OperationalError: database is locked"
+    assert "TaskGroup" not in " ".join(report.errors)
+    await connector.run_once(now + timedelta(minutes=10))
+    assert connector.health.state is HealthState.OK and len(harness.alerts()) == 1

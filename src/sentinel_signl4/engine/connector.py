@@ -17,7 +17,7 @@ from sentinel_signl4.engine.outbox import Handler, OutboxWorker
 from sentinel_signl4.engine.report import PollReport
 from sentinel_signl4.engine.reverse import ReversePath
 from sentinel_signl4.engine.signl4_poll import Signl4Poller
-from sentinel_signl4.engine.store_errors import is_store_error
+from sentinel_signl4.engine.store_errors import is_store_error, underlying
 from sentinel_signl4.metrics import Metrics
 from sentinel_signl4.store import StateStore
 
@@ -122,6 +122,7 @@ class ConnectorRuntime:
             self._expiry_problem = None
 
     def _step_failed(self, label: str, exc: Exception, report: PollReport, outcome: CycleOutcome) -> None:
+        exc = underlying(exc)
         if isinstance(exc, RemoteError):
             message = f"{type(exc).__name__}: {exc.message}"
             report.errors.append(f"{label}: {exc.message}")

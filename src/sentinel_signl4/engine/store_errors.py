@@ -7,7 +7,7 @@ import sqlite3
 import asyncpg
 from sqlalchemy.exc import SQLAlchemyError
 
-__all__ = ["is_store_error"]
+__all__ = ["is_store_error", "underlying"]
 
 _DRIVER_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, sqlite3.Error, asyncpg.PostgresError,
                                                    asyncpg.InterfaceError)
@@ -20,3 +20,11 @@ def is_store_error(exc: BaseException) -> bool:
     the engine comes from the store's driver (asyncpg raises ``ConnectionRefusedError`` unwrapped on connect).
     """
     return isinstance(exc, (*_DRIVER_ERRORS, ConnectionError))
+
+
+def underlying(exc: Exception) -> Exception:
+    """The first real error inside (nested) exception groups, e.g. a store error raised in a task group: the status
+    shows the cause, not "unhandled errors in a TaskGroup"."""
+    while isinstance(exc, ExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc

@@ -20,7 +20,7 @@ from sentinel_signl4.engine.connector import ConnectorRuntime
 from sentinel_signl4.engine.health import store_error_message
 from sentinel_signl4.engine.leases import claim_lease, replica_id
 from sentinel_signl4.engine.report import PollReport
-from sentinel_signl4.engine.store_errors import is_store_error
+from sentinel_signl4.engine.store_errors import is_store_error, underlying
 from sentinel_signl4.store import StateStore
 
 __all__ = ["ScheduledConnector", "Supervisor", "replica_id"]
@@ -152,6 +152,7 @@ class Supervisor:
             return report
         except Exception as exc:
             log.exception("connector_cycle_crashed", connector=rt.name)
+            exc = underlying(exc)
             if is_store_error(exc):
                 rt.health.store_failed(self.clock(), store_error_message(exc))
             else:
