@@ -54,8 +54,9 @@ class ConnectorRuntime:
         self.outbox = OutboxWorker(name, store, handlers, max_attempts=max_attempts)
         self._credential_expiry = credential_expiry
         self._expiry_problem: str | None = None
+        # Gauges follow every update; /metrics also refreshes them for enabled connectors (a disabled one, built
+        # but never run, gets no series).
         self.health = ConnectorHealth(name, stuck_after=stuck_after, on_update=metrics.publish_health)
-        metrics.publish_health(self.health)
 
     async def run_once(self, now: datetime, *, stop: asyncio.Event | None = None) -> PollReport:
         """Poll once, then perform every due side effect. Never raises a ``RemoteError`` or a store error: both
