@@ -23,6 +23,7 @@ from sentinel_signl4.domain import IncidentFilter
 from sentinel_signl4.domain.presentation import PresentationOptions
 from sentinel_signl4.domain.render import RenderContext
 from sentinel_signl4.engine.connector import ConnectorRuntime
+from sentinel_signl4.engine.credential_expiry import credential_expiry
 from sentinel_signl4.engine.enrich import EnrichmentSettings, SentinelEnricher
 from sentinel_signl4.engine.forward import ForwardPath
 from sentinel_signl4.engine.owners import OwnerDirectory, UserLookup
@@ -180,7 +181,8 @@ def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
         poller = Signl4Poller(cfg.name, client=signl4, store=runtime.store, interval=sync.poll_signl4_interval)
     rt = ConnectorRuntime(cfg.name, store=runtime.store, forward=forward, metrics=metrics, reverse=reverse,
                           signl4_poller=poller, reconcile_every=sync.reconcile_interval,
-                          retention=config.store.retention)
+                          retention=config.store.retention, stuck_after=config.stuck_after(cfg),
+                          credential_expiry=lambda: credential_expiry(cred))
     return ConnectorParts(config=cfg, runtime=rt, source=source, pager=pager, sentinel=sentinel,
                           signl4=signl4, tokens=tokens, graph=graph)
 

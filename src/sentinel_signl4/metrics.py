@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from sentinel_signl4.engine.health import UP_STATES, ConnectorHealth, HealthState
 
 __all__ = ["Metrics"]
 
@@ -36,7 +40,19 @@ class Metrics:
         self.sync_latency = Histogram("s4s_reverse_sync_latency_seconds",
                                       "SIGNL4 event raised to Sentinel updated.", ["connector"],
                                       buckets=_LATENCY_BUCKETS, registry=r)
-        self.connector_up = Gauge("s4s_connector_up", "1 when the connector's last cycle succeeded.",
+        self.connector_up = Gauge("s4s_connector_up",
+                                  "1 while the connector does its work (state ok or degraded), else 0.",
+                                  ["connector"], registry=r)
+        self.connector_state = Gauge("s4s_connector_state",
+                                     "1 for the connector's current state (starting, ok, degraded, error, standby), "
+                                     "0 for the others.", ["connector", "state"], registry=r)
+        self.last_success = Gauge("s4s_connector_last_success_timestamp_seconds",
+                                  "Unix time of the connector's last cycle without any failure.",
+                                  ["connector"], registry=r)
+        self.oldest_pending_age = Gauge("s4s_oldest_pending_page_age_seconds",
+                                        "Age of the oldest page (raise_signl row) not yet sent; 0 when none.",
+                                        ["connector"], registry=r)
+        self.dead_letters = Gauge("s4s_dead_letters", "Pages (raise_signl rows) dead-lettered and not yet acted on.",
                                   ["connector"], registry=r)
         self.inbox_unmatched = Counter("s4s_inbox_unmatched_total", "SIGNL4 events given up (dead) because no Signl of the connector matched their ExternalID in time.", ["connector"], registry=r)  # noqa: E501
         self.outbox_pending = Gauge("s4s_outbox_pending", "Outbox rows not yet done.", ["connector"], registry=r)
@@ -50,6 +66,21 @@ class Metrics:
         self.remote_retries.labels(service).inc()
         if status == 429:
             self.throttled.labels(service).inc()
+
+    def publish_health(self, health: ConnectorHealth, now: datetime | None = None) -> None:
+        """Mirror one connector's health into the gauges (on every health update, and on scrape with ``now`` so
+        that the pending age is current)."""
+        name = health.connector
+        for state in HealthState:
+            if state is not HealthState.DISABLED:
+                self.connector_state.labels(name, state.value).set(1 if health.state is state else 0)
+        self.connector_up.labels(name).set(1 if health.state in UP_STATES else 0)
+        if health.last_success_at is not None:
+            self.last_success.labels(name).set(health.last_success_at.timestamp())
+        at = now or health.last_cycle_at or health.since
+        age = health.oldest_pending_age(at) if at is not None else None
+        self.oldest_pending_age.labels(name).set(age or 0.0)
+        self.dead_letters.labels(name).set(health.dead_letters)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -12,6 +12,7 @@ from sentinel_signl4.config import Config
 from sentinel_signl4.domain import ActionKind
 from sentinel_signl4.engine.health import HealthState
 from sentinel_signl4.logs import configure_logging
+from sentinel_signl4.watchdog_wiring import watchdog_running
 from sentinel_signl4.web import WebServer, build_web_app
 from sentinel_signl4.web.server import connection_limits
 
@@ -21,7 +22,8 @@ log = structlog.get_logger("sentinel_signl4.runner")
 
 
 async def run_once_all(config: Config) -> int:
-    """One cycle of every enabled connector, concurrently. Exit code 0 when every connector is OK."""
+    """One cycle of every enabled connector, concurrently. Exit code 1 when any connector is in error (or did not
+    finish its cycle), else 0: degraded still pages, standby is another replica's turn."""
     configure_logging(level=config.logging.level, fmt=config.logging.format, secrets=config.secrets())
     runtime = await build_runtime(config)
     try:
@@ -29,15 +31,15 @@ async def run_once_all(config: Config) -> int:
         for name, report in reports.items():
             health = runtime.connectors[name].runtime.health
             if report is None:
-                log.info("cycle_skipped", connector=name, state=health.state.value, error=health.error)
+                log.info("cycle_skipped", connector=name, state=health.state.value, reason=health.reason)
                 continue
             log.info("cycle_done", connector=name, seen=report.seen, queued=len(report.enqueued),
                      raised=report.done[ActionKind.RAISE_SIGNL], tagged=report.done[ActionKind.TAG_INCIDENT],
                      retried=sum(report.retried.values()), dead=sum(report.dead.values()),
-                     state=health.state.value, error=health.error)
+                     state=health.state.value, reason=health.reason)
         states = [runtime.connectors[name].runtime.health.state for name in reports]
-        # A connector another replica is running right now is fine; anything else but OK is not.
-        return 0 if all(state in (HealthState.OK, HealthState.STANDBY) for state in states) else 1
+        fine = (HealthState.OK, HealthState.DEGRADED, HealthState.STANDBY)
+        return 0 if all(state in fine for state in states) else 1
     finally:
         await runtime.aclose()
 
@@ -65,6 +67,7 @@ async def serve_until_stopped(runtime: Runtime, stop: asyncio.Event, *, web: boo
             server = WebServer(build_web_app(runtime, on_event=supervisor.wake), host=runtime.config.server.host,
                                port=runtime.config.server.port, limits=connection_limits(runtime.config.server))
             await stack.enter_async_context(server.running())
+        await stack.enter_async_context(watchdog_running(runtime, replica=supervisor.owner))
         log.info("started", connectors=[n for n, p in runtime.connectors.items() if p.config.enabled],
                  replica=supervisor.owner)
         await supervisor.run(stop)

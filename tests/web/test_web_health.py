@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -94,14 +96,40 @@ async def test_readyz_does_not_hang_on_a_store_that_does_not_answer(
     response = await client.get("/readyz")
     assert time.monotonic() - started < 2  # the app was built with ready_timeout=0.2
     assert response.status_code == 503
-    assert response.json()["store"] == {"ok": False, "error": "no answer within 0.2 s"}
+    assert response.json()["store"] == {
+        "ok": False, "error": "store not writable: no answer within 0.2 s (locked by another writer, or too slow)"}
+
+
+async def test_readyz_is_503_while_the_store_cannot_be_written_and_200_once_it_can(
+        client: httpx.AsyncClient, harness: Harness, db_path: Path) -> None:
+    finish_first_cycle(harness, *ENABLED)
+    assert (await client.get("/readyz")).status_code == 200
+    locker = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        locker.execute("BEGIN IMMEDIATE")  # another connection holds SQLite's write lock; reads still work
+        await harness.store.ping()
+        locked = await client.get("/readyz")
+        assert locked.status_code == 503
+        assert locked.json()["store"]["error"].startswith("store not writable: no answer within 0.2 s")
+        assert locked.json()["not_ready"] == [f"store: {locked.json()['store']['error']}"]
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    deadline = time.monotonic() + 60
+    while (response := await client.get("/readyz")).status_code != 200:
+        assert time.monotonic() < deadline, response.text
+        await asyncio.sleep(0.1)
+    assert response.json()["store"] == {"ok": True, "error": None}
+    with sqlite3.connect(db_path) as conn:
+        [(probe,)] = conn.execute("SELECT value FROM cursors WHERE connector = '' AND name = 'readyz_write_probe'")
+    assert probe == NOW.isoformat()
 
 
 async def test_metrics_are_in_prometheus_text_format_and_count_webhooks(client: httpx.AsyncClient,
                                                                         harness: Harness) -> None:
     await client.post(alpha_path(), json=event())
     await client.post(alpha_path(), json=event())
-    harness.metrics.connector_up.labels("alpha").set(1)
+    harness.health["alpha"].ok(NOW)  # the scrape mirrors live health into the gauges
     response = await client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"] == CONTENT_TYPE_LATEST

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -21,6 +21,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from sentinel_signl4.config.durations import PositiveDuration, within
 from sentinel_signl4.config.graph import GraphSourceConfig, SourceKind
 from sentinel_signl4.config.presentation import EnrichmentConfig, PresentationConfig
+from sentinel_signl4.config.watchdog import WatchdogConfig
 from sentinel_signl4.domain.enums import Classification, ClassificationReason, IncidentStatus, Severity
 from sentinel_signl4.domain.signl import team_secret_of
 
@@ -117,6 +118,8 @@ class CredentialConfig(_Strict):
     certificate_path: str | None = None
     certificate_password: SecretStr | None = None
     token_file: str | None = None
+    # When the client secret expires (Entra shows it; a certificate's own notAfter is read from the file).
+    expires: date | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> CredentialConfig:
@@ -279,6 +282,13 @@ class SyncConfig(_Strict):
 _SENTINEL_KEYS = ("subscription_id", "resource_group", "workspace_name")
 
 
+class HealthConfig(_Strict):
+    """``[health]`` (and per connector ``[connectors.health]``, which overrides it): when a pending page counts as
+    stuck, which puts the connector in error."""
+
+    stuck_after: PositiveDuration | None = None
+
+
 class ConnectorConfig(_Strict):
     name: str
     display_name: str = ""
@@ -293,6 +303,7 @@ class ConnectorConfig(_Strict):
     presentation: PresentationConfig = Field(default_factory=PresentationConfig)
     source: SourceKind = "sentinel"
     graph: GraphSourceConfig = Field(default_factory=GraphSourceConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
 
     @property
     def sync_mode(self) -> Literal["webhook", "poll", "both", "off"]:
@@ -389,6 +400,8 @@ class Config(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     connectors: tuple[ConnectorConfig, ...] = Field(min_length=1)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    watchdog: WatchdogConfig | None = None
 
     @field_validator("connectors")
     @classmethod
@@ -429,12 +442,18 @@ class Config(_Strict):
                 return c
         raise KeyError(f"no connector named {name!r}; known: {', '.join(c.name for c in self.connectors)}")
 
+    def stuck_after(self, connector: ConnectorConfig) -> timedelta:
+        """How long a page may be pending before ``connector`` is in error (its own, else ``[health]``, else 5 min)."""
+        return connector.health.stuck_after or self.health.stuck_after or timedelta(minutes=5)
+
     def secrets(self) -> set[str]:
         """Every secret value in this config, for the log and error redactor."""
         found: set[str] = set()
         _collect(self, found)
         for c in self.connectors:
             found.add(c.signl4.team_secret)
+        if self.watchdog is not None:
+            found.add(self.watchdog.team_secret)
         return {s for s in found if len(s) >= 4}
 
 

@@ -8,17 +8,18 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from sentinel_signl4.clients.errors import RemoteError
+from sentinel_signl4.clients.errors import AuthError, NotFoundError, RemoteError
 from sentinel_signl4.domain import ActionKind, ActionState
-from sentinel_signl4.engine.failures import describe_error
+from sentinel_signl4.engine.credential_expiry import CredentialExpiry
+from sentinel_signl4.engine.failures import describe_error, leaf_errors
 from sentinel_signl4.engine.forward import ForwardPath
-from sentinel_signl4.engine.health import ConnectorHealth
+from sentinel_signl4.engine.health import DEFAULT_STUCK_AFTER, ConnectorHealth, CycleOutcome, store_error_message
 from sentinel_signl4.engine.outbox import Handler, OutboxWorker
 from sentinel_signl4.engine.report import PollReport
 from sentinel_signl4.engine.reverse import ReversePath
 from sentinel_signl4.engine.signl4_poll import Signl4Poller
 from sentinel_signl4.metrics import Metrics
-from sentinel_signl4.store import StateStore
+from sentinel_signl4.store import StateStore, is_store_error
 
 __all__ = ["ConnectorRuntime"]
 
@@ -31,7 +32,8 @@ class ConnectorRuntime:
     def __init__(self, name: str, *, store: StateStore, forward: ForwardPath, metrics: Metrics,
                  reverse: ReversePath | None = None, signl4_poller: Signl4Poller | None = None,
                  reconcile_every: timedelta = timedelta(minutes=15), retention: timedelta = timedelta(days=30),
-                 max_attempts: int = 25) -> None:
+                 max_attempts: int = 25, stuck_after: timedelta = DEFAULT_STUCK_AFTER,
+                 credential_expiry: Callable[[], CredentialExpiry | None] | None = None) -> None:
         self.name = name
         self.store = store
         self.forward = forward
@@ -50,45 +52,97 @@ class ConnectorRuntime:
             handlers[ActionKind.RESOLVE_SIGNL] = reverse.resolve_signl
             handlers[ActionKind.ANNOTATE_SIGNL] = reverse.annotate_signl
         self.outbox = OutboxWorker(name, store, handlers, max_attempts=max_attempts)
-        self.health = ConnectorHealth(name)
+        self._credential_expiry = credential_expiry
+        self._expiry_problem: str | None = None
+        # Gauges follow every update; /metrics also refreshes them for enabled connectors (a disabled one, built
+        # but never run, gets no series).
+        self.health = ConnectorHealth(name, stuck_after=stuck_after, on_update=metrics.publish_health)
 
     async def run_once(self, now: datetime, *, stop: asyncio.Event | None = None) -> PollReport:
-        """Poll once, then perform every due side effect. Never raises a ``RemoteError``: it lands in health.
+        """Poll once, then perform every due side effect. Never raises a ``RemoteError`` or a store error: both
+        land in health.
 
         ``stop`` (the supervisor's shutdown event) ends the outbox pass early: rows in progress finish, no new one
         starts.
         """
         report = PollReport(self.name)
-        step_error: str | None = None
+        outcome = CycleOutcome()
         # Each step may fail on its own; the others still run (queued rows and in-doubt sends must be worked off).
         for label, step in self._steps():
             try:
                 await step(now, report)
-            except RemoteError as exc:
-                step_error = step_error or describe_error(exc)
-                report.errors.append(f"{label}: {exc.message}")
-            except Exception as exc:
-                detail = describe_error(exc)
-                log.exception("cycle_step_crashed", connector=self.name, step=label, error=detail)
-                step_error = step_error or f"{label} failed: {detail}"
-                report.errors.append(f"{label}: {detail}")
-        await self.outbox.drain(now, report, stop=stop)
-        for outcome, counter in (("done", report.done), ("retry", report.retried), ("dead", report.dead)):
+            except Exception as exc:  # noqa: BLE001 - classified and reported in health
+                self._step_failed(label, exc, report, outcome)
+            else:
+                outcome.recovered.add(label)
+        try:
+            await self.outbox.drain(now, report, stop=stop)
+        except Exception as exc:  # noqa: BLE001 - classified and reported in health
+            self._step_failed("outbox", exc, report, outcome)
+        else:
+            outcome.recovered.add("outbox")
+        for outcome_name, counter in (("done", report.done), ("retry", report.retried), ("dead", report.dead)):
             for kind, count in counter.items():
-                self.metrics.actions.labels(self.name, kind.value, outcome).inc(count)
-        counts = await self.store.count_actions(self.name)
-        self.metrics.outbox_pending.labels(self.name).set(
-            counts.get(ActionState.PENDING, 0) + counts.get(ActionState.IN_FLIGHT, 0))
+                self.metrics.actions.labels(self.name, kind.value, outcome_name).inc(count)
         config_error = self.outbox.last_config_error
         self.outbox.last_config_error = None
-        error = step_error or (f"{type(config_error).__name__}: {config_error.message}" if config_error else None)
-        if error is not None:
-            self.health.failed(now, error)
-            self.metrics.connector_up.labels(self.name).set(0)
+        if config_error is not None:
+            outcome.config_errors["send"] = f"{type(config_error).__name__}: {config_error.message}"
+        if report.done[ActionKind.RAISE_SIGNL]:
+            outcome.recovered.add("send")
+        outcome.failed_actions = sum(report.retried.values()) + sum(report.dead.values()) - (
+            1 if config_error is not None else 0)
+        try:
+            counts = await self.store.count_actions(self.name)
+            figures = await self.store.outbox_health(self.name)
+        except Exception as exc:  # noqa: BLE001 - a store failure is an error with the store's message
+            outcome.store_error = outcome.store_error or store_error_message(exc)
+            log.error("store_failed", connector=self.name, error=outcome.store_error)
         else:
-            self.health.ok(now)
-            self.metrics.connector_up.labels(self.name).set(1)
+            self.metrics.outbox_pending.labels(self.name).set(
+                counts.get(ActionState.PENDING, 0) + counts.get(ActionState.IN_FLIGHT, 0))
+            outcome.dead_letters = figures.dead_raises
+            outcome.oldest_pending_at = figures.oldest_pending_at
+            outcome.open_raises = figures.open_raises
+            outcome.retrying = figures.retrying
+        self._check_credential()
+        self.health.record(now, outcome)
         return report
+
+    def _check_credential(self) -> None:
+        if self._credential_expiry is None:
+            return
+        try:
+            self.health.credential = self._credential_expiry()
+        except ValueError as exc:
+            if str(exc) != self._expiry_problem:  # once per distinct problem, not every cycle
+                log.warning("credential_expiry_unknown", connector=self.name, error=str(exc))
+            self._expiry_problem = str(exc)
+            self.health.credential = None
+        else:
+            self._expiry_problem = None
+
+    def _step_failed(self, label: str, exc: Exception, report: PollReport, outcome: CycleOutcome) -> None:
+        cause = leaf_errors(exc)[0]  # classify by the first cause; describe them all
+        if isinstance(cause, RemoteError):
+            exc = cause
+            message = f"{type(exc).__name__}: {exc.message}"
+            report.errors.append(f"{label}: {exc.message}")
+            if isinstance(exc, AuthError | NotFoundError) and not exc.retryable:
+                outcome.config_errors[label] = message
+            else:
+                outcome.transient_error = outcome.transient_error or message
+            return
+        if is_store_error(cause):
+            message = store_error_message(cause)
+            log.error("store_failed", connector=self.name, step=label, error=message)
+            outcome.store_error = outcome.store_error or message
+            report.errors.append(f"{label}: {message}")
+            return
+        detail = describe_error(exc)
+        log.exception("cycle_step_crashed", connector=self.name, step=label, error=detail)
+        outcome.transient_error = outcome.transient_error or f"{label} failed: {detail}"
+        report.errors.append(f"{label}: {detail}")
 
     def _steps(self) -> list[tuple[str, Callable[[datetime, PollReport], Awaitable[None]]]]:
         steps: list[tuple[str, Callable[[datetime, PollReport], Awaitable[None]]]] = []

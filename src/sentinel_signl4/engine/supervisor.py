@@ -17,10 +17,11 @@ from datetime import UTC, datetime
 import structlog
 
 from sentinel_signl4.engine.connector import ConnectorRuntime
-from sentinel_signl4.engine.failures import describe_error
+from sentinel_signl4.engine.failures import describe_error, leaf_errors
+from sentinel_signl4.engine.health import store_error_message
 from sentinel_signl4.engine.leases import claim_lease, replica_id
 from sentinel_signl4.engine.report import PollReport
-from sentinel_signl4.store import StateStore
+from sentinel_signl4.store import StateStore, is_store_error
 
 __all__ = ["ScheduledConnector", "Supervisor", "replica_id"]
 
@@ -69,11 +70,8 @@ class Supervisor:
         ttl = self._ttl(item)
         try:
             while not stop.is_set():
-                now = self.clock()
-                if await self._acquire(lease, now, ttl):
+                if await self._claim(rt, lease, self.clock(), ttl):
                     await self._cycle(item, lease, ttl, stop)
-                else:
-                    rt.health.standby(now)
                 await self._pause(rt.name, item.interval, stop)
         finally:
             with contextlib.suppress(Exception):
@@ -103,8 +101,24 @@ class Supervisor:
         try:
             return await claim_lease(self.store, lease, self.owner, now, ttl)
         except Exception as exc:  # noqa: BLE001 - a store outage must not kill the loop; it is reported
-            log.error("lease_failed", lease=lease, error=f"{type(exc).__name__}: {exc}")
+            log.error("lease_failed", lease=lease, error=store_error_message(exc))
             return False
+
+    async def _claim(self, rt: ConnectorRuntime, lease: str, now: datetime, ttl: float) -> bool:
+        """Take or renew ``lease`` for a cycle. Otherwise report why in ``rt.health``: standby only when the store
+        names a holder, error with the store's message when the store failed."""
+        try:
+            if await claim_lease(self.store, lease, self.owner, now, ttl):
+                return True
+            holder = await self.store.lease_holder(lease)
+        except Exception as exc:  # noqa: BLE001 - a store outage must not kill the loop; it is reported
+            message = store_error_message(exc)
+            log.error("lease_failed", lease=lease, error=message)
+            rt.health.store_failed(now, message)
+            return False
+        if holder is not None and holder != self.owner:
+            rt.health.standby(now, holder)
+        return False
 
     async def run_each_once(self) -> dict[str, PollReport | None]:
         """One cycle of every connector whose lease this process gets (``run --once``); None for the others.
@@ -116,9 +130,7 @@ class Supervisor:
 
         async def one(item: ScheduledConnector) -> PollReport | None:
             lease, ttl = f"connector:{item.runtime.name}", self._ttl(item)
-            now = self.clock()
-            if not await self._acquire(lease, now, ttl):
-                item.runtime.health.standby(now)
+            if not await self._claim(item.runtime, lease, self.clock(), ttl):
                 return None
             try:
                 return await self._cycle(item, lease, ttl, stop)
@@ -141,7 +153,11 @@ class Supervisor:
         except Exception as exc:
             detail = describe_error(exc)
             log.exception("connector_cycle_crashed", connector=rt.name, error=detail)
-            rt.health.failed(self.clock(), detail)
+            cause = leaf_errors(exc)[0]
+            if is_store_error(cause):
+                rt.health.store_failed(self.clock(), store_error_message(cause))
+            else:
+                rt.health.crashed(self.clock(), detail)
             return None
         finally:
             keeper.cancel()

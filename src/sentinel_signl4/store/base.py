@@ -28,7 +28,7 @@ from typing import Any, Self
 
 from sentinel_signl4.domain.enums import ActionKind, ActionState
 
-__all__ = ["ActionClosedError", "InboxEvent", "InboxState", "Link", "OutboxAction", "StateStore"]
+__all__ = ["ActionClosedError", "InboxEvent", "InboxState", "Link", "OutboxAction", "OutboxHealth", "StateStore"]
 
 
 class ActionClosedError(Exception):
@@ -94,6 +94,21 @@ class InboxEvent:
     attempts: int = 0
     last_error: str | None = None
     processed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxHealth:
+    """What the connector's health needs from its outbox, read in one statement.
+
+    ``oldest_pending_at``: ``created_at`` of the oldest raise_signl row still PENDING or IN_FLIGHT (None if none);
+    ``open_raises``: how many such rows; ``dead_raises``: raise_signl rows DEAD (pages that will not go out);
+    ``retrying``: open rows of any kind whose last attempt failed (``last_error`` set).
+    """
+
+    oldest_pending_at: datetime | None = None
+    open_raises: int = 0
+    dead_raises: int = 0
+    retrying: int = 0
 
 
 class StateStore(abc.ABC):
@@ -295,3 +310,7 @@ class StateStore(abc.ABC):
         Which rows: those of ``keys`` that are DEAD or PENDING (further limited to ``connector`` when given), else
         every DEAD row of ``connector``, else every DEAD row. IN_FLIGHT and finished rows are left alone, in the
         statement that changes the others (a row the worker started or finished meanwhile is not touched)."""
+    # -- health ----------------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def outbox_health(self, connector: str) -> OutboxHealth:
+        """The figures of ``OutboxHealth`` for ``connector``, in one read statement."""

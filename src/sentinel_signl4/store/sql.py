@@ -34,10 +34,11 @@ from sentinel_signl4.store.base import (
     InboxState,
     Link,
     OutboxAction,
+    OutboxHealth,
     StateStore,
 )
 from sentinel_signl4.store.migrate import upgrade_to_head
-from sentinel_signl4.store.tables import cursors, inbox, leases, links, outbox, to_utc
+from sentinel_signl4.store.tables import UTCDateTime, cursors, inbox, leases, links, outbox, to_utc
 
 __all__ = ["SqlStateStore"]
 
@@ -503,6 +504,23 @@ class SqlStateStore(StateStore):
                     stmt = stmt.where(outbox.c.key.in_(chunk))
                 changed.extend((await conn.execute(stmt.values(**values).returning(outbox.c.key))).scalars())
         return sorted(changed)
+    # -- health ----------------------------------------------------------------------------------------------
+    async def outbox_health(self, connector: str) -> OutboxHealth:
+        is_raise = outbox.c.kind == ActionKind.RAISE_SIGNL.value
+        is_open = outbox.c.state.in_(_OPEN_ACTION_STATES)
+        open_raise = sa.and_(is_raise, is_open)
+        stmt = sa.select(
+            sa.func.min(sa.case((open_raise, outbox.c.created_at)), type_=UTCDateTime()),
+            sa.func.coalesce(sa.func.sum(sa.case((open_raise, 1), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case(
+                (sa.and_(is_raise, outbox.c.state == ActionState.DEAD.value), 1), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case(
+                (sa.and_(is_open, outbox.c.last_error.is_not(None)), 1), else_=0)), 0),
+        ).where(outbox.c.connector == connector)
+        async with self._engine.begin() as conn:
+            oldest, open_raises, dead, retrying = (await conn.execute(stmt)).one()
+        return OutboxHealth(oldest_pending_at=oldest, open_raises=int(open_raises), dead_raises=int(dead),
+                            retrying=int(retrying))
 
 
 # -- rows → domain objects -----------------------------------------------------------------------------------

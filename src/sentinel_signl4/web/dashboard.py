@@ -1,7 +1,9 @@
 """The status page: ``GET /`` and ``GET /status`` (HTML), ``GET /status.json`` (the same data).
 
-Per connector: its state (OK / ERROR with the precise error / STANDBY / STARTING / DISABLED), the last cycle, outbox
-rows by state, the most recent dead-lettered actions with their reason, and the number of open links.
+Per connector: its state (OK / DEGRADED / ERROR with the reason / STANDBY / STARTING / DISABLED) and since when,
+the last cycle and the last successful one, since when it has been failing, the age of the oldest pending page,
+the dead-lettered pages, outbox rows by state, the most recent dead-lettered actions with their reason, and the
+number of open links.
 
 No JavaScript, no external resources. Every value is escaped by Jinja2's autoescaping, and a strict
 Content-Security-Policy forbids scripts outright, so text that came from a remote system (an error message, an
@@ -83,6 +85,10 @@ class ConnectorStatus:
     last_cycle_at: datetime | None
     cycles: int
     outbox: dict[str, int] | None
+    last_success_at: datetime | None = None
+    failing_since: datetime | None = None
+    oldest_pending_age: float | None = None
+    dead_letters: int = 0
     dead_actions: list[DeadAction] = field(default_factory=list)
     open_links: int | None = None
     open_links_capped: bool = False
@@ -103,8 +109,12 @@ class StatusSnapshot:
             "connectors": [
                 {
                     "name": c.name, "display_name": c.display_name, "enabled": c.enabled,
-                    "sync_mode": c.sync_mode, "state": c.state, "error": c.error, "since": _iso(c.since),
-                    "last_cycle_at": _iso(c.last_cycle_at), "cycles": c.cycles, "outbox": c.outbox,
+                    "sync_mode": c.sync_mode, "state": c.state, "reason": c.error, "error": c.error,
+                    "since": _iso(c.since), "last_cycle_at": _iso(c.last_cycle_at),
+                    "last_success_at": _iso(c.last_success_at), "failing_since": _iso(c.failing_since),
+                    "oldest_pending_age_seconds": (None if c.oldest_pending_age is None
+                                                   else round(c.oldest_pending_age, 1)),
+                    "dead_letters": c.dead_letters, "cycles": c.cycles, "outbox": c.outbox,
                     "dead_actions": [
                         {"key": d.key, "kind": d.kind, "incident_id": d.incident_id, "attempts": d.attempts,
                          "reason": d.reason, "updated_at": _iso(d.updated_at)}
@@ -148,6 +158,10 @@ async def _connector_status(ctx: WebContext, cfg: ConnectorConfig,
         "since": health.since if health is not None else None,
         "last_cycle_at": health.last_cycle_at if health is not None else None,
         "cycles": health.cycles if health is not None else 0,
+        "last_success_at": health.last_success_at if health is not None else None,
+        "failing_since": health.failing_since if health is not None else None,
+        "oldest_pending_age": health.oldest_pending_age(ctx.clock()) if health is not None else None,
+        "dead_letters": health.dead_letters if health is not None else 0,
     }
     store = ctx.store
     try:
@@ -185,6 +199,14 @@ def _ago(then: datetime | None, now: datetime) -> str:
     return f"{seconds} s ago"
 
 
+def _age(seconds: float) -> str:
+    whole = int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if whole >= size:
+            return f"{whole // size} {unit}"
+    return f"{whole} s"
+
+
 _TEMPLATE = """<!doctype html>
 <html lang="en">
 <head>
@@ -197,7 +219,8 @@ body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #222; }
 h1 { font-size: 1.3rem; } h2 { font-size: 1.1rem; margin-bottom: .3rem; }
 section { border: 1px solid #ccc; border-radius: 6px; padding: .8rem 1rem; margin-bottom: 1rem; }
 .state { font-weight: bold; padding: .1rem .5rem; border-radius: 4px; }
-.ok { background: #d4f4dd; } .error { background: #f9d0d0; } .standby, .starting { background: #fff1c2; }
+.ok { background: #d4f4dd; } .error { background: #f9d0d0; }
+.degraded, .standby, .starting { background: #fff1c2; }
 .disabled { background: #e4e4e4; }
 table { border-collapse: collapse; margin-top: .4rem; } td, th { border: 1px solid #ddd; padding: .2rem .5rem; }
 th { text-align: left; background: #f5f5f5; } pre { white-space: pre-wrap; margin: 0; }
@@ -211,11 +234,16 @@ th { text-align: left; background: #f5f5f5; } pre { white-space: pre-wrap; margi
 {% for c in snap.connectors %}
 <section id="connector-{{ c.name }}">
 <h2>{{ c.name }}{% if c.display_name %} <span class="muted">({{ c.display_name }})</span>{% endif %}
-  <span class="state {{ c.state }}">{{ c.state | upper }}</span></h2>
-{% if c.error %}<p><strong>Error:</strong></p><pre class="error-text">{{ c.error }}</pre>{% endif %}
+  <span class="state {{ c.state }}">{{ c.state | upper }}</span>
+  {% if c.since %}<span class="muted">since {{ c.since.isoformat(timespec="seconds") }}</span>{% endif %}</h2>
+{% if c.error %}<p><strong>Reason:</strong></p><pre class="error-text">{{ c.error }}</pre>{% endif %}
 <p>Last cycle: {{ ago(c.last_cycle_at) }}{% if c.last_cycle_at %}
   ({{ c.last_cycle_at.isoformat(timespec="seconds") }}){% endif %}; cycles: {{ c.cycles }};
   reverse sync: {{ c.sync_mode }}.</p>
+<p>Last successful cycle: {{ ago(c.last_success_at) }}{% if c.failing_since %};
+  failing since {{ c.failing_since.isoformat(timespec="seconds") }} ({{ ago(c.failing_since) }}){% endif %}.
+  Oldest pending page: {% if c.oldest_pending_age is none %}none{% else %}waiting {{ age(c.oldest_pending_age) }}
+  {%- endif %}; dead-lettered pages: {{ c.dead_letters }}.</p>
 {% if c.store_error %}
 <p><strong>State store unreadable:</strong> {{ c.store_error }}</p>
 {% else %}
@@ -251,7 +279,8 @@ _PAGE = _ENV.from_string(_TEMPLATE)
 def render_status_html(snapshot: StatusSnapshot) -> str:
     """The status page for ``snapshot``; every value is escaped."""
     now = snapshot.generated_at
-    return _PAGE.render(snap=snapshot, refresh=_REFRESH_SECONDS, ago=lambda then: _ago(then, now))
+    return _PAGE.render(snap=snapshot, refresh=_REFRESH_SECONDS, ago=lambda then: _ago(then, now),
+                        age=_age)
 
 
 class Dashboard:

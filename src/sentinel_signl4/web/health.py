@@ -1,6 +1,7 @@
 """``/healthz`` (liveness), ``/readyz`` (readiness) and ``/metrics`` (Prometheus text format).
 
-Readiness means "this replica can do its job": the store answers within ``ready_timeout`` seconds and every enabled
+Readiness means "this replica can do its job": the store takes a write within ``ready_timeout`` seconds (a one-row
+probe, so a locked, read-only or full SQLite file is caught, not only an unreachable server) and every enabled
 connector has left ``starting`` (it finished a cycle, or it is on standby because another replica holds its
 lease). A connector in ``error`` is still *ready*: it keeps retrying on its own, restarting or un-routing the
 process would not fix a remote outage, and webhooks must keep landing in the inbox meanwhile. Errors are shown by
@@ -16,12 +17,14 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sentinel_signl4.engine.health import HealthState
+from sentinel_signl4.engine.health import HealthState, store_error_message
 from sentinel_signl4.web.context import WebContext, json_response
 
 __all__ = ["DEFAULT_READY_TIMEOUT", "HealthEndpoints"]
 
 DEFAULT_READY_TIMEOUT = 2.0
+# The row the write probe rewrites: in the cursors table, under a connector name no connector can have.
+PROBE_CONNECTOR, PROBE_NAME = "", "readyz_write_probe"
 
 
 class HealthEndpoints:
@@ -31,6 +34,8 @@ class HealthEndpoints:
         self._ctx = ctx
         self._ready_timeout = ready_timeout
         self._enabled = [c.name for c in ctx.config.connectors if c.enabled]
+        # At most one probe at a time: one that outlives a request (waiting for a lock) is awaited by the next.
+        self._probe: asyncio.Task[None] | None = None
 
     async def healthz(self, _request: Request) -> Response:
         """Always 200 while the event loop can answer: the process is alive."""
@@ -39,13 +44,7 @@ class HealthEndpoints:
     async def readyz(self, _request: Request) -> Response:
         """200 when ready, else 503; the body lists what is not ready either way."""
         not_ready: list[str] = []
-        store: dict[str, Any] = {"ok": True, "error": None}
-        try:
-            await asyncio.wait_for(self._ctx.store.ping(), timeout=self._ready_timeout)
-        except TimeoutError:
-            store = {"ok": False, "error": f"no answer within {self._ready_timeout:g} s"}
-        except Exception as exc:  # noqa: BLE001 - any failure to ping is "not ready", reported in the body
-            store = {"ok": False, "error": self._ctx.redactor.redact(f"{type(exc).__name__}: {exc}")}
+        store = await self._check_store()
         if not store["ok"]:
             not_ready.append(f"store: {store['error']}")
         connectors: dict[str, str] = {}
@@ -59,7 +58,29 @@ class HealthEndpoints:
         body = {"ready": ready, "store": store, "connectors": connectors, "not_ready": not_ready}
         return json_response(200 if ready else 503, body)
 
+    async def _check_store(self) -> dict[str, Any]:
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.create_task(self._write_probe(), name="readyz-store-probe")
+        probe = self._probe
+        done, _ = await asyncio.wait({probe}, timeout=self._ready_timeout)
+        if not done:
+            return {"ok": False, "error": f"store not writable: no answer within {self._ready_timeout:g} s "
+                                          "(locked by another writer, or too slow)"}
+        exc = probe.exception()
+        if exc is None:
+            return {"ok": True, "error": None}
+        return {"ok": False, "error": self._ctx.redactor.redact(store_error_message(exc).removeprefix("store: "))}
+
+    async def _write_probe(self) -> None:
+        await self._ctx.store.ping()
+        await self._ctx.store.set_cursor(PROBE_CONNECTOR, PROBE_NAME, self._ctx.clock().isoformat())
+
     async def metrics(self, _request: Request) -> Response:
         """The process's metrics in the Prometheus text exposition format."""
+        now = self._ctx.clock()
+        for name in self._enabled:
+            health = self._ctx.health.get(name)
+            if health is not None:
+                self._ctx.metrics.publish_health(health, now)
         return Response(self._ctx.metrics.exposition(), media_type=CONTENT_TYPE_LATEST,
                         headers={"Cache-Control": "no-store"})

@@ -1,0 +1,22 @@
+"""Which exceptions mean "the state store failed" (as opposed to a remote system or a bug)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import asyncpg
+from sqlalchemy.exc import SQLAlchemyError
+
+__all__ = ["is_store_error"]
+
+_DRIVER_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, sqlite3.Error, asyncpg.PostgresError,
+                                                   asyncpg.InterfaceError)
+
+
+def is_store_error(exc: BaseException) -> bool:
+    """True for a failure of the database or of the connection to it.
+
+    The remote clients wrap their own transport errors in ``RemoteError``, so a bare ``ConnectionError`` reaching
+    the engine comes from the store's driver (asyncpg raises ``ConnectionRefusedError`` unwrapped on connect).
+    """
+    return isinstance(exc, (*_DRIVER_ERRORS, ConnectionError))
