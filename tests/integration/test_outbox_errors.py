@@ -69,7 +69,9 @@ async def test_a_crashing_cycle_reports_the_underlying_error_and_the_other_rows_
     assert health.error is not None
     assert "ValueError: unknown update op 'teleport'" in health.error, health.error
     assert "TaskGroup" not in health.error and "ExceptionGroup" not in health.error
-    assert reports["contoso"] is None  # the cycle crashed …
+    report = reports["contoso"]
+    assert report is not None  # the outbox pass failed, the cycle still finished and reported it …
+    assert report.errors == ["outbox: ValueError: unknown update op 'teleport'"], report.errors
     assert signls_per_incident(harness, names) == [1, 1]  # … after every other row of the pass was performed
     in_flight = [row.key for row in await runtime.store.list_actions("contoso", states=[ActionState.IN_FLIGHT])]
     assert in_flight == ["contoso|bogus-update"], "rows of other incidents were cancelled mid-attempt"
