@@ -1,5 +1,16 @@
 """State store: interface and SQL implementations."""
 
-from sentinel_signl4.store.base import InboxEvent, InboxState, Link, OutboxAction, StateStore
+from sentinel_signl4.store.base import (
+    Fence,
+    InboxEvent,
+    InboxState,
+    Lease,
+    LeaseLostError,
+    Link,
+    OutboxAction,
+    StateStore,
+    StoreReplacedError,
+)
 
-__all__ = ["InboxEvent", "InboxState", "Link", "OutboxAction", "StateStore"]
+__all__ = ["Fence", "InboxEvent", "InboxState", "Lease", "LeaseLostError", "Link", "OutboxAction", "StateStore",
+           "StoreReplacedError"]

@@ -98,7 +98,7 @@ def _open_sqlite(url: str) -> SqlStateStore:
     # Resolved now: the file is opened lazily, and a later chdir must not move the database.
     path = os.path.abspath(path)
     engine = create_async_engine(URL.create("sqlite+aiosqlite", database=path), json_serializer=_json_dumps)
-    _sqlite.configure(engine)
+    _sqlite.configure(engine, _sqlite.FileGuard(path))
     return SqlStateStore(engine, write_engine=_sqlite.write_engine(engine), display_url=_redact_url(url))
 
 
