@@ -17,7 +17,7 @@ from sentinel_signl4.engine.report import PollReport
 from sentinel_signl4.engine.reverse import ReversePath
 from sentinel_signl4.engine.signl4_poll import Signl4Poller
 from sentinel_signl4.metrics import Metrics
-from sentinel_signl4.store import StateStore
+from sentinel_signl4.store import LeaseLostError, StateStore
 
 __all__ = ["ConnectorRuntime"]
 
@@ -63,6 +63,8 @@ class ConnectorRuntime:
         for label, step in self._steps():
             try:
                 await step(now, report)
+            except LeaseLostError:
+                raise  # another replica runs this connector now: stop the cycle at once, the supervisor reports it
             except RemoteError as exc:
                 step_error = step_error or f"{type(exc).__name__}: {exc.message}"
                 report.errors.append(f"{label}: {exc.message}")

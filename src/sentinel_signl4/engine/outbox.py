@@ -3,6 +3,9 @@
 Rules (ARCHITECTURE §1): a row exists before its side effect is attempted; ``IN_FLIGHT`` is written before the
 remote call; ``DONE`` only after the remote side confirmed. A row found ``IN_FLIGHT`` or ``in_doubt`` may already
 have taken effect, so its handler reconciles before acting again.
+
+Every state change carries the cycle's lease fence (``engine.leases.current_fence``): once another replica took the
+connector over, the store refuses it with ``LeaseLostError`` and the pass ends at once, rows in progress included.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from sentinel_signl4.clients.errors import (
 )
 from sentinel_signl4.domain import ActionKind, ActionState
 from sentinel_signl4.engine.backoff import OutboxBackoff
+from sentinel_signl4.engine.leases import current_fence
 from sentinel_signl4.engine.report import PollReport
-from sentinel_signl4.store import Link, OutboxAction, StateStore
+from sentinel_signl4.store import LeaseLostError, Link, OutboxAction, StateStore
 
 __all__ = ["Done", "Handler", "OutboxWorker"]
 
@@ -95,14 +99,22 @@ class OutboxWorker:
                     if not await self._run_one(row, now, report):
                         return  # keep order: later rows of this incident wait for the failed one
 
-        async with asyncio.TaskGroup() as group:
-            for items in by_incident.values():
-                group.create_task(run_incident(items))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for items in by_incident.values():
+                    group.create_task(run_incident(items))
+        except BaseExceptionGroup as group_error:
+            lost = group_error.subgroup(LeaseLostError)
+            if lost is None:
+                raise
+            # The lease is gone: that, not the task group, is what the connector reports.
+            raise _first_leaf(lost) from None
 
     async def _run_one(self, row: OutboxAction, now: datetime, report: PollReport) -> bool:
         handler = self.handlers.get(row.kind)
+        fence = current_fence()
         if handler is None:
-            await self.store.mark_dead(row.key, now, f"no handler for action kind {row.kind!r}")
+            await self.store.mark_dead(row.key, now, f"no handler for action kind {row.kind!r}", fence=fence)
             report.dead[row.kind] += 1
             return False
         if self.last_config_error is not None and row.kind is ActionKind.RAISE_SIGNL:
@@ -112,7 +124,7 @@ class OutboxWorker:
         if row.state is ActionState.IN_FLIGHT:
             # Left by a crash mid-attempt: the side effect may have happened.
             row = _replace(row, in_doubt=True)
-        started = await self.store.mark_in_flight(row.key, now)
+        started = await self.store.mark_in_flight(row.key, now, fence=fence)
         row = _replace(started, in_doubt=row.in_doubt or started.in_doubt)
         try:
             done = await handler(row, now)
@@ -120,7 +132,7 @@ class OutboxWorker:
             await asyncio.shield(self._failed(row, now, exc, report))
             return False
         await asyncio.shield(self.store.complete(row.key, now, done.result, link=done.link,
-                                                 follow_ups=done.follow_ups))
+                                                 follow_ups=done.follow_ups, fence=fence))
         report.done[row.kind] += 1
         if done.result.get("reconciled"):
             report.reconciled_sends += 1
@@ -133,7 +145,8 @@ class OutboxWorker:
         # A conflict that outlasted the handler's re-reads (other writers busy on the incident) is transient too.
         if exc.retryable or isinstance(exc, AuthError | NotFoundError | ConflictError):
             if row.attempts >= self.max_attempts:
-                await self.store.mark_dead(row.key, now, f"gave up after {row.attempts} attempts: {error}")
+                await self.store.mark_dead(row.key, now, f"gave up after {row.attempts} attempts: {error}",
+                                           fence=current_fence())
                 report.dead[row.kind] += 1
                 log.error("action_dead", connector=self.connector, key=row.key, kind=row.kind.value, error=error)
                 return
@@ -143,14 +156,19 @@ class OutboxWorker:
                 hint = exc.retry_after if isinstance(exc, RateLimitedError) and exc.retry_after else 0.0
                 delay = self.backoff.delay(row.attempts, at_least=hint)
             await self.store.mark_retry(row.key, now, now + delay, error,
-                                        in_doubt=isinstance(exc, OutcomeUnknownError))
+                                        in_doubt=isinstance(exc, OutcomeUnknownError), fence=current_fence())
             report.retried[row.kind] += 1
             log.warning("action_retry", connector=self.connector, key=row.key, kind=row.kind.value,
                         attempt=row.attempts, in_seconds=round(delay.total_seconds(), 1), error=error)
             return
-        await self.store.mark_dead(row.key, now, error)
+        await self.store.mark_dead(row.key, now, error, fence=current_fence())
         report.dead[row.kind] += 1
         log.error("action_dead", connector=self.connector, key=row.key, kind=row.kind.value, error=error)
+
+
+def _first_leaf(group: BaseExceptionGroup[LeaseLostError]) -> LeaseLostError:
+    first = group.exceptions[0]
+    return first if isinstance(first, LeaseLostError) else _first_leaf(first)
 
 
 def _replace(row: OutboxAction, **changes: Any) -> OutboxAction:

@@ -51,6 +51,7 @@ from sentinel_signl4.domain.sync import (
     parse_keywords,
 )
 from sentinel_signl4.engine.keys import comment_key, merge_key, raise_key, resolve_key
+from sentinel_signl4.engine.leases import current_fence
 from sentinel_signl4.engine.outbox import Done
 from sentinel_signl4.engine.owners import OwnerDirectory
 from sentinel_signl4.engine.ports import IncidentSource, Pager
@@ -91,11 +92,11 @@ class ReversePath:
                 event = parse_event(item.payload)
             except ValueError as exc:
                 await self.store.finish_inbox(self.connector, item.event_id, now, state=InboxState.DEAD,
-                                              error=str(exc))
+                                              error=str(exc), fence=current_fence())
                 continue
             follow_ups = await self._plan(event, now)
             await self.store.finish_inbox(self.connector, item.event_id, now, state=InboxState.DONE,
-                                          follow_ups=follow_ups)
+                                          follow_ups=follow_ups, fence=current_fence())
 
     async def _plan(self, event: Signl4Event, now: datetime) -> list[OutboxAction]:
         if event.kind in (EventKind.CREATED, EventKind.OTHER) or not event.external_id:

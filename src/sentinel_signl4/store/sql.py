@@ -497,7 +497,7 @@ class SqlStateStore(StateStore):
 
 
 # -- rows → domain objects -----------------------------------------------------------------------------------
-def _lease(name: str, owner: str, row: sa.Row[Any] | None) -> Lease | None:
+def _lease(name: str, owner: str, row: Sequence[Any] | None) -> Lease | None:
     """The lease ``owner`` got, from a ``RETURNING owner, epoch, expires_at`` row (None: someone else has it)."""
     if row is None or row[0] != owner:
         return None
