@@ -45,6 +45,8 @@ async def test_acquisition_bumps_the_epoch_and_renewal_keeps_it(store: SqlStateS
     assert first is not None and renewed is not None and taken is not None and back is not None
     assert (first.epoch, renewed.epoch, taken.epoch, back.epoch) == (1, 1, 2, 3)
     assert renewed.expires_at == now + 40 * S
+    assert await store.get_lease(LEASE) == back
+    assert await store.get_lease("never-taken") is None
     # An owner re-taking its own lease after it expired also acquires it: a pause past the TTL ends the epoch.
     again = await store.acquire_lease(LEASE, "a", now + 200 * S, 30)
     assert again is not None and again.epoch == 4

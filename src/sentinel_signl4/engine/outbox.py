@@ -129,10 +129,10 @@ class OutboxWorker:
         try:
             done = await handler(row, now)
         except RemoteError as exc:
-            await asyncio.shield(self._failed(row, now, exc, report))
+            await _shielded(self._failed(row, now, exc, report))
             return False
-        await asyncio.shield(self.store.complete(row.key, now, done.result, link=done.link,
-                                                 follow_ups=done.follow_ups, fence=fence))
+        await _shielded(self.store.complete(row.key, now, done.result, link=done.link,
+                                            follow_ups=done.follow_ups, fence=fence))
         report.done[row.kind] += 1
         if done.result.get("reconciled"):
             report.reconciled_sends += 1
@@ -164,6 +164,19 @@ class OutboxWorker:
         await self.store.mark_dead(row.key, now, error, fence=current_fence())
         report.dead[row.kind] += 1
         log.error("action_dead", connector=self.connector, key=row.key, kind=row.kind.value, error=error)
+
+
+async def _shielded(work: Awaitable[None]) -> None:
+    """``work`` to its end even if the caller is cancelled (an outcome is recorded, not dropped half-way). When the
+    caller was cancelled meanwhile (a sibling lost the lease), its error is still collected, not left unretrieved."""
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(_collect)
+    await asyncio.shield(task)
+
+
+def _collect(task: asyncio.Future[None]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _first_leaf(group: BaseExceptionGroup[LeaseLostError]) -> LeaseLostError:

@@ -317,6 +317,10 @@ class StateStore(abc.ABC):
         """The owner recorded for lease ``name`` (expired or not), or None."""
 
     @abc.abstractmethod
+    async def get_lease(self, name: str) -> Lease | None:
+        """Lease ``name`` as recorded (owner, epoch, expiry; possibly expired or released), or None."""
+
+    @abc.abstractmethod
     async def take_over_lease(self, name: str, dead_owner: str, owner: str, now: datetime,
                               ttl_seconds: float) -> Lease | None:
         """Give lease ``name`` to ``owner`` if, and only if, ``dead_owner`` still holds it (compare-and-set); an

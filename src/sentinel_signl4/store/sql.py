@@ -468,6 +468,12 @@ class SqlStateStore(StateStore):
                 sa.select(leases.c.owner).where(leases.c.name == name))).scalar_one_or_none()
         return holder
 
+    async def get_lease(self, name: str) -> Lease | None:
+        stmt = sa.select(leases.c.owner, leases.c.epoch, leases.c.expires_at).where(leases.c.name == name)
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else _lease(name, row[0], row)
+
     async def take_over_lease(self, name: str, dead_owner: str, owner: str, now: datetime,
                               ttl_seconds: float) -> Lease | None:
         if ttl_seconds <= 0:
