@@ -62,6 +62,14 @@ def test_a_live_replica_with_the_same_host_and_pid_is_never_proven_dead(tmp_path
         me.close()
 
 
+def test_a_very_long_host_name_still_registers(tmp_path: Path) -> None:
+    registry = InstanceRegistry(tmp_path)
+    registration = registry.register(f"{'h' * 250}:1:{'4' * 16}")
+    assert not registry.proven_dead(registration.replica)
+    registration.close()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_holder_without_an_instance_file_here_is_never_proven_dead(tmp_path: Path) -> None:
     registry = InstanceRegistry(tmp_path / "missing")
     assert not registry.proven_dead("other-host:1234:abcd")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import time
 import uuid
@@ -34,6 +35,7 @@ log = structlog.get_logger("sentinel_signl4.instances")
 
 _SUFFIX = ".lock"
 _TMP_PREFIX = ".registering-"
+_MAX_NAME = 200
 
 
 class Registration:
@@ -71,8 +73,12 @@ class InstanceRegistry:
         self.directory = directory
 
     def path_of(self, replica: str) -> Path:
-        # Replica ids are host:pid:nonce; quoting keeps any host name a single, safe file name.
-        return self.directory / (quote(replica, safe="") + _SUFFIX)
+        # Replica ids are host:pid:nonce; quoting keeps any host name a single, safe file name, and a digest keeps
+        # a very long one under the file system's name limit.
+        name = quote(replica, safe="")
+        if len(name) > _MAX_NAME:
+            name = hashlib.sha256(replica.encode()).hexdigest()
+        return self.directory / (name + _SUFFIX)
 
     def register(self, replica: str) -> Registration:
         """Create and lock ``replica``'s instance file; it stays locked while the returned registration is open."""
