@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,6 +27,8 @@ from sentinel_signl4.engine.connector import ConnectorRuntime
 from sentinel_signl4.engine.credential_expiry import credential_expiry
 from sentinel_signl4.engine.enrich import EnrichmentSettings, SentinelEnricher
 from sentinel_signl4.engine.forward import ForwardPath
+from sentinel_signl4.engine.instances import InstanceRegistry
+from sentinel_signl4.engine.leases import replica_id
 from sentinel_signl4.engine.owners import OwnerDirectory, UserLookup
 from sentinel_signl4.engine.ports import OwnerRef
 from sentinel_signl4.engine.reverse import ReversePath
@@ -36,9 +39,9 @@ from sentinel_signl4.sources.graph import GraphSource
 from sentinel_signl4.sources.pager import Signl4Pager
 from sentinel_signl4.sources.sentinel import SentinelSource
 from sentinel_signl4.store import StateStore
-from sentinel_signl4.store.factory import open_store
+from sentinel_signl4.store.factory import open_store, sqlite_file
 
-__all__ = ["Runtime", "build_connector", "build_runtime", "utcnow"]
+__all__ = ["Runtime", "build_connector", "build_runtime", "instance_directory", "utcnow"]
 
 
 # Every request of a connector (README, "The one documented duplicate window": at most 15 s). The clients set their
@@ -80,8 +83,19 @@ class Runtime:
     _closers: list[Any] = field(default_factory=list)
 
     def supervisor(self, **kwargs: Any) -> Supervisor:
+        """A supervisor for the enabled connectors. Unless an ``owner`` is given, it runs as a new replica registered
+        in the store's instance directory (released by ``aclose``), so its leases can be taken over at once after
+        it dies, and it can take over those of dead replicas of this host."""
         scheduled = [ScheduledConnector(p.runtime, p.config.poll_interval.total_seconds())
                      for p in self.connectors.values() if p.config.enabled]
+        directory = instance_directory(self.config)
+        if directory is not None and "owner" not in kwargs and "instance" not in kwargs:
+            registry = InstanceRegistry(directory)
+            registration = registry.register(replica_id())
+            self._closers.append(_async(registration.close))
+            longest_ttl = max((kwargs.get("lease_ttl") or max(60.0, 3 * s.interval) for s in scheduled), default=60.0)
+            registry.sweep(idle_for=max(3600.0, 2 * longest_ttl))
+            kwargs["instance"] = registration
         return Supervisor(scheduled, self.store, clock=self.clock, **kwargs)
 
     async def aclose(self) -> None:
@@ -90,6 +104,21 @@ class Runtime:
                 await closer()
         await self.http.aclose()
         await self.store.close()
+
+
+def instance_directory(config: Config) -> Path | None:
+    """Where this store's replicas register (``[store] state_dir``, else ``<sqlite file>.replicas``; None for
+    PostgreSQL without a ``state_dir``)."""
+    if config.store.state_dir:
+        return Path(config.store.state_dir).resolve()
+    path = sqlite_file(config.store.url)
+    return None if path is None else Path(f"{path}.replicas")
+
+
+def _async(close: Callable[[], None]) -> Callable[[], Any]:
+    async def closer() -> None:
+        close()
+    return closer
 
 
 async def build_runtime(config: Config, *, transport: httpx.AsyncBaseTransport | None = None,

@@ -16,21 +16,24 @@ S = timedelta(seconds=1)
 # -- leases ----------------------------------------------------------------------------------------------------
 async def test_lease_is_taken_renewed_by_its_owner_and_refused_to_others(
         store: SqlStateStore, now: datetime) -> None:
-    assert await store.acquire_lease("connector:c1", "replica-a", now, 30) is True
-    assert await store.acquire_lease("connector:c1", "replica-b", now + S, 30) is False
-    assert await store.acquire_lease("connector:c1", "replica-a", now + 20 * S, 30) is True  # renewed to +50s
-    assert await store.acquire_lease("connector:c1", "replica-b", now + 49 * S, 30) is False
-    assert await store.acquire_lease("connector:c1", "replica-b", now + 50 * S, 30) is True  # expired: taken
-    assert await store.acquire_lease("connector:c1", "replica-a", now + 51 * S, 30) is False
-    assert await store.acquire_lease("connector:c2", "replica-a", now + 51 * S, 30) is True  # other lease
+    async def holds(owner: str, at: datetime) -> bool:
+        return await store.acquire_lease("connector:c1", owner, at, 30) is not None
+
+    assert await holds("replica-a", now)
+    assert not await holds("replica-b", now + S)
+    assert await holds("replica-a", now + 20 * S)  # renewed to +50s
+    assert not await holds("replica-b", now + 49 * S)
+    assert await holds("replica-b", now + 50 * S)  # expired: taken
+    assert not await holds("replica-a", now + 51 * S)
+    assert await store.acquire_lease("connector:c2", "replica-a", now + 51 * S, 30) is not None  # other lease
 
 
 async def test_release_frees_the_lease_only_for_its_owner(store: SqlStateStore, now: datetime) -> None:
     await store.acquire_lease("l", "a", now, 300)
     await store.release_lease("l", "b")
-    assert await store.acquire_lease("l", "b", now + S, 300) is False
+    assert await store.acquire_lease("l", "b", now + S, 300) is None
     await store.release_lease("l", "a")
-    assert await store.acquire_lease("l", "b", now + S, 300) is True
+    assert await store.acquire_lease("l", "b", now + S, 300) is not None
     await store.release_lease("never-taken", "a")
 
 
@@ -47,11 +50,12 @@ async def test_two_replicas_racing_for_a_lease_exactly_one_wins(
         name = f"race-{round_}"
         if round_ % 2:  # odd rounds: the lease exists and has just expired, so both try to take it over
             await store.acquire_lease(name, "old-owner", now - 60 * S, 30)
-        won = await asyncio.gather(
+        granted = await asyncio.gather(
             store.acquire_lease(name, "replica-a", now, 30),
             other_store.acquire_lease(name, "replica-b", now, 30),
         )
-        assert sorted(won) == [False, True], f"round {round_}: {won}"
+        won = [lease is not None for lease in granted]
+        assert sorted(won) == [False, True], f"round {round_}: {granted}"
 
 
 # -- cursors ---------------------------------------------------------------------------------------------------
@@ -122,8 +126,8 @@ async def test_lease_holder_and_compare_and_set_take_over(store: SqlStateStore, 
     await store.acquire_lease("l", "host:111:aaaa", now, 300)
     assert await store.lease_holder("l") == "host:111:aaaa"
     # Only from the holder named: a stale view of the holder must not win.
-    assert await store.take_over_lease("l", "host:222:bbbb", "host:333:cccc", now, 300) is False
-    assert await store.take_over_lease("l", "host:111:aaaa", "host:333:cccc", now, 300) is True
+    assert await store.take_over_lease("l", "host:222:bbbb", "host:333:cccc", now, 300) is None
+    assert await store.take_over_lease("l", "host:111:aaaa", "host:333:cccc", now, 300) is not None
     assert await store.lease_holder("l") == "host:333:cccc"
-    assert await store.acquire_lease("l", "host:111:aaaa", now + S, 300) is False
-    assert await store.take_over_lease("missing", "x", "y", now, 300) is False
+    assert await store.acquire_lease("l", "host:111:aaaa", now + S, 300) is None
+    assert await store.take_over_lease("missing", "x", "y", now, 300) is None

@@ -97,15 +97,15 @@ _BROKEN_REVISION = '''
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "9999"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
     op.create_table("half_done", sa.Column("id", sa.Integer, primary_key=True))
-    raise RuntimeError("revision 0002 failed half-way")
+    raise RuntimeError("revision 9999 failed half-way")
 
 
 def downgrade() -> None:
@@ -117,7 +117,7 @@ async def test_a_failed_upgrade_leaves_nothing_behind(fresh_store_url: str, tmp_
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     scripts = tmp_path / "migrations"
     shutil.copytree(migrate.SCRIPT_LOCATION, scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "0002_broken.py").write_text(_BROKEN_REVISION)
+    (scripts / "versions" / "9999_broken.py").write_text(_BROKEN_REVISION.replace("{head}", head_revision()))
     monkeypatch.setattr(migrate, "SCRIPT_LOCATION", scripts)
 
     store = open_sql_store(fresh_store_url)

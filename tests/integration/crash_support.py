@@ -8,8 +8,8 @@ sleeps: a remote side applies each request and answers a little later (``SLOW``)
 stuck exactly there and kill it. Every wait polls a condition with a deadline (``DEADLINE``) and fails with what it
 was waiting for, the store's counts and the tail of the connector's log.
 
-Recovery is ``run --once`` until quiescent: a restarted ``run`` would wait for the dead process's lease to expire
-first (60 s), which proves nothing more and costs a minute.
+Recovery is ``run --once`` until quiescent; it takes the killed process's lease over at once, because the killed
+process's instance lock (``engine/instances.py``) died with it.
 """
 
 from __future__ import annotations

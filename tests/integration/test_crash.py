@@ -12,8 +12,9 @@ rules, not with sleeps:
   SIGNL4 API key) or re-send (without one: the documented duplicate window). One more kill lands at whatever moment
   the process happens to be in.
 
-Recovery is ``run --once`` until the outbox is quiescent: a restarted ``run`` would wait for the dead process's lease
-to expire first (60 s), which proves nothing more and costs a minute.
+Recovery is ``run --once`` until the outbox is quiescent (it takes the killed process's lease over at once: the
+process's instance lock died with it). A plain restarted ``run`` does the same
+(``test_a_run_restarted_after_kill_9_takes_its_dead_predecessors_lease_over_at_once``).
 """
 
 from __future__ import annotations
@@ -166,6 +167,31 @@ async def test_sigterm_mid_burst_exits_cleanly_and_a_restart_completes_exactly_o
 
     # A plain restart (not --once): the stopped process released its lease, so this one takes over at once.
     proc = s.start()
+
+    async def quiescent() -> bool:
+        return len(s.harness.alerts()) >= BURST and s.tagged() >= BURST and await s.open_rows() == 0
+
+    await s.wait_until("the restarted connector to finish the burst", quiescent, proc=proc)
+    proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(proc.wait, DEADLINE) == 0, s.log_tail()
+    await s.assert_exactly_once()
+
+
+async def test_a_run_restarted_after_kill_9_takes_its_dead_predecessors_lease_over_at_once(
+        scenario_factory: Callable[..., Scenario]) -> None:
+    s = scenario_factory()
+    s.harness.state.faults.add(FaultRule(path=WEBHOOK, method="POST", kind="delay", phase="after", delay=SLOW))
+    proc = s.start()
+    await s.wait_until(f"{BURST // 4} alerts", lambda: len(s.harness.alerts()) >= BURST // 4, proc=proc)
+    s.kill(proc)
+    s.harness.state.faults.clear()
+
+    # A plain restart (not --once), as systemd or a container runtime does. The killed process's lease has a minute
+    # to run, but its instance file's lock died with it: that is proof, so the lease is taken over at once (the
+    # expiry path logs no take-over).
+    proc = s.start()
+    await s.wait_until("the restart to take the lease over", lambda: "lease_taken_over" in s.log_tail(400),
+                       proc=proc)
 
     async def quiescent() -> bool:
         return len(s.harness.alerts()) >= BURST and s.tagged() >= BURST and await s.open_rows() == 0

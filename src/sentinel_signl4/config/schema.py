@@ -355,6 +355,10 @@ class ConnectorConfig(_Strict):
 
 class StoreConfig(_Strict):
     url: str = "sqlite:///sentinel-signl4.db"
+    # Where replicas of this host keep their instance files (engine/instances.py), which let a restarted process
+    # take its dead predecessor's leases over at once. Default: "<sqlite file>.replicas"; none for PostgreSQL
+    # (leases then change hands on expiry only). Must be a local directory shared by the replicas of one host.
+    state_dir: str | None = None
     # Done outbox rows and processed SIGNL4 events older than this are deleted (links are kept for good).
     retention: Annotated[PositiveDuration, within(timedelta(hours=1), timedelta(days=3650))] = timedelta(days=30)
 

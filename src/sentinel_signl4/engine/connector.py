@@ -19,7 +19,7 @@ from sentinel_signl4.engine.report import PollReport
 from sentinel_signl4.engine.reverse import ReversePath
 from sentinel_signl4.engine.signl4_poll import Signl4Poller
 from sentinel_signl4.metrics import Metrics
-from sentinel_signl4.store import StateStore, is_store_error
+from sentinel_signl4.store import LeaseLostError, StateStore, is_store_error
 
 __all__ = ["ConnectorRuntime"]
 
@@ -71,12 +71,16 @@ class ConnectorRuntime:
         for label, step in self._steps():
             try:
                 await step(now, report)
+            except LeaseLostError:
+                raise  # another replica runs this connector now: stop the cycle at once, the supervisor reports it
             except Exception as exc:  # noqa: BLE001 - classified and reported in health
                 self._step_failed(label, exc, report, outcome)
             else:
                 outcome.recovered.add(label)
         try:
             await self.outbox.drain(now, report, stop=stop)
+        except LeaseLostError:
+            raise
         except Exception as exc:  # noqa: BLE001 - classified and reported in health
             self._step_failed("outbox", exc, report, outcome)
         else:

@@ -1,59 +1,74 @@
-"""Who runs a connector: a lease in the store, held by one replica (``host:pid:nonce``) at a time.
+"""Who runs a connector: a lease in the store, held by one replica at a time, and the fence its writes carry.
 
-A replica that died on *this* host (kill -9, OOM, a crash loop under systemd) is known to be dead — its PID is gone,
-or it is our own PID from a previous incarnation (PID 1 in a container) — so its lease is taken over at once instead
-of after expiry. A lease held from another host is only ever taken when it has expired.
+* Identity: ``replica_id()`` is ``host:pid:nonce`` with a random 64-bit nonce, so it is unique even between
+  replicas that share a host name and a PID (containers with host networking are all PID 1; two supervisors in
+  one process share both). Host and PID are there for people reading logs; nothing infers anything from them.
+* Early take-over: a lease is taken before it expires only from a holder *proven* dead through its instance file
+  (``engine.instances``: registered in our state directory, and its ``flock`` is free). Never from PIDs. Without
+  that proof (another host, no shared state directory) the lease has to expire.
+* Fencing: every acquisition increments the lease's epoch; the cycle run under it gets a ``Fence`` (lease, owner,
+  epoch), bound for the cycle with ``fenced``. The store checks it in the transaction of every outbox and inbox
+  state change, so a replica paused past its TTL (SIGSTOP, a frozen VM) and then resumed cannot start a send or
+  record work once another replica took over: it gets ``LeaseLostError`` and stops its cycle.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from datetime import datetime
 
 import structlog
 
-from sentinel_signl4.store import StateStore
+from sentinel_signl4.engine.instances import InstanceRegistry
+from sentinel_signl4.store import Fence, Lease, StateStore
 
-__all__ = ["claim_lease", "holder_is_dead_here", "replica_id"]
+__all__ = ["claim_lease", "current_fence", "fence_for", "fenced", "replica_id"]
 
 log = structlog.get_logger("sentinel_signl4.leases")
 
+_FENCE: ContextVar[Fence | None] = ContextVar("sentinel_signl4_fence", default=None)
+
 
 def replica_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
 
 
-def holder_is_dead_here(holder: str, me: str) -> bool:
-    """True when ``holder`` is a process of this host that no longer runs (never for another host's replica)."""
-    try:
-        host, pid_text, _nonce = holder.rsplit(":", 2)
-        my_host, my_pid, _ = me.rsplit(":", 2)
-        pid = int(pid_text)
-    except ValueError:
-        return False
-    if holder == me or host != my_host or pid <= 0:
-        return False
-    if str(pid) == my_pid:
-        return True  # same PID, other nonce: an earlier incarnation of this very process slot (e.g. PID 1)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # alive, owned by another user
-    return False
-
-
-async def claim_lease(store: StateStore, name: str, owner: str, now: datetime, ttl: float) -> bool:
-    """Take or renew ``name``; take it over from a dead holder on this host. False while someone else holds it."""
-    if await store.acquire_lease(name, owner, now, ttl):
-        return True
+async def claim_lease(store: StateStore, name: str, owner: str, now: datetime, ttl: float, *,
+                      instances: InstanceRegistry | None = None) -> Lease | None:
+    """Take or renew ``name``; take it over early only from a holder ``instances`` proves dead. None while another
+    replica holds it."""
+    lease = await store.acquire_lease(name, owner, now, ttl)
+    if lease is not None or instances is None:
+        return lease
     holder = await store.lease_holder(name)
-    if holder is not None and holder_is_dead_here(holder, owner):
-        taken = await store.take_over_lease(name, holder, owner, now, ttl)
-        if taken:
-            log.info("lease_taken_over", lease=name, from_owner=holder, reason="holder process is gone")
-        return taken
-    return False
+    if holder is None or holder == owner or not instances.proven_dead(holder):
+        return None
+    lease = await store.take_over_lease(name, holder, owner, now, ttl)
+    if lease is not None:
+        log.info("lease_taken_over", lease=name, from_owner=holder, epoch=lease.epoch,
+                 reason="the holder's instance lock is free: it has exited")
+    return lease
+
+
+def fence_for(lease: Lease, clock: Callable[[], datetime]) -> Fence:
+    return Fence(lease.name, lease.owner, lease.epoch, clock)
+
+
+def current_fence() -> Fence | None:
+    """The fence of the cycle this code runs in (None outside a leased cycle: tests, one-off commands)."""
+    return _FENCE.get()
+
+
+@contextlib.contextmanager
+def fenced(fence: Fence | None) -> Iterator[None]:
+    """Bind ``fence`` to this task (and the tasks it starts) for the duration of the block."""
+    token = _FENCE.set(fence)
+    try:
+        yield
+    finally:
+        _FENCE.reset(token)

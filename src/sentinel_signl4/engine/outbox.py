@@ -3,6 +3,9 @@
 Rules (ARCHITECTURE §1): a row exists before its side effect is attempted; ``IN_FLIGHT`` is written before the
 remote call; ``DONE`` only after the remote side confirmed. A row found ``IN_FLIGHT`` or ``in_doubt`` may already
 have taken effect, so its handler reconciles before acting again.
+
+Every state change carries the cycle's lease fence (``engine.leases.current_fence``): once another replica took the
+connector over, the store refuses it with ``LeaseLostError`` and the pass ends at once, rows in progress included.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ from sentinel_signl4.clients.errors import (
 from sentinel_signl4.domain import ActionKind, ActionState
 from sentinel_signl4.engine.backoff import OutboxBackoff
 from sentinel_signl4.engine.failures import describe_error
+from sentinel_signl4.engine.leases import current_fence
 from sentinel_signl4.engine.report import PollReport
-from sentinel_signl4.store import Link, OutboxAction, StateStore
+from sentinel_signl4.store import LeaseLostError, Link, OutboxAction, StateStore
 from sentinel_signl4.store.base import ActionClosedError
 
 __all__ = ["Done", "Handler", "OutboxWorker"]
@@ -91,12 +95,13 @@ class OutboxWorker:
         # An unexpected error in one incident's rows must not cancel the others mid-send (a cancelled send is in
         # doubt): each incident's task keeps its error, and the pass raises them once every task has finished.
         failures: list[Exception] = []
+        lost: list[LeaseLostError] = []
 
         async def run_incident(items: list[OutboxAction]) -> None:
             async with gate:
                 for row in items:
-                    if stop is not None and stop.is_set():
-                        return
+                    if (stop is not None and stop.is_set()) or lost:
+                        return  # stopping, or another replica runs this connector now: start nothing more
                     try:
                         if not await self._run_one(row, now, report):
                             return  # keep order: later rows of this incident wait for the failed one
@@ -107,6 +112,9 @@ class OutboxWorker:
                         log.warning("action_already_finished", connector=self.connector, key=exc.key,
                                     state=exc.state.value)
                         return
+                    except LeaseLostError as exc:
+                        lost.append(exc)
+                        return
                     except Exception as exc:  # noqa: BLE001 - re-raised below, after the other incidents' rows
                         failures.append(exc)
                         return
@@ -114,6 +122,8 @@ class OutboxWorker:
         async with asyncio.TaskGroup() as group:
             for items in by_incident.values():
                 group.create_task(run_incident(items))
+        if lost:
+            raise lost[0]  # the lease is gone: that, not what else failed meanwhile, is what the connector reports
         if len(failures) == 1:
             raise failures[0]
         if failures:
@@ -121,8 +131,9 @@ class OutboxWorker:
 
     async def _run_one(self, row: OutboxAction, now: datetime, report: PollReport) -> bool:
         handler = self.handlers.get(row.kind)
+        fence = current_fence()
         if handler is None:
-            await self.store.mark_dead(row.key, now, f"no handler for action kind {row.kind!r}")
+            await self.store.mark_dead(row.key, now, f"no handler for action kind {row.kind!r}", fence=fence)
             report.dead[row.kind] += 1
             return False
         if self.last_config_error is not None and row.kind is ActionKind.RAISE_SIGNL:
@@ -133,7 +144,7 @@ class OutboxWorker:
             # Left by a crash mid-attempt: the side effect may have happened.
             row = _replace(row, in_doubt=True)
         try:
-            started = await self.store.mark_in_flight(row.key, now)
+            started = await self.store.mark_in_flight(row.key, now, fence=fence)
         except ActionClosedError as exc:
             if exc.state is not ActionState.DISCARDED:
                 raise
@@ -144,10 +155,10 @@ class OutboxWorker:
         try:
             done = await handler(row, now)
         except RemoteError as exc:
-            await asyncio.shield(self._failed(row, now, exc, report))
+            await _shielded(self._failed(row, now, exc, report))
             return False
-        await asyncio.shield(self.store.complete(row.key, now, done.result, link=done.link,
-                                                 follow_ups=done.follow_ups))
+        await _shielded(self.store.complete(row.key, now, done.result, link=done.link,
+                                            follow_ups=done.follow_ups, fence=fence))
         report.done[row.kind] += 1
         if done.result.get("reconciled"):
             report.reconciled_sends += 1
@@ -160,7 +171,8 @@ class OutboxWorker:
         # A conflict that outlasted the handler's re-reads (other writers busy on the incident) is transient too.
         if exc.retryable or isinstance(exc, AuthError | NotFoundError | ConflictError):
             if row.attempts >= self.max_attempts:
-                await self.store.mark_dead(row.key, now, f"gave up after {row.attempts} attempts: {error}")
+                await self.store.mark_dead(row.key, now, f"gave up after {row.attempts} attempts: {error}",
+                                           fence=current_fence())
                 report.dead[row.kind] += 1
                 log.error("action_dead", connector=self.connector, key=row.key, kind=row.kind.value, error=error)
                 return
@@ -170,14 +182,28 @@ class OutboxWorker:
                 hint = exc.retry_after if isinstance(exc, RateLimitedError) and exc.retry_after else 0.0
                 delay = self.backoff.delay(row.attempts, at_least=hint)
             await self.store.mark_retry(row.key, now, now + delay, error,
-                                        in_doubt=isinstance(exc, OutcomeUnknownError))
+                                        in_doubt=isinstance(exc, OutcomeUnknownError), fence=current_fence())
             report.retried[row.kind] += 1
             log.warning("action_retry", connector=self.connector, key=row.key, kind=row.kind.value,
                         attempt=row.attempts, in_seconds=round(delay.total_seconds(), 1), error=error)
             return
-        await self.store.mark_dead(row.key, now, error)
+        await self.store.mark_dead(row.key, now, error, fence=current_fence())
         report.dead[row.kind] += 1
         log.error("action_dead", connector=self.connector, key=row.key, kind=row.kind.value, error=error)
+
+
+async def _shielded(work: Awaitable[None]) -> None:
+    """``work`` to its end even if the caller is cancelled (an outcome is recorded, not dropped half-way). When the
+    caller was cancelled meanwhile (a sibling lost the lease), its error is still collected, not left unretrieved."""
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(_collect)
+    await asyncio.shield(task)
+
+
+def _collect(task: asyncio.Future[None]) -> None:
+    if not task.cancelled():
+        task.exception()
+
 
 
 def _replace(row: OutboxAction, **changes: Any) -> OutboxAction:

@@ -52,6 +52,7 @@ from sentinel_signl4.domain.sync import (
     parse_keywords,
 )
 from sentinel_signl4.engine.keys import comment_key, merge_key, raise_key, resolve_key
+from sentinel_signl4.engine.leases import current_fence
 from sentinel_signl4.engine.outbox import Done
 from sentinel_signl4.engine.owners import OwnerDirectory
 from sentinel_signl4.engine.ports import IncidentSource, Pager
@@ -123,7 +124,7 @@ class ReversePath:
             event = parse_event(item.payload)
         except ValueError as exc:
             await self.store.finish_inbox(self.connector, item.event_id, now, state=InboxState.DEAD,
-                                          error=str(exc))
+                                          error=str(exc), fence=current_fence())
             return
         plan = await self._plan(event, now)
         if isinstance(plan, _Wait):
@@ -133,7 +134,8 @@ class ReversePath:
             reason = (f"no Signl of this connector has ExternalID {event.external_id!r} after "
                       f"{_describe(waited)} (limit {_describe(self.unmatched_event_limit)}): its send was never "
                       "recorded as done, or the Signl was raised by another installation with this connector name")
-            await self.store.finish_inbox(self.connector, item.event_id, now, state=InboxState.DEAD, error=reason)
+            await self.store.finish_inbox(self.connector, item.event_id, now, state=InboxState.DEAD, error=reason,
+                                          fence=current_fence())
             self.metrics.inbox_unmatched.labels(self.connector).inc()
             log.warning("signl4_event_unmatched", connector=self.connector, event_id=item.event_id,
                         kind=event.kind.value, external_id=event.external_id, reason=reason)
@@ -142,9 +144,10 @@ class ReversePath:
             log.info("signl4_event_skipped", connector=self.connector, event_id=item.event_id,
                      kind=event.kind.value, reason=plan.reason)
             await self.store.finish_inbox(self.connector, item.event_id, now, state=InboxState.DONE,
-                                          error=plan.reason)
+                                          error=plan.reason, fence=current_fence())
             return
-        await self.store.finish_inbox(self.connector, item.event_id, now, state=InboxState.DONE, follow_ups=plan)
+        await self.store.finish_inbox(self.connector, item.event_id, now, state=InboxState.DONE, follow_ups=plan,
+                                      fence=current_fence())
 
     def _is_ours(self, external_id: str) -> bool:
         """Whether ``external_id`` has the form of the ExternalIDs this connector gives its Signls."""

@@ -1,8 +1,10 @@
 """Runs every enabled connector concurrently; one failing or slow connector never delays the others.
 
-Each connector runs in its own task under a lease in the store, so N replicas sharing PostgreSQL run each connector
+Each connector runs in its own task under a lease in the store, so N replicas sharing a store run each connector
 exactly once. The lease is renewed in the background while a cycle runs (a 1,000-incident burst can outlast the
-TTL). ``stop`` ends the loops: a cycle under way starts no further side effect, those in progress finish and are
+TTL), and the cycle's writes are fenced by the lease's epoch (``engine.leases``): a replica that lost its lease
+(paused past the TTL while another took over) gets ``LeaseLostError`` from the store and ends its cycle at once.
+``stop`` ends the loops: a cycle under way starts no further side effect, those in progress finish and are
 recorded, and the rest stays queued for the next start.
 """
 
@@ -19,9 +21,10 @@ import structlog
 from sentinel_signl4.engine.connector import ConnectorRuntime
 from sentinel_signl4.engine.failures import describe_error, leaf_errors
 from sentinel_signl4.engine.health import store_error_message
-from sentinel_signl4.engine.leases import claim_lease, replica_id
+from sentinel_signl4.engine.instances import Registration
+from sentinel_signl4.engine.leases import claim_lease, fence_for, fenced, replica_id
 from sentinel_signl4.engine.report import PollReport
-from sentinel_signl4.store import StateStore, is_store_error
+from sentinel_signl4.store import Lease, LeaseLostError, StateStore, is_store_error
 
 __all__ = ["ScheduledConnector", "Supervisor", "replica_id"]
 
@@ -42,11 +45,17 @@ class Supervisor:
     def __init__(self, connectors: Sequence[ScheduledConnector], store: StateStore, *,
                  clock: Callable[[], datetime] = _utcnow, owner: str | None = None,
                  lease_ttl: float | None = None,
-                 on_report: Callable[[PollReport], None] | None = None) -> None:
+                 on_report: Callable[[PollReport], None] | None = None,
+                 instance: Registration | None = None) -> None:
+        """``instance``: this replica's registration (its instance file, locked); its id is the lease owner, and
+        its registry proves other holders dead, to take their leases over before expiry. Without one, only
+        expiry frees a lease.
+        """
         self.connectors = list(connectors)
         self.store = store
         self.clock = clock
-        self.owner = owner or replica_id()
+        self.instance = instance
+        self.owner = instance.replica if instance is not None else owner or replica_id()
         self.lease_ttl = lease_ttl
         self.on_report = on_report
         self.running = False
@@ -70,8 +79,9 @@ class Supervisor:
         ttl = self._ttl(item)
         try:
             while not stop.is_set():
-                if await self._claim(rt, lease, self.clock(), ttl):
-                    await self._cycle(item, lease, ttl, stop)
+                held = await self._claim(rt, lease, self.clock(), ttl)
+                if held is not None:
+                    await self._cycle(item, held, ttl, stop)
                 await self._pause(rt.name, item.interval, stop)
         finally:
             with contextlib.suppress(Exception):
@@ -97,28 +107,25 @@ class Supervisor:
                 waiter.cancel()
             wake.clear()
 
-    async def _acquire(self, lease: str, now: datetime, ttl: float) -> bool:
-        try:
-            return await claim_lease(self.store, lease, self.owner, now, ttl)
-        except Exception as exc:  # noqa: BLE001 - a store outage must not kill the loop; it is reported
-            log.error("lease_failed", lease=lease, error=store_error_message(exc))
-            return False
-
-    async def _claim(self, rt: ConnectorRuntime, lease: str, now: datetime, ttl: float) -> bool:
+    async def _claim(self, rt: ConnectorRuntime, lease: str, now: datetime, ttl: float) -> Lease | None:
         """Take or renew ``lease`` for a cycle. Otherwise report why in ``rt.health``: standby only when the store
-        names a holder, error with the store's message when the store failed."""
+        names a live holder, error with the store's message when the store failed."""
+        registry = self.instance.registry if self.instance is not None else None
         try:
-            if await claim_lease(self.store, lease, self.owner, now, ttl):
-                return True
-            holder = await self.store.lease_holder(lease)
+            held = await claim_lease(self.store, lease, self.owner, now, ttl, instances=registry)
+            holder = None if held is not None else await self.store.lease_holder(lease)
         except Exception as exc:  # noqa: BLE001 - a store outage must not kill the loop; it is reported
             message = store_error_message(exc)
             log.error("lease_failed", lease=lease, error=message)
             rt.health.store_failed(now, message)
-            return False
+            return None
+        if held is not None:
+            if self.instance is not None:
+                self.instance.touch()
+            return held
         if holder is not None and holder != self.owner:
             rt.health.standby(now, holder)
-        return False
+        return None
 
     async def run_each_once(self) -> dict[str, PollReport | None]:
         """One cycle of every connector whose lease this process gets (``run --once``); None for the others.
@@ -130,10 +137,11 @@ class Supervisor:
 
         async def one(item: ScheduledConnector) -> PollReport | None:
             lease, ttl = f"connector:{item.runtime.name}", self._ttl(item)
-            if not await self._claim(item.runtime, lease, self.clock(), ttl):
+            held = await self._claim(item.runtime, lease, self.clock(), ttl)
+            if held is None:
                 return None
             try:
-                return await self._cycle(item, lease, ttl, stop)
+                return await self._cycle(item, held, ttl, stop)
             finally:
                 with contextlib.suppress(Exception):
                     await self.store.release_lease(lease, self.owner)
@@ -141,15 +149,21 @@ class Supervisor:
         reports = await asyncio.gather(*(one(item) for item in self.connectors))
         return {item.runtime.name: report for item, report in zip(self.connectors, reports, strict=True)}
 
-    async def _cycle(self, item: ScheduledConnector, lease: str, ttl: float,
+    async def _cycle(self, item: ScheduledConnector, lease: Lease, ttl: float,
                      stop: asyncio.Event) -> PollReport | None:
         rt = item.runtime
         keeper = asyncio.create_task(self._keep_lease(lease, ttl))
         try:
-            report = await rt.run_once(self.clock(), stop=stop)
+            with fenced(fence_for(lease, self.clock)):
+                report = await rt.run_once(self.clock(), stop=stop)
             if self.on_report is not None:
                 self.on_report(report)
             return report
+        except LeaseLostError as exc:
+            # Another replica runs this connector now; whatever this cycle planned is its business.
+            log.warning("lease_lost", connector=rt.name, lease=lease.name, epoch=lease.epoch, error=str(exc))
+            rt.health.crashed(self.clock(), f"{type(exc).__name__}: {exc}")
+            return None
         except Exception as exc:
             detail = describe_error(exc)
             log.exception("connector_cycle_crashed", connector=rt.name, error=detail)
@@ -164,7 +178,19 @@ class Supervisor:
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
 
-    async def _keep_lease(self, lease: str, ttl: float) -> None:
+    async def _keep_lease(self, lease: Lease, ttl: float) -> None:
+        """Renew ``lease`` every third of its TTL. Renewing can only keep its epoch; when it comes back with
+        another epoch (we were paused past the TTL) or not at all, the cycle's fence is stale and its next write
+        will be refused, so renewing stops here."""
         while True:
             await asyncio.sleep(ttl / 3)
-            await self._acquire(lease, self.clock(), ttl)
+            try:
+                renewed = await self.store.acquire_lease(lease.name, self.owner, self.clock(), ttl)
+            except Exception as exc:  # noqa: BLE001 - a store hiccup: try again at the next third of the TTL
+                log.error("lease_failed", lease=lease.name, error=store_error_message(exc))
+                continue
+            if renewed is not None and renewed.epoch == lease.epoch:
+                continue
+            log.warning("lease_renewal_lost", lease=lease.name, epoch=lease.epoch,
+                        now_epoch=None if renewed is None else renewed.epoch)
+            return

@@ -1,6 +1,17 @@
 """State store: interface and SQL implementations."""
 
-from sentinel_signl4.store.base import InboxEvent, InboxState, Link, OutboxAction, StateStore
+from sentinel_signl4.store.base import (
+    Fence,
+    InboxEvent,
+    InboxState,
+    Lease,
+    LeaseLostError,
+    Link,
+    OutboxAction,
+    StateStore,
+    StoreReplacedError,
+)
 from sentinel_signl4.store.errors import is_store_error
 
-__all__ = ["InboxEvent", "InboxState", "Link", "OutboxAction", "StateStore", "is_store_error"]
+__all__ = ["Fence", "InboxEvent", "InboxState", "Lease", "LeaseLostError", "Link", "OutboxAction", "StateStore",
+           "StoreReplacedError", "is_store_error"]

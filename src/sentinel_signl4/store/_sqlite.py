@@ -2,7 +2,11 @@
 
 * Per connection (``connect`` hook): ``busy_timeout``, ``synchronous=NORMAL``, ``foreign_keys=ON``, and
   transaction control taken away from the ``sqlite3`` module.
-* Per transaction (``begin`` hook): ``BEGIN DEFERRED`` for reads, ``BEGIN IMMEDIATE`` on the write engine.
+* Per transaction (``begin`` hook): ``BEGIN DEFERRED`` for reads, ``BEGIN IMMEDIATE`` on the write engine, after
+  ``FileGuard.check``: the path must still name the file the store first opened (one ``stat`` per transaction).
+  Deleted or replaced under a running process, the store raises ``StoreReplacedError`` instead of carrying on
+  in a new, empty database (pooled connections would keep writing into the unlinked file, new ones into the
+  empty one, and a restart would find neither the links nor the webhook events accepted meanwhile).
 * Per database file (``ensure_wal``, run by ``migrate()``): ``journal_mode=WAL``, which SQLite stores in the
   file, so it is done once, with retries, rather than on every connection.
 
@@ -15,6 +19,7 @@ but never corrupts the database. ``synchronous=FULL`` would close that window at
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from typing import Any
 
@@ -22,7 +27,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ["BUSY_TIMEOUT_MS", "configure", "ensure_wal", "write_engine"]
+from sentinel_signl4.store.base import StoreReplacedError
+
+__all__ = ["BUSY_TIMEOUT_MS", "FileGuard", "configure", "ensure_wal", "write_engine"]
 
 # How long a writer waits for another process's write transaction before failing with "database is locked".
 # Our transactions last milliseconds; a few seconds absorbs a checkpoint or a slow disk.
@@ -32,8 +39,31 @@ BUSY_TIMEOUT_MS = 5000
 _BEGIN_MODE = "sentinel_signl4_sqlite_begin"
 
 
-def configure(engine: AsyncEngine) -> None:
-    """Install the connection and transaction hooks on a new aiosqlite engine."""
+class FileGuard:
+    """Remembers which file (``st_dev``, ``st_ino``) the database path named when first used, and refuses to go on
+    once the path names another file or none."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.identity: tuple[int, int] | None = None
+
+    def check(self) -> None:
+        """Raise ``StoreReplacedError`` if the file was deleted or replaced since the first transaction."""
+        try:
+            found = os.stat(self.path)
+        except FileNotFoundError:
+            if self.identity is None:
+                return  # not created yet: the first connection creates it, the next check remembers it
+            raise StoreReplacedError(self.path, "the path names no file now") from None
+        identity = (found.st_dev, found.st_ino)
+        if self.identity is None:
+            self.identity = identity
+        elif identity != self.identity:
+            raise StoreReplacedError(self.path, "the path names another file now")
+
+
+def configure(engine: AsyncEngine, guard: FileGuard | None = None) -> None:
+    """Install the connection and transaction hooks on a new aiosqlite engine (``guard``: see ``FileGuard``)."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -50,6 +80,8 @@ def configure(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
+        if guard is not None:
+            guard.check()
         mode = conn.get_execution_options().get(_BEGIN_MODE, "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
 

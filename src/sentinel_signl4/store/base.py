@@ -6,7 +6,9 @@ Everything the connector has done or promised to do lives here:
   ``done`` only after the remote side confirmed (see ``ActionState``).
 * ``links``: which Signl belongs to which incident.
 * ``inbox``: SIGNL4 events (webhook or polled), keyed by the event id, processed at most once to completion.
-* ``leases``: which replica runs which connector, when several share one PostgreSQL.
+* ``leases``: which replica runs which connector, when several share one store. Each acquisition bumps the lease's
+  ``epoch``; the engine's writes carry a ``Fence`` (lease, owner, epoch) and are refused with ``LeaseLostError``
+  once another replica took the lease over or it expired (see ``Fence``).
 * ``cursors``: small per-connector values (last poll time, reconciliation marks).
 
 All timestamps are timezone-aware UTC ``datetime``s passed in by the caller: the store has no clock. A naive
@@ -20,7 +22,7 @@ written raises ``KeyError``: it is a bug, not a condition to recover from.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -28,7 +30,19 @@ from typing import Any, Self
 
 from sentinel_signl4.domain.enums import ActionKind, ActionState
 
-__all__ = ["ActionClosedError", "InboxEvent", "InboxState", "Link", "OutboxAction", "OutboxHealth", "StateStore"]
+__all__ = [
+    "ActionClosedError",
+    "Fence",
+    "InboxEvent",
+    "InboxState",
+    "Lease",
+    "LeaseLostError",
+    "Link",
+    "OutboxAction",
+    "OutboxHealth",
+    "StateStore",
+    "StoreReplacedError",
+]
 
 
 class ActionClosedError(Exception):
@@ -42,6 +56,53 @@ class ActionClosedError(Exception):
         super().__init__(f"outbox action {key!r} is already {state.value}; not starting another attempt")
         self.key = key
         self.state = state
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A lease as ``acquire_lease`` granted it: ``owner`` holds ``name`` until ``expires_at``, in ``epoch``."""
+
+    name: str
+    owner: str
+    epoch: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """What a fenced write proves before it changes anything: ``owner`` still holds ``lease`` in ``epoch`` and the
+    lease has not expired at ``clock()`` (read inside the write's transaction, not when the cycle started).
+
+    ``epoch`` comes from the ``Lease`` that ``acquire_lease`` returned when the lease was *acquired*; renewals keep
+    it, so a fence stays valid for as long as the owner keeps its lease without a gap.
+    """
+
+    lease: str
+    owner: str
+    epoch: int
+    clock: Callable[[], datetime] = field(compare=False, repr=False)
+
+
+class LeaseLostError(Exception):
+    """A fenced write was refused: the caller no longer holds its lease in its epoch. Nothing was written.
+
+    Raised to a replica that was paused (SIGSTOP, a VM freeze, a long GC) past its lease's TTL while another
+    replica took the connector over. The caller must stop its cycle: whatever it planned may be done by now.
+    """
+
+    def __init__(self, fence: Fence, why: str) -> None:
+        super().__init__(f"lease {fence.lease!r} of {fence.owner!r} (epoch {fence.epoch}) is lost: {why}; "
+                         "nothing was written")
+        self.fence = fence
+
+
+class StoreReplacedError(Exception):
+    """The SQLite file was deleted or replaced while the store was open; nothing is written into the new file."""
+
+    def __init__(self, path: str, found: str) -> None:
+        super().__init__(f"the SQLite file {path} was deleted or replaced while running ({found}); refusing to "
+                         "write into a new empty file. Restore the file, or restart to start from an empty store")
+        self.path = path
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,8 +217,11 @@ class StateStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def mark_in_flight(self, key: str, now: datetime) -> OutboxAction:
+    async def mark_in_flight(self, key: str, now: datetime, *, fence: Fence | None = None) -> OutboxAction:
         """Record that an attempt starts now: state IN_FLIGHT, attempts + 1. Returns the updated row.
+
+        With ``fence``, this and every other outbox or inbox state change first checks, in the same transaction,
+        that the fence still holds, and raises ``LeaseLostError`` (writing nothing) when it does not.
 
         If the row was still IN_FLIGHT (an earlier attempt's outcome was never recorded), it becomes
         ``in_doubt``.
@@ -165,18 +229,19 @@ class StateStore(abc.ABC):
 
     @abc.abstractmethod
     async def mark_retry(self, key: str, now: datetime, next_attempt_at: datetime, error: str,
-                         *, in_doubt: bool) -> None:
+                         *, in_doubt: bool, fence: Fence | None = None) -> None:
         """Back to PENDING, due at ``next_attempt_at``. ``in_doubt`` stays True once set (it is OR-ed in).
 
         A DONE or DEAD row is left unchanged (a late failure report never reopens finished work)."""
 
     @abc.abstractmethod
-    async def mark_dead(self, key: str, now: datetime, error: str) -> None:
+    async def mark_dead(self, key: str, now: datetime, error: str, *, fence: Fence | None = None) -> None:
         """Give up on ``key`` with ``error`` as the reason. A DONE or DEAD row is left unchanged."""
 
     @abc.abstractmethod
     async def complete(self, key: str, now: datetime, result: Mapping[str, Any], *,
-                       link: Link | None = None, follow_ups: Sequence[OutboxAction] = ()) -> None:
+                       link: Link | None = None, follow_ups: Sequence[OutboxAction] = (),
+                       fence: Fence | None = None) -> None:
         """In one transaction: mark ``key`` DONE with ``result``, upsert ``link`` (if given) and enqueue
         ``follow_ups`` (insert-if-absent). A crash can never leave a done raise without its link.
 
@@ -247,7 +312,8 @@ class StateStore(abc.ABC):
 
     @abc.abstractmethod
     async def finish_inbox(self, connector: str, event_id: str, now: datetime, *, state: str,
-                           error: str | None = None, follow_ups: Sequence[OutboxAction] = ()) -> None:
+                           error: str | None = None, follow_ups: Sequence[OutboxAction] = (),
+                           fence: Fence | None = None) -> None:
         """Set the event's state (DONE/DEAD/PENDING with attempts + 1) and enqueue ``follow_ups`` atomically.
 
         Only a PENDING event changes; an event already DONE or DEAD is left as it is and no follow-ups are
@@ -255,26 +321,35 @@ class StateStore(abc.ABC):
 
     # -- leases ----------------------------------------------------------------------------------------------
     @abc.abstractmethod
-    async def acquire_lease(self, name: str, owner: str, now: datetime, ttl_seconds: float) -> bool:
+    async def acquire_lease(self, name: str, owner: str, now: datetime, ttl_seconds: float) -> Lease | None:
         """Take or renew the lease ``name`` for ``owner`` if it is free, expired, or already ours.
 
-        Returns True if ``owner`` now holds it until ``now + ttl_seconds``. Atomic: of several replicas trying
-        at once, exactly one wins."""
+        Returns the ``Lease`` if ``owner`` now holds it until ``now + ttl_seconds``, else None. Atomic: of several
+        replicas trying at once, exactly one wins. Taking a lease that was free, expired or someone else's is an
+        *acquisition* and increments its epoch; renewing one's own unexpired lease keeps the epoch."""
 
     @abc.abstractmethod
     async def release_lease(self, name: str, owner: str) -> None:
-        """Give the lease up if ``owner`` holds it (someone else's lease is left alone)."""
+        """Give the lease up if ``owner`` holds it (someone else's lease is left alone). The row stays, expired,
+        so the next acquisition still increments the epoch (a fence from before the release never matches again).
+        """
 
     @abc.abstractmethod
     async def lease_holder(self, name: str) -> str | None:
         """The owner recorded for lease ``name`` (expired or not), or None."""
 
     @abc.abstractmethod
-    async def take_over_lease(self, name: str, dead_owner: str, owner: str, now: datetime,
-                              ttl_seconds: float) -> bool:
-        """Give lease ``name`` to ``owner`` if, and only if, ``dead_owner`` still holds it (compare-and-set).
+    async def get_lease(self, name: str) -> Lease | None:
+        """Lease ``name`` as recorded (owner, epoch, expiry; possibly expired or released), or None."""
 
-        For a holder known to be dead (a crashed process on this host), so a restart need not wait for expiry.
+    @abc.abstractmethod
+    async def take_over_lease(self, name: str, dead_owner: str, owner: str, now: datetime,
+                              ttl_seconds: float) -> Lease | None:
+        """Give lease ``name`` to ``owner`` if, and only if, ``dead_owner`` still holds it (compare-and-set); an
+        acquisition, so the epoch is incremented.
+
+        Only for a holder *proven* dead (``engine.leases``: its instance lock is free), so a restart need not
+        wait for expiry.
         """
 
     # -- cursors ---------------------------------------------------------------------------------------------

@@ -7,10 +7,12 @@ import sqlite3
 import asyncpg
 from sqlalchemy.exc import SQLAlchemyError
 
+from sentinel_signl4.store.base import StoreReplacedError
+
 __all__ = ["is_store_error"]
 
 _DRIVER_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, sqlite3.Error, asyncpg.PostgresError,
-                                                   asyncpg.InterfaceError)
+                                                   asyncpg.InterfaceError, StoreReplacedError)
 
 
 def is_store_error(exc: BaseException) -> bool:

@@ -34,7 +34,7 @@ from sentinel_signl4.store import _sqlite
 from sentinel_signl4.store.base import StateStore
 from sentinel_signl4.store.sql import SqlStateStore
 
-__all__ = ["open_store"]
+__all__ = ["open_store", "sqlite_file"]
 
 _SQLITE_SCHEMES = frozenset({"sqlite", "sqlite+aiosqlite"})
 _POSTGRES_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+asyncpg"})
@@ -81,7 +81,21 @@ def open_store(url: str, *, schema: str | None = None) -> StateStore:
 
 
 # -- SQLite --------------------------------------------------------------------------------------------------
+def sqlite_file(url: str) -> str | None:
+    """The absolute path of a SQLite store URL's file; None for another scheme. ``ValueError`` as ``open_store``."""
+    if url.partition("://")[0].lower() not in _SQLITE_SCHEMES:
+        return None
+    return _sqlite_path(url)
+
+
 def _open_sqlite(url: str) -> SqlStateStore:
+    path = _sqlite_path(url)
+    engine = create_async_engine(URL.create("sqlite+aiosqlite", database=path), json_serializer=_json_dumps)
+    _sqlite.configure(engine, _sqlite.FileGuard(path))
+    return SqlStateStore(engine, write_engine=_sqlite.write_engine(engine), display_url=_redact_url(url))
+
+
+def _sqlite_path(url: str) -> str:
     rest = url.partition("://")[2]
     path = unquote(rest[1:])
     if not rest or not path or path == ":memory:" or path.startswith("file::memory:"):
@@ -96,10 +110,7 @@ def _open_sqlite(url: str) -> SqlStateStore:
     if "?" in rest:
         raise ValueError(f"SQLite URL {_redact_url(url)!r}: query parameters are not supported")
     # Resolved now: the file is opened lazily, and a later chdir must not move the database.
-    path = os.path.abspath(path)
-    engine = create_async_engine(URL.create("sqlite+aiosqlite", database=path), json_serializer=_json_dumps)
-    _sqlite.configure(engine)
-    return SqlStateStore(engine, write_engine=_sqlite.write_engine(engine), display_url=_redact_url(url))
+    return os.path.abspath(path)
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------------------------

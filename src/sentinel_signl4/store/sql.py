@@ -15,12 +15,15 @@ Rules the queries follow, because the outbox is what stops a page being missed o
 * Every ``datetime`` argument goes through ``to_utc`` first, so a naive one is refused with ``ValueError``
   before any SQL runs (inside SQLAlchemy it would surface wrapped in a ``StatementError``).
 * Driver errors propagate unchanged (``sqlalchemy.exc.*``); nothing is swallowed.
+* Fencing: a state change given a ``Fence`` first reads the lease row in its own transaction (``FOR SHARE`` on
+  PostgreSQL, so a take-over waits for the write to commit; SQLite's write lock serialises it anyway) and raises
+  ``LeaseLostError`` before writing anything when the owner, the epoch or the expiry no longer match.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,8 +33,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sentinel_signl4.domain.enums import ActionKind, ActionState
 from sentinel_signl4.store.base import (
     ActionClosedError,
+    Fence,
     InboxEvent,
     InboxState,
+    Lease,
+    LeaseLostError,
     Link,
     OutboxAction,
     OutboxHealth,
@@ -44,6 +50,8 @@ __all__ = ["SqlStateStore"]
 
 _OPEN_ACTION_STATES = (ActionState.PENDING.value, ActionState.IN_FLIGHT.value)
 _INBOX_FINAL_STATES = (InboxState.DONE, InboxState.DEAD)
+# What a released lease expires at: long past, so anyone may acquire it (and the epoch moves on).
+_RELEASED = datetime(1970, 1, 1, tzinfo=UTC)
 # Well below SQLite's (32766) and asyncpg's (32767) bound-parameter limits.
 _IN_CHUNK = 500
 
@@ -123,7 +131,7 @@ class SqlStateStore(StateStore):
         # whose outcome nobody recorded (crash, timeout): report it in doubt, to reconcile before a re-send.
         return [_action_from_row(row, in_flight_is_in_doubt=True) for row in rows]
 
-    async def mark_in_flight(self, key: str, now: datetime) -> OutboxAction:
+    async def mark_in_flight(self, key: str, now: datetime, *, fence: Fence | None = None) -> OutboxAction:
         now = to_utc(now)
         stmt = (
             sa.update(outbox)
@@ -138,6 +146,7 @@ class SqlStateStore(StateStore):
             .returning(*outbox.c)
         )
         async with self._writer.begin() as conn:
+            await self._check_fence(conn, fence)
             row = (await conn.execute(stmt)).mappings().first()
             if row is None:
                 state = await self._action_state(conn, key)
@@ -145,7 +154,7 @@ class SqlStateStore(StateStore):
         return _action_from_row(row)
 
     async def mark_retry(self, key: str, now: datetime, next_attempt_at: datetime, error: str,
-                         *, in_doubt: bool) -> None:
+                         *, in_doubt: bool, fence: Fence | None = None) -> None:
         now = to_utc(now)
         next_attempt_at = to_utc(next_attempt_at)
         values: dict[str, Any] = {
@@ -156,16 +165,17 @@ class SqlStateStore(StateStore):
         }
         if in_doubt:
             values["in_doubt"] = True  # never reset: once in doubt, reconcile before every re-send
-        await self._update_open_action(key, values)
+        await self._update_open_action(key, values, fence)
 
-    async def mark_dead(self, key: str, now: datetime, error: str) -> None:
+    async def mark_dead(self, key: str, now: datetime, error: str, *, fence: Fence | None = None) -> None:
         now = to_utc(now)
         await self._update_open_action(
-            key, {"state": ActionState.DEAD.value, "last_error": error, "updated_at": now},
+            key, {"state": ActionState.DEAD.value, "last_error": error, "updated_at": now}, fence,
         )
 
     async def complete(self, key: str, now: datetime, result: Mapping[str, Any], *,
-                       link: Link | None = None, follow_ups: Sequence[OutboxAction] = ()) -> None:
+                       link: Link | None = None, follow_ups: Sequence[OutboxAction] = (),
+                       fence: Fence | None = None) -> None:
         now = to_utc(now)
         stmt = (
             sa.update(outbox)
@@ -174,6 +184,7 @@ class SqlStateStore(StateStore):
             .returning(outbox.c.key)
         )
         async with self._writer.begin() as conn:
+            await self._check_fence(conn, fence)
             if (await conn.execute(stmt)).first() is None:
                 await self._action_state(conn, key)  # KeyError if unknown; already DONE/DEAD: nothing to do
                 return
@@ -239,7 +250,7 @@ class SqlStateStore(StateStore):
         )
         return (await conn.execute(stmt)).first() is not None
 
-    async def _update_open_action(self, key: str, values: Mapping[str, Any]) -> None:
+    async def _update_open_action(self, key: str, values: Mapping[str, Any], fence: Fence | None) -> None:
         """Apply ``values`` if the row is PENDING or IN_FLIGHT; a DONE/DEAD row is left alone."""
         stmt = (
             sa.update(outbox)
@@ -248,8 +259,30 @@ class SqlStateStore(StateStore):
             .returning(outbox.c.key)
         )
         async with self._writer.begin() as conn:
+            await self._check_fence(conn, fence)
             if (await conn.execute(stmt)).first() is None:
                 await self._action_state(conn, key)
+
+    async def _check_fence(self, conn: AsyncConnection, fence: Fence | None) -> None:
+        """Raise ``LeaseLostError`` unless ``fence`` (if any) still holds; first statement of a fenced write."""
+        if fence is None:
+            return
+        stmt = sa.select(leases.c.owner, leases.c.epoch, leases.c.expires_at).where(leases.c.name == fence.lease)
+        if self.dialect == "postgresql":
+            stmt = stmt.with_for_update(read=True)  # a take-over of this lease waits until this write commits
+        row = (await conn.execute(stmt)).first()
+        # The time is read now, inside the transaction: a replica resumed after a pause must not use the time
+        # its cycle started at.
+        at = to_utc(fence.clock())
+        if row is None:
+            raise LeaseLostError(fence, "the lease does not exist")
+        owner, epoch, expires_at = row
+        if owner != fence.owner:
+            raise LeaseLostError(fence, f"it is held by {owner!r} now")
+        if int(epoch) != fence.epoch:
+            raise LeaseLostError(fence, f"it was acquired again since (epoch {epoch})")
+        if expires_at <= at:
+            raise LeaseLostError(fence, f"it expired at {expires_at.isoformat()}")
 
     @staticmethod
     async def _action_state(conn: AsyncConnection, key: str) -> ActionState:
@@ -379,7 +412,8 @@ class SqlStateStore(StateStore):
         return [_inbox_from_row(row) for row in rows]
 
     async def finish_inbox(self, connector: str, event_id: str, now: datetime, *, state: str,
-                           error: str | None = None, follow_ups: Sequence[OutboxAction] = ()) -> None:
+                           error: str | None = None, follow_ups: Sequence[OutboxAction] = (),
+                           fence: Fence | None = None) -> None:
         now = to_utc(now)
         values: dict[str, Any] = {"state": state, "last_error": error}
         if state == InboxState.PENDING:
@@ -396,6 +430,7 @@ class SqlStateStore(StateStore):
             .returning(inbox.c.event_id)
         )
         async with self._writer.begin() as conn:
+            await self._check_fence(conn, fence)
             if (await conn.execute(stmt)).first() is None:
                 exists = (await conn.execute(sa.select(inbox.c.state).where(
                     inbox.c.connector == connector, inbox.c.event_id == event_id,
@@ -407,26 +442,33 @@ class SqlStateStore(StateStore):
                 await self._insert_action(conn, follow_up, now)
 
     # -- leases ----------------------------------------------------------------------------------------------
-    async def acquire_lease(self, name: str, owner: str, now: datetime, ttl_seconds: float) -> bool:
+    async def acquire_lease(self, name: str, owner: str, now: datetime, ttl_seconds: float) -> Lease | None:
         if ttl_seconds <= 0:
             raise ValueError(f"ttl_seconds must be positive (got {ttl_seconds})")
-        expires_at = to_utc(now) + timedelta(seconds=ttl_seconds)
-        insert = self._insert(leases).values(name=name, owner=owner, expires_at=expires_at)
+        now = to_utc(now)
+        expires_at = now + timedelta(seconds=ttl_seconds)
+        insert = self._insert(leases).values(name=name, owner=owner, expires_at=expires_at, epoch=1)
+        # Renewing our own unexpired lease keeps the epoch; anything else is an acquisition and increments it.
+        renewal = sa.and_(leases.c.owner == owner, leases.c.expires_at > now)
         # One statement decides: insert if absent, else take over only if it is ours or has expired. On
         # PostgreSQL concurrent callers serialise on the row lock and re-check the WHERE against the winner's
         # row, so exactly one of them gets a row back; on SQLite the write lock serialises them.
         stmt = insert.on_conflict_do_update(
             index_elements=[leases.c.name],
-            set_={"owner": insert.excluded.owner, "expires_at": insert.excluded.expires_at},
+            set_={"owner": insert.excluded.owner, "expires_at": insert.excluded.expires_at,
+                  "epoch": sa.case((renewal, leases.c.epoch), else_=leases.c.epoch + 1)},
             where=sa.or_(leases.c.owner == owner, leases.c.expires_at <= now),
-        ).returning(leases.c.owner)
+        ).returning(leases.c.owner, leases.c.epoch, leases.c.expires_at)
         async with self._writer.begin() as conn:
-            winner: str | None = (await conn.execute(stmt)).scalar_one_or_none()
-        return winner == owner
+            row = (await conn.execute(stmt)).first()
+        return _lease(name, owner, row)
 
     async def release_lease(self, name: str, owner: str) -> None:
+        # Expire rather than delete: the epoch must keep growing, or a fence from before the release could match
+        # the next acquisition's epoch again.
         async with self._writer.begin() as conn:
-            await conn.execute(sa.delete(leases).where(leases.c.name == name, leases.c.owner == owner))
+            await conn.execute(sa.update(leases).where(leases.c.name == name, leases.c.owner == owner)
+                               .values(expires_at=_RELEASED))
 
     async def lease_holder(self, name: str) -> str | None:
         async with self._engine.begin() as conn:
@@ -434,16 +476,23 @@ class SqlStateStore(StateStore):
                 sa.select(leases.c.owner).where(leases.c.name == name))).scalar_one_or_none()
         return holder
 
+    async def get_lease(self, name: str) -> Lease | None:
+        stmt = sa.select(leases.c.owner, leases.c.epoch, leases.c.expires_at).where(leases.c.name == name)
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else _lease(name, row[0], row)
+
     async def take_over_lease(self, name: str, dead_owner: str, owner: str, now: datetime,
-                              ttl_seconds: float) -> bool:
+                              ttl_seconds: float) -> Lease | None:
         if ttl_seconds <= 0:
             raise ValueError(f"ttl_seconds must be positive (got {ttl_seconds})")
         stmt = (sa.update(leases).where(leases.c.name == name, leases.c.owner == dead_owner)
-                .values(owner=owner, expires_at=to_utc(now) + timedelta(seconds=ttl_seconds))
-                .returning(leases.c.owner))
+                .values(owner=owner, expires_at=to_utc(now) + timedelta(seconds=ttl_seconds),
+                        epoch=leases.c.epoch + 1)
+                .returning(leases.c.owner, leases.c.epoch, leases.c.expires_at))
         async with self._writer.begin() as conn:
-            winner: str | None = (await conn.execute(stmt)).scalar_one_or_none()
-        return winner == owner
+            row = (await conn.execute(stmt)).first()
+        return _lease(name, owner, row)
 
     # -- cursors ---------------------------------------------------------------------------------------------
     async def get_cursor(self, connector: str, name: str) -> str | None:
@@ -524,6 +573,13 @@ class SqlStateStore(StateStore):
 
 
 # -- rows → domain objects -----------------------------------------------------------------------------------
+def _lease(name: str, owner: str, row: Sequence[Any] | None) -> Lease | None:
+    """The lease ``owner`` got, from a ``RETURNING owner, epoch, expires_at`` row (None: someone else has it)."""
+    if row is None or row[0] != owner:
+        return None
+    return Lease(name=name, owner=owner, epoch=int(row[1]), expires_at=row[2])
+
+
 def _action_from_row(row: sa.RowMapping, *, in_flight_is_in_doubt: bool = False) -> OutboxAction:
     state = ActionState(row["state"])
     return OutboxAction(

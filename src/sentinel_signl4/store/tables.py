@@ -120,6 +120,8 @@ leases = sa.Table(
     sa.Column("name", sa.Text, primary_key=True),
     sa.Column("owner", sa.Text, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
+    # Incremented by every acquisition (not by renewals): the fencing token of store.base.Fence.
+    sa.Column("epoch", sa.BigInteger, nullable=False, server_default=sa.text("1")),
 )
 
 cursors = sa.Table(
