@@ -79,3 +79,69 @@ def role_definition(config: ConfigOption, connector: ConnectorOption = None, ten
         raise typer.Exit(2)
     (role,) = roles.values()
     typer.echo(json.dumps(role.to_json(), indent=2))
+
+
+AppNameOption = Annotated[str, typer.Option(
+    "--app-name", help="Display name of the app registration created for connectors without a client id.")]
+SecretDaysOption = Annotated[int, typer.Option(
+    "--secret-days", help="Lifetime of a created client secret or certificate, in days.")]
+IssuerOption = Annotated[str | None, typer.Option(
+    "--oidc-issuer", help="Workload identity: the Kubernetes cluster's OIDC issuer URL.")]
+ServiceAccountOption = Annotated[str | None, typer.Option(
+    "--service-account", help="Workload identity: <namespace>/<name> of the connector's Kubernetes service account.")]
+OutDirOption = Annotated[str, typer.Option(
+    "--out-dir", help="Where the script writes created secrets and certificates (mode 0600); $OUT_DIR overrides.")]
+
+
+def _plans(config: Path, connector: list[str] | None, tenant: str | None, subscription: str | None,
+           resource_group: str | None, workspace_name: str | None, workspace_id: str | None, client_id: str | None,
+           options: object) -> list[object]:
+    from sentinel_signl4.provision.plan import PlanOptions, build_plan
+    from sentinel_signl4.provision.targets import ConnectorTarget, ProvisionInputError
+
+    assert isinstance(options, PlanOptions)
+    targets = [t for t in _targets(config, connector, tenant, subscription, resource_group, workspace_name,
+                                   workspace_id, client_id) if isinstance(t, ConnectorTarget)]
+    try:
+        return list(build_plan(targets, options))
+    except ProvisionInputError as exc:
+        typer.echo(f"Cannot provision: {len(exc.problems)} value(s) missing or invalid:\n{exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@provision_app.command("plan")
+def plan(config: ConfigOption, connector: ConnectorOption = None, tenant: TenantOption = None,
+         subscription: SubscriptionOption = None, resource_group: GroupOption = None,
+         workspace_name: WorkspaceNameOption = None, workspace_id: WorkspaceIdOption = None,
+         client_id: ClientIdOption = None, app_name: AppNameOption = "sentinel-signl4",
+         secret_days: SecretDaysOption = 180, oidc_issuer: IssuerOption = None,
+         service_account: ServiceAccountOption = None) -> None:
+    """Show, per tenant and identity, what would be created: app or managed identity, roles, assignments, consent."""
+    from sentinel_signl4.provision.plan import PlanOptions, TenantPlan, render_plan
+
+    options = PlanOptions(app_name=app_name, secret_days=secret_days, oidc_issuer=oidc_issuer,
+                          service_account=service_account)
+    plans = [p for p in _plans(config, connector, tenant, subscription, resource_group, workspace_name,
+                               workspace_id, client_id, options) if isinstance(p, TenantPlan)]
+    typer.echo(render_plan(plans, options), nl=False)
+
+
+@provision_app.command("script")
+def script(config: ConfigOption, shell: Annotated[Shell, typer.Option(help="Script language.")] = Shell.BASH,
+           connector: ConnectorOption = None, tenant: TenantOption = None, subscription: SubscriptionOption = None,
+           resource_group: GroupOption = None, workspace_name: WorkspaceNameOption = None,
+           workspace_id: WorkspaceIdOption = None, client_id: ClientIdOption = None,
+           app_name: AppNameOption = "sentinel-signl4", secret_days: SecretDaysOption = 180,
+           oidc_issuer: IssuerOption = None, service_account: ServiceAccountOption = None,
+           out_dir: OutDirOption = ".") -> None:
+    """Print an idempotent script that creates the identities, roles, assignments and Graph permissions."""
+    from sentinel_signl4.provision.bash import bash_script
+    from sentinel_signl4.provision.plan import PlanOptions, TenantPlan
+    from sentinel_signl4.provision.powershell import powershell_script
+
+    options = PlanOptions(app_name=app_name, secret_days=secret_days, oidc_issuer=oidc_issuer,
+                          service_account=service_account, out_dir=out_dir)
+    plans = [p for p in _plans(config, connector, tenant, subscription, resource_group, workspace_name,
+                               workspace_id, client_id, options) if isinstance(p, TenantPlan)]
+    render = bash_script if shell is Shell.BASH else powershell_script
+    typer.echo(render(plans, options), nl=False)

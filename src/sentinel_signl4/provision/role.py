@@ -115,8 +115,8 @@ def role_of(target: ConnectorTarget, *, prefix: str = "sentinel-signl4") -> Role
         uses.append(f"query {', '.join(tables)}")
     return RoleDefinition(
         name=f"{prefix} {target.name}",
-        description=(f"sentinel-signl4 connector '{target.name}' on workspace {target.workspace.name}: "
-                     f"{'; '.join(uses)}. Generated from the connector's code and configuration."),
+        description=(f"sentinel-signl4 connector {target.name} on workspace {target.workspace.name}: "
+                     f"{'; '.join(uses)}. Generated from the connector code and configuration."),
         actions=actions,
         assignable_scopes=(target.workspace.resource_group_id,),
         assign_at=target.workspace.resource_id,
