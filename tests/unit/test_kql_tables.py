@@ -36,3 +36,11 @@ def test_tables_are_found_where_tabular_expressions_start(kql: str, tables: set[
 def test_queries_whose_tables_cannot_be_known_are_refused(kql: str) -> None:
     with pytest.raises(KqlTablesError):
         tables_read_by(kql)
+
+
+def test_custom_log_tables_are_granted_together_as_microsoft_documents() -> None:
+    from sentinel_signl4.clients.azure_actions import query_table_actions
+
+    actions = list(query_table_actions({"kql": "Firewall_CL | join (SecurityAlert) on Id | union Proxy_CL"}))
+    assert actions == ["Microsoft.OperationalInsights/workspaces/query/SecurityAlert/read",
+                       "Microsoft.OperationalInsights/workspaces/query/Tables.Custom/read"]

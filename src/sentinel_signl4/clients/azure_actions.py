@@ -55,13 +55,19 @@ _recorder: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("azu
 
 
 def table_read_action(table: str) -> str:
-    """The table-level read action of Log Analytics table ``table``."""
+    """The table-level read action of Log Analytics table ``table``.
+
+    Custom log tables (``…_CL``) cannot be granted one by one with these actions: Microsoft documents
+    ``query/Tables.Custom/read`` for all of them together.
+    """
+    if table.endswith("_CL"):
+        return "Microsoft.OperationalInsights/workspaces/query/Tables.Custom/read"
     return f"Microsoft.OperationalInsights/workspaces/query/{table}/read"
 
 
 def query_table_actions(arguments: Mapping[str, Any]) -> Iterable[str]:
     """One table-level read action per table the call's ``kql`` argument reads."""
-    return [table_read_action(table) for table in sorted(tables_read_by(str(arguments["kql"])))]
+    return sorted({table_read_action(table) for table in tables_read_by(str(arguments["kql"]))})
 
 
 @dataclass(frozen=True)
