@@ -145,3 +145,30 @@ def script(config: ConfigOption, shell: Annotated[Shell, typer.Option(help="Scri
                                workspace_id, client_id, options) if isinstance(p, TenantPlan)]
     render = bash_script if shell is Shell.BASH else powershell_script
     typer.echo(render(plans, options), nl=False)
+
+
+class Operator(StrEnum):
+    """``provision apply --operator``: how the operator signs in."""
+
+    CLI = "cli"
+    DEVICE_CODE = "device-code"
+
+
+@provision_app.command("apply")
+def apply(config: ConfigOption, connector: ConnectorOption = None, tenant: TenantOption = None,
+          subscription: SubscriptionOption = None, resource_group: GroupOption = None,
+          workspace_name: WorkspaceNameOption = None, workspace_id: WorkspaceIdOption = None,
+          client_id: ClientIdOption = None,
+          operator: Annotated[Operator, typer.Option(
+              help="Sign in as the operator with the Azure CLI's login or a device code.")] = Operator.CLI,
+          ) -> None:
+    """Create or update each connector's custom role and assign it, through Azure's APIs (existing identities)."""
+    import asyncio
+
+    from sentinel_signl4.provision.apply_cli import run_apply
+    from sentinel_signl4.provision.plan import PlanOptions, TenantPlan
+
+    options = PlanOptions()
+    plans = [p for p in _plans(config, connector, tenant, subscription, resource_group, workspace_name,
+                               workspace_id, client_id, options) if isinstance(p, TenantPlan)]
+    raise typer.Exit(asyncio.run(run_apply(plans, device_code=operator is Operator.DEVICE_CODE, echo=typer.echo)))
