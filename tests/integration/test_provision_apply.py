@@ -5,8 +5,11 @@ call that needs it fail, with ARM's message naming the action."""
 
 from __future__ import annotations
 
+import re
+import stat
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +23,7 @@ from sentinel_signl4.clients.http import build_http_client
 from sentinel_signl4.clients.identity import TokenProvider, build_credential
 from sentinel_signl4.clients.loganalytics import reset_query_gates
 from sentinel_signl4.config import parse_config
+from sentinel_signl4.emulators.graph_model import Permission
 from sentinel_signl4.provision.apply import TenantOutcome, apply_plans
 from sentinel_signl4.provision.plan import PlanOptions, build_plan
 from sentinel_signl4.provision.targets import parse_targets
@@ -33,6 +37,10 @@ def _fresh_query_gates() -> Iterator[None]:
     reset_query_gates()
     yield
     reset_query_gates()
+
+
+def read_secret(path: Path) -> tuple[str, int]:
+    return path.read_text(), stat.S_IMODE(path.stat().st_mode)
 
 
 class Setup:
@@ -62,6 +70,13 @@ class Setup:
         async with build_http_client(ca_bundle=str(self.h.server.ca_path)) as http:
             return await apply_plans(plans, tokens_for=self.tokens_for, http=http, arm_endpoint=self.h.server.base_url,
                                      graph_endpoint=self.h.server.base_url, echo=lines.append, attempts=5, wait=0.0)
+
+    async def apply_text(self, text: str, out_dir: Path, options: PlanOptions) -> list[TenantOutcome]:
+        plans = build_plan(parse_targets(text, env={}), options)
+        async with build_http_client(ca_bundle=str(self.h.server.ca_path)) as http:
+            return await apply_plans(plans, tokens_for=self.tokens_for, http=http, arm_endpoint=self.h.server.base_url,
+                                     graph_endpoint=self.h.server.base_url, echo=lambda _line: None, attempts=5,
+                                     wait=0.0, options=options)
 
     async def check(self) -> tuple[bool, list[str]]:
         lines: list[str] = []
@@ -131,12 +146,39 @@ async def test_a_role_without_an_action_fails_the_call_that_needs_it_naming_the_
     assert f"does not have authorization to perform action '{COMMENTS_WRITE}'" in caught.value.message
 
 
-async def test_apply_skips_an_identity_it_cannot_create_and_says_what_to_run(setup: Setup, harness: Harness) -> None:
-    setup.text = setup.text.replace(f'client_id = "{setup.connector.client_id}"\n', "")
-    (outcome,) = await setup.apply()
-    assert outcome.ok and outcome.done == []
-    assert "run `provision script`" in outcome.skipped[0]
-    assert setup.roles() == []
+async def test_apply_creates_the_app_its_secret_and_graph_consent_then_the_connector_signs_in_with_them(
+        setup: Setup, harness: Harness, tmp_path: Path) -> None:
+    """From nothing but the config (no client id, no secret, no owner_map): apply creates the app registration,
+    its service principal, a secret in a 0600 file, the User.Read.All consent, the role and its assignment."""
+    text = setup.text.replace(f'client_id = "{setup.connector.client_id}"\n', "").replace(
+        f'client_secret = "{CONNECTOR_SECRET}"', 'client_secret = "${NEW_SECRET}"')
+    setup.text = re.sub(r"\[connectors\.sync\][^\[]*", '[connectors.sync]\ntag = "SIGNL4"\n', text)
+    harness.state.authorization.replication_delay = 1
+    lines: list[str] = []
+    options = PlanOptions(out_dir=str(tmp_path), app_name="signl4-connector-new")  # the seeded app has the default
+    plans = build_plan(parse_targets(setup.text, env={}), options)
+    async with build_http_client(ca_bundle=str(harness.server.ca_path)) as http:
+        (outcome,) = await apply_plans(plans, tokens_for=setup.tokens_for, http=http,
+                                       arm_endpoint=harness.server.base_url, graph_endpoint=harness.server.base_url,
+                                       echo=lines.append, attempts=5, wait=0.0, options=options)
+    assert outcome.ok, outcome.error
+    (record,) = outcome.identities
+    secret_file = Path(record["client_secret_file"])
+    secret, mode = read_secret(secret_file)
+    assert mode == 0o600
+    assert secret not in "\n".join(lines) and secret not in repr(outcome)
+    client_id = record["client_id"]
+    assert harness.state.graph.permissions_of(client_id) == {Permission.USER_READ_ALL}
+
+    configured = setup.text.replace("[connectors.azure.credential]\n",
+                                    f'[connectors.azure.credential]\nclient_id = "{client_id}"\n')
+    lines = []
+    assert await run_checks(parse_config(configured, env={"NEW_SECRET": secret}), echo=lines.append), lines
+    assert any("Graph owner lookup (User.Read.All): OK" in line for line in lines)
+
+    (again,) = await setup.apply_text(setup.text, tmp_path, options)
+    assert again.ok and again.done == outcome.done[-2:], again.done  # only the role and assignment PUTs again
+    assert read_secret(secret_file)[0] == secret
 
 
 async def test_one_failing_tenant_does_not_stop_the_others(setup: Setup, harness: Harness) -> None:
@@ -149,3 +191,24 @@ async def test_one_failing_tenant_does_not_stop_the_others(setup: Setup, harness
     assert not outcomes[0].ok and outcomes[1].ok
     assert len(setup.roles()) == 1
 
+
+
+async def test_a_workload_identity_gets_its_federated_credential_and_a_managed_identity_no_app(
+        setup: Setup, harness: Harness, tmp_path: Path) -> None:
+    options = PlanOptions(out_dir=str(tmp_path), oidc_issuer="https://oidc.example/cluster/",
+                          service_account="signl4/connector")
+    workload = setup.text.replace(f'client_secret = "{CONNECTOR_SECRET}"\n', "").replace(
+        'kind = "client_secret"', 'kind = "workload_identity"')
+    assert all(o.ok for o in await setup.apply_text(workload, tmp_path, options))
+    apps = harness.state.directory.applications(harness.world.tenant_id, "new-connector")
+    (federated,) = harness.state.directory.federated(harness.world.tenant_id, apps[0]["id"])
+    assert federated["subject"] == "system:serviceaccount:signl4:connector"
+    assert apps[0]["passwordCredentials"] == []  # no secret for a workload identity
+
+    managed = setup.text.replace(f'client_secret = "{CONNECTOR_SECRET}"\n', "").replace(
+        'kind = "client_secret"', 'kind = "managed_identity"')
+    before = len(harness.state.directory.applications(harness.world.tenant_id, None))
+    (outcome,) = await setup.apply_text(managed, tmp_path, PlanOptions(out_dir=str(tmp_path)))
+    assert outcome.ok, outcome.error
+    assert len(harness.state.directory.applications(harness.world.tenant_id, None)) == before
+    assert not any(step.startswith(("app registration", "client secret")) for step in outcome.done)

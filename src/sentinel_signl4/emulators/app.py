@@ -42,6 +42,7 @@ from sentinel_signl4.emulators.entra_model import EntraModel
 from sentinel_signl4.emulators.faults import ConnectionDropped, FaultInjector, FaultMiddleware
 from sentinel_signl4.emulators.graph import graph_routes
 from sentinel_signl4.emulators.graph_directory import graph_directory_routes
+from sentinel_signl4.emulators.graph_directory_model import DirectoryModel
 from sentinel_signl4.emulators.graph_model import GraphModel
 from sentinel_signl4.emulators.loganalytics import loganalytics_routes
 from sentinel_signl4.emulators.loganalytics_model import LogAnalyticsModel
@@ -75,6 +76,7 @@ class EmulatorState:
     graph: GraphModel = field(default_factory=GraphModel)
     loganalytics: LogAnalyticsModel = field(init=False)
     authorization: AuthorizationModel = field(init=False)
+    directory: DirectoryModel = field(init=False)
 
     def __post_init__(self) -> None:
         # Derived from the Sentinel model: its SecurityAlert rows are the seeded incidents' alerts.
@@ -83,6 +85,9 @@ class EmulatorState:
         self.authorization = AuthorizationModel(principal_exists=self._principal_exists)
         self.sentinel.custom_roles = self.authorization
         self.loganalytics.custom_roles = self.authorization
+        # Applications and service principals created through Graph (provisioning); consent lands in the Graph model.
+        self.directory = DirectoryModel(self.entra, self.graph,
+                                        on_principal_created=self.authorization.principal_created)
 
     def _principal_exists(self, object_id: str) -> bool:
         return any(app.object_id.lower() == object_id.lower()
@@ -110,6 +115,7 @@ class EmulatorState:
         self.graph.reset()
         self.loganalytics.reset()
         self.authorization.reset()
+        self.directory.reset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +170,8 @@ def service_mounts(state: EmulatorState) -> list[ServiceMount]:
             _starlette(authorization_routes(state.entra, state.sentinel, state.authorization)),
             _starlette(sentinel_routes(state.entra, state.sentinel)))),
         ServiceMount("graph", ("/v1.0", "/_control/graph"), _starlette(graph_routes(state.graph, state.entra))),
-        ServiceMount("graph-directory", ("/v1.0/servicePrincipals",),
-                     _starlette(graph_directory_routes(state.entra))),
+        ServiceMount("graph-directory", ("/v1.0/servicePrincipals", "/v1.0/applications"),
+                     _starlette(graph_directory_routes(state.entra, state.directory))),
         ServiceMount("loganalytics", ("/v1", "/_control/loganalytics"),
                      _starlette(loganalytics_routes(state.loganalytics, state.entra))),
     ]

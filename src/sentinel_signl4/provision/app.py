@@ -158,17 +158,21 @@ class Operator(StrEnum):
 def apply(config: ConfigOption, connector: ConnectorOption = None, tenant: TenantOption = None,
           subscription: SubscriptionOption = None, resource_group: GroupOption = None,
           workspace_name: WorkspaceNameOption = None, workspace_id: WorkspaceIdOption = None,
-          client_id: ClientIdOption = None,
+          client_id: ClientIdOption = None, app_name: AppNameOption = "sentinel-signl4",
+          secret_days: SecretDaysOption = 180, oidc_issuer: IssuerOption = None,
+          service_account: ServiceAccountOption = None, out_dir: OutDirOption = ".",
           operator: Annotated[Operator, typer.Option(
               help="Sign in as the operator with the Azure CLI's login or a device code.")] = Operator.CLI,
           ) -> None:
-    """Create or update each connector's custom role and assign it, through Azure's APIs (existing identities)."""
+    """Create the identities, roles, assignments and Graph permissions through Azure's APIs, as you."""
     import asyncio
 
     from sentinel_signl4.provision.apply_cli import run_apply
     from sentinel_signl4.provision.plan import PlanOptions, TenantPlan
 
-    options = PlanOptions()
+    options = PlanOptions(app_name=app_name, secret_days=secret_days, oidc_issuer=oidc_issuer,
+                          service_account=service_account, out_dir=out_dir)
     plans = [p for p in _plans(config, connector, tenant, subscription, resource_group, workspace_name,
                                workspace_id, client_id, options) if isinstance(p, TenantPlan)]
-    raise typer.Exit(asyncio.run(run_apply(plans, device_code=operator is Operator.DEVICE_CODE, echo=typer.echo)))
+    raise typer.Exit(asyncio.run(run_apply(plans, options, device_code=operator is Operator.DEVICE_CODE,
+                                           echo=typer.echo)))

@@ -1,29 +1,34 @@
 """``provision apply``: create each connector's custom role and its assignment through Azure's APIs, as the operator.
 
-What it does per identity of the plan: looks the identity's service principal up in Microsoft Graph
-(``servicePrincipals?$filter=appId eq …``), creates or updates each connector's custom role (``PUT …/roleDefinitions``,
-found by ``roleName`` first, so a re-run updates the same role), and assigns it on the workspace
-(``PUT …/roleAssignments``; 409 ``RoleAssignmentExists`` counts as done; 400 ``PrincipalNotFound`` right after a
-principal was created is Entra's replication delay and is retried, bounded). ARM api-version 2022-04-01.
+What it does per identity of the plan, each step only when what it makes does not exist yet (a re-run converges):
+through Microsoft Graph, the app registration (found by display name) and its service principal, a client secret
+named ``sentinel-signl4`` valid ``secret_days`` (written to a file with mode 0600 in ``out_dir``, never printed), a
+workload identity's federated credential, and the app role assignments to Microsoft Graph's service principal the
+connectors need (that is the admin consent); through ARM, each connector's custom role (``PUT …/roleDefinitions``,
+found by ``roleName`` first) and its assignment on the workspace (``PUT …/roleAssignments``; 409
+``RoleAssignmentExists`` counts as done; 400 ``PrincipalNotFound`` right after the principal was created is
+Entra's replication delay and is retried, bounded). ARM api-version 2022-04-01, Graph v1.0.
 
-Not done here (yet): creating app registrations, secrets, certificates, federated credentials and Graph app role
-assignments. An identity that needs one of those is reported as "skipped" with what to run instead
-(``provision script``); roles and assignments of existing identities (managed identities, configured client ids)
-are applied. One tenant's failure does not stop the others; the outcome says what happened where.
+A managed identity gets no app registration and no secret: its existing service principal gets the roles and the
+Graph app role assignments. Certificates are not created here (the key must be generated and proven locally):
+``provision script`` does that. One tenant's failure does not stop the others; the outcome says what happened where.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
 
-from sentinel_signl4.provision.plan import IdentityPlan, TenantPlan
+from sentinel_signl4.provision.plan import CREDENTIAL_NAME, GRAPH_APP_ID, IdentityPlan, PlanOptions, TenantPlan
 from sentinel_signl4.provision.role import RoleDefinition
 
 __all__ = ["ApplyError", "OperatorTokens", "TenantOutcome", "apply_plans"]
@@ -48,6 +53,8 @@ class TenantOutcome:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     error: str | None = None
+    #: What the connector's configuration needs, per identity: client id, and the secret's file and expiry.
+    identities: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -85,7 +92,8 @@ async def apply_plans(plans: Sequence[TenantPlan], *, tokens_for: Callable[[str]
                       graph_endpoint: str = "https://graph.microsoft.com",
                       arm_scope: str = "https://management.azure.com/.default",
                       graph_scope: str = "https://graph.microsoft.com/.default", echo: Callable[[str], None] = print,
-                      attempts: int = 10, wait: float = 15.0) -> list[TenantOutcome]:
+                      attempts: int = 10, wait: float = 15.0,
+                      options: PlanOptions | None = None) -> list[TenantOutcome]:
     """Apply every tenant's plan with the operator's tokens for that tenant; never raises for one tenant.
 
     The endpoints may be overridden (a sovereign cloud, a proxy, the emulators); the token scopes are the cloud's.
@@ -98,7 +106,7 @@ async def apply_plans(plans: Sequence[TenantPlan], *, tokens_for: Callable[[str]
             arm = _Arm(http, tokens_for(plan.tenant_id), arm_endpoint.rstrip("/"), arm_scope,
                        graph_endpoint.rstrip("/"), graph_scope)
             for identity in plan.identities:
-                await _identity(arm, identity, outcome, echo, attempts, wait)
+                await _identity(arm, identity, outcome, echo, attempts, wait, options or PlanOptions())
         except Exception as exc:  # noqa: BLE001 - one tenant's failure must not stop the others
             outcome.error = str(exc) if isinstance(exc, ApplyError) else f"{type(exc).__name__}: {exc}"
             echo(f"  FAILED: {outcome.error}")
@@ -107,19 +115,30 @@ async def apply_plans(plans: Sequence[TenantPlan], *, tokens_for: Callable[[str]
 
 
 async def _identity(arm: _Arm, identity: IdentityPlan, outcome: TenantOutcome, echo: Callable[[str], None],
-                    attempts: int, wait: float) -> None:
+                    attempts: int, wait: float, options: PlanOptions) -> None:
     who = ", ".join(identity.connectors)
-    missing = [what for what, needed in (
-        ("an app registration", identity.creates_app), ("a federated credential", identity.federated is not None),
-        ("Graph permissions " + ", ".join(identity.graph_permissions), bool(identity.graph_permissions)),
-    ) if needed]
-    if identity.creates_app:
-        note = f"{who}: needs {', '.join(missing)}: run `provision script` (apply only grants existing identities)"
+    record: dict[str, str] = {"tenant_id": identity.tenant_id, "connectors": who}
+    if identity.managed:
+        assert identity.client_id is not None
+        app_id, app_object = identity.client_id, None
+    else:
+        app_id, app_object = await _ensure_application(arm, identity, outcome, echo)
+    record["client_id"] = app_id
+    principal = await _ensure_service_principal(arm, app_id, create=not identity.managed, outcome=outcome, echo=echo)
+    if identity.creates_secret and app_object is not None:
+        secret_file = Path(options.out_dir) / f"sentinel-signl4-{identity.tenant_id[:8]}.secret"
+        expiry = await _ensure_secret(arm, app_object, secret_file, options.secret_days, outcome, echo)
+        record["client_secret_file"] = str(secret_file)
+        if expiry:
+            record["client_secret_expires"] = expiry
+    if identity.creates_certificate:
+        note = f"{who}: certificate not created here: run `provision script` (the key is generated locally)"
         outcome.skipped.append(note)
         echo(f"  skipped {note}")
-        return
-    assert identity.client_id is not None
-    principal = await _principal(arm, identity.client_id)
+    if identity.federated is not None and app_object is not None:
+        await _ensure_federated(arm, app_object, identity, outcome, echo)
+    if identity.graph_permissions:
+        await _ensure_graph_permissions(arm, principal, identity.graph_permissions, outcome, echo)
     for role in identity.roles:
         role_id = await _ensure_role(arm, role, identity.tenant_id)
         outcome.done.append(f"role {role.name}")
@@ -127,23 +146,124 @@ async def _identity(arm: _Arm, identity: IdentityPlan, outcome: TenantOutcome, e
         await _ensure_assignment(arm, principal, role, role_id, attempts, wait)
         outcome.done.append(f"assignment of {role.name} on {role.assign_at}")
         echo(f"  assigned {role.name} on {role.assign_at}")
-    if missing:
-        note = f"{who}: {', '.join(missing)} not applied: run `provision script` for them"
-        outcome.skipped.append(note)
-        echo(f"  skipped {note}")
+    outcome.identities.append(record)
+    echo(f"  connector(s) {who}: tenant_id = {identity.tenant_id}, client_id = {app_id}"
+         + (f", client secret in {record['client_secret_file']}" if "client_secret_file" in record else ""))
 
 
-async def _principal(arm: _Arm, client_id: str) -> str:
-    flt = quote(f"appId eq '{client_id}'")
-    url = f"{arm.graph}/v1.0/servicePrincipals?$filter={flt}"
-    status, data = await arm.call("GET", url, graph=True)
+async def _graph_list(arm: _Arm, path: str, what: str) -> list[dict[str, Any]]:
+    status, data = await arm.call("GET", f"{arm.graph}/v1.0/{path}", graph=True)
     if status != 200:
         code, message = _error_text(status, data)
-        raise ApplyError(f"Graph servicePrincipals lookup of {client_id} -> {status} {code}: {message}")
-    found = data.get("value")
-    if not isinstance(found, list) or not found:
-        raise ApplyError(f"no service principal for client id {client_id} in this tenant")
-    return str(found[0]["id"])
+        raise ApplyError(f"Graph {what} -> {status} {code}: {message}")
+    return [item for item in data.get("value") or [] if isinstance(item, dict)]
+
+
+async def _graph_create(arm: _Arm, path: str, body: dict[str, Any], what: str) -> dict[str, Any]:
+    status, data = await arm.call("POST", f"{arm.graph}/v1.0/{path}", body, graph=True)
+    if status not in (200, 201):
+        code, message = _error_text(status, data)
+        raise ApplyError(f"Graph {what} -> {status} {code}: {message}")
+    return data
+
+
+async def _ensure_application(arm: _Arm, identity: IdentityPlan, outcome: TenantOutcome,
+                              echo: Callable[[str], None]) -> tuple[str, str]:
+    """The app's client id and application object id: the configured app, else found by name, else created."""
+    if identity.client_id is not None:
+        flt, what = quote(f"appId eq '{identity.client_id}'"), f"application {identity.client_id}"
+    else:
+        flt, what = quote(f"displayName eq '{identity.app_name}'"), f"application {identity.app_name}"
+    found = await _graph_list(arm, f"applications?$filter={flt}", f"lookup of {what}")
+    if found:
+        return str(found[0]["appId"]), str(found[0]["id"])
+    if identity.client_id is not None:
+        raise ApplyError(f"no app registration with client id {identity.client_id} in this tenant")
+    app = await _graph_create(arm, "applications", {"displayName": identity.app_name,
+                                                    "signInAudience": "AzureADMyOrg"}, f"create {what}")
+    outcome.done.append(f"app registration {identity.app_name}")
+    echo(f"  created app registration {identity.app_name} ({app['appId']})")
+    return str(app["appId"]), str(app["id"])
+
+
+async def _ensure_service_principal(arm: _Arm, app_id: str, *, create: bool, outcome: TenantOutcome,
+                                    echo: Callable[[str], None]) -> str:
+    flt = quote(f"appId eq '{app_id}'")
+    found = await _graph_list(arm, f"servicePrincipals?$filter={flt}", f"service principal lookup of {app_id}")
+    if found:
+        return str(found[0]["id"])
+    if not create:
+        raise ApplyError(f"no service principal for client id {app_id} in this tenant")
+    sp = await _graph_create(arm, "servicePrincipals", {"appId": app_id}, f"create service principal of {app_id}")
+    outcome.done.append(f"service principal of {app_id}")
+    echo(f"  created service principal {sp['id']}")
+    return str(sp["id"])
+
+
+async def _ensure_secret(arm: _Arm, app_object: str, path: Path, days: int, outcome: TenantOutcome,
+                         echo: Callable[[str], None]) -> str | None:
+    status, app = await arm.call("GET", f"{arm.graph}/v1.0/applications/{app_object}", graph=True)
+    if status != 200:  # never add a second secret because the first could not be seen
+        code, message = _error_text(status, app)
+        raise ApplyError(f"Graph application {app_object} -> {status} {code}: {message}")
+    existing = [p for p in (app.get("passwordCredentials") or []) if isinstance(p, dict)
+                and p.get("displayName") == CREDENTIAL_NAME]
+    if existing:
+        echo(f"  client secret {CREDENTIAL_NAME} exists: kept (delete it in Entra ID to rotate)")
+        return str(existing[0].get("endDateTime") or "") or None
+    end = (datetime.now(UTC) + timedelta(days=days)).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    created = await _graph_create(arm, f"applications/{app_object}/addPassword",
+                                  {"passwordCredential": {"displayName": CREDENTIAL_NAME, "endDateTime": end}},
+                                  "add a client secret")
+    secret = str(created.get("secretText") or "")
+    if not secret:
+        raise ApplyError("Graph addPassword answered without secretText")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(secret)
+    os.chmod(path, 0o600)
+    outcome.done.append(f"client secret (expires {end})")
+    echo(f"  client secret written to {path} (mode 0600, not printed); expires {end}")
+    return end
+
+
+async def _ensure_federated(arm: _Arm, app_object: str, identity: IdentityPlan, outcome: TenantOutcome,
+                            echo: Callable[[str], None]) -> None:
+    fed = identity.federated
+    assert fed is not None
+    path = f"applications/{app_object}/federatedIdentityCredentials"
+    if any(item.get("name") == fed.name for item in await _graph_list(arm, path, "federated credentials")):
+        echo(f"  federated credential {fed.name} exists")
+        return
+    await _graph_create(arm, path, {"name": fed.name, "issuer": fed.issuer, "subject": fed.subject,
+                                    "audiences": [fed.audience]}, f"create federated credential {fed.name}")
+    outcome.done.append(f"federated credential {fed.name}")
+    echo(f"  created federated credential {fed.name} for {fed.subject}")
+
+
+async def _ensure_graph_permissions(arm: _Arm, principal: str, permissions: Sequence[str], outcome: TenantOutcome,
+                                    echo: Callable[[str], None]) -> None:
+    flt = quote(f"appId eq '{GRAPH_APP_ID}'")
+    found = await _graph_list(arm, f"servicePrincipals?$filter={flt}", "Microsoft Graph's service principal")
+    if not found:
+        raise ApplyError("Microsoft Graph's service principal is not in this tenant")
+    graph = found[0]
+    roles = {str(r.get("value")): str(r.get("id")) for r in graph.get("appRoles") or [] if isinstance(r, dict)}
+    held = {str(a.get("appRoleId")) for a in await _graph_list(
+        arm, f"servicePrincipals/{principal}/appRoleAssignments", "app role assignments")}
+    for permission in permissions:
+        role_id = roles.get(permission)
+        if role_id is None:
+            raise ApplyError(f"Microsoft Graph has no app role {permission}")
+        if role_id in held:
+            echo(f"  Graph permission {permission} granted already")
+            continue
+        await _graph_create(arm, f"servicePrincipals/{graph['id']}/appRoleAssignedTo",
+                            {"principalId": principal, "resourceId": graph["id"], "appRoleId": role_id},
+                            f"grant {permission}")
+        outcome.done.append(f"Graph permission {permission}")
+        echo(f"  granted Graph application permission {permission} (admin consent)")
 
 
 async def _ensure_role(arm: _Arm, role: RoleDefinition, tenant_id: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from sentinel_signl4.clients.http import build_http_client
 from sentinel_signl4.clients.identity import TokenProvider
 from sentinel_signl4.provision.apply import OperatorTokens, apply_plans
-from sentinel_signl4.provision.plan import TenantPlan
+from sentinel_signl4.provision.plan import PlanOptions, TenantPlan
 
 __all__ = ["run_apply"]
 
@@ -25,7 +25,8 @@ class _SyncCredentialTokens:
         return str(access.token)
 
 
-async def run_apply(plans: Sequence[TenantPlan], *, device_code: bool, echo: Callable[[str], None]) -> int:
+async def run_apply(plans: Sequence[TenantPlan], options: PlanOptions, *, device_code: bool,
+                    echo: Callable[[str], None]) -> int:
     """Apply ``plans``; the exit status is 1 when any tenant failed."""
     from azure.identity import DeviceCodeCredential
     from azure.identity.aio import AzureCliCredential
@@ -41,7 +42,7 @@ async def run_apply(plans: Sequence[TenantPlan], *, device_code: bool, echo: Cal
 
     http = build_http_client()
     try:
-        outcomes = await apply_plans(plans, tokens_for=tokens_for, http=http, echo=echo)
+        outcomes = await apply_plans(plans, tokens_for=tokens_for, http=http, echo=echo, options=options)
     finally:
         await http.aclose()
         for provider in providers:
