@@ -170,11 +170,21 @@ async def test_apply_creates_the_app_its_secret_and_graph_consent_then_the_conne
     client_id = record["client_id"]
     assert harness.state.graph.permissions_of(client_id) == {Permission.USER_READ_ALL}
 
+    env = dict(line.split("=", 1) for line in read_secret(
+        tmp_path / f"sentinel-signl4-{harness.world.tenant_id[:8]}-{client_id[:8]}.env")[0].splitlines()[1:])
+    assert env == {"AZURE_TENANT_ID": harness.world.tenant_id, "AZURE_CLIENT_ID": client_id,
+                   "AZURE_CLIENT_SECRET_FILE": str(secret_file),
+                   "AZURE_CLIENT_SECRET_EXPIRES": record["client_secret_expires"]}
+
     configured = setup.text.replace("[connectors.azure.credential]\n",
                                     f'[connectors.azure.credential]\nclient_id = "{client_id}"\n')
     lines = []
-    assert await run_checks(parse_config(configured, env={"NEW_SECRET": secret}), echo=lines.append), lines
+    config = parse_config(configured, env={"NEW_SECRET": secret})
+    assert await run_checks(config, echo=lines.append), lines
     assert any("Graph owner lookup (User.Read.All): OK" in line for line in lines)
+    runtime = await build_runtime(config)
+    harness.runtimes.append(runtime)
+    assert (await runtime.connectors["contoso"].runtime.run_once(datetime.now(UTC))).enqueued  # it pages
 
     (again,) = await setup.apply_text(setup.text, tmp_path, options)
     assert again.ok and again.done == outcome.done[-2:], again.done  # only the role and assignment PUTs again

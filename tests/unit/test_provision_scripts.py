@@ -206,3 +206,9 @@ def test_missing_ids_are_reported_at_once_with_their_flags(tmp_path: Path) -> No
     code, out, err = run("plan", "-c", str(path), *WORKLOAD, "--subscription", SUB, "--connector", "contoso")
     assert code == 0, err
     assert "law-contoso" in out and "fabrikam" not in out
+
+
+def test_apply_dry_run_shows_the_plan_and_contacts_nothing(config: Path) -> None:
+    code, out, err = run("apply", "-c", str(config), "--dry-run", *WORKLOAD)
+    assert code == 0, err
+    assert out == run("plan", "-c", str(config), *WORKLOAD)[1]

@@ -163,6 +163,10 @@ def apply(config: ConfigOption, connector: ConnectorOption = None, tenant: Tenan
           service_account: ServiceAccountOption = None, out_dir: OutDirOption = ".",
           operator: Annotated[Operator, typer.Option(
               help="Sign in as the operator with the Azure CLI's login or a device code.")] = Operator.CLI,
+          dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; change nothing.")] = False,
+          show_secret: Annotated[bool, typer.Option(
+              "--show-secret", help="Also print a created client secret (it is always written to a 0600 file).")]
+          = False,
           ) -> None:
     """Create the identities, roles, assignments and Graph permissions through Azure's APIs, as you."""
     import asyncio
@@ -174,5 +178,10 @@ def apply(config: ConfigOption, connector: ConnectorOption = None, tenant: Tenan
                           service_account=service_account, out_dir=out_dir)
     plans = [p for p in _plans(config, connector, tenant, subscription, resource_group, workspace_name,
                                workspace_id, client_id, options) if isinstance(p, TenantPlan)]
+    if dry_run:
+        from sentinel_signl4.provision.plan import render_plan
+
+        typer.echo(render_plan(plans, options), nl=False)
+        return
     raise typer.Exit(asyncio.run(run_apply(plans, options, device_code=operator is Operator.DEVICE_CODE,
-                                           echo=typer.echo)))
+                                           echo=typer.echo, show_secret=show_secret)))

@@ -92,8 +92,8 @@ async def apply_plans(plans: Sequence[TenantPlan], *, tokens_for: Callable[[str]
                       graph_endpoint: str = "https://graph.microsoft.com",
                       arm_scope: str = "https://management.azure.com/.default",
                       graph_scope: str = "https://graph.microsoft.com/.default", echo: Callable[[str], None] = print,
-                      attempts: int = 10, wait: float = 15.0,
-                      options: PlanOptions | None = None) -> list[TenantOutcome]:
+                      attempts: int = 10, wait: float = 15.0, options: PlanOptions | None = None,
+                      show_secret: bool = False) -> list[TenantOutcome]:
     """Apply every tenant's plan with the operator's tokens for that tenant; never raises for one tenant.
 
     The endpoints may be overridden (a sovereign cloud, a proxy, the emulators); the token scopes are the cloud's.
@@ -106,7 +106,7 @@ async def apply_plans(plans: Sequence[TenantPlan], *, tokens_for: Callable[[str]
             arm = _Arm(http, tokens_for(plan.tenant_id), arm_endpoint.rstrip("/"), arm_scope,
                        graph_endpoint.rstrip("/"), graph_scope)
             for identity in plan.identities:
-                await _identity(arm, identity, outcome, echo, attempts, wait, options or PlanOptions())
+                await _identity(arm, identity, outcome, echo, attempts, wait, options or PlanOptions(), show_secret)
         except Exception as exc:  # noqa: BLE001 - one tenant's failure must not stop the others
             outcome.error = str(exc) if isinstance(exc, ApplyError) else f"{type(exc).__name__}: {exc}"
             echo(f"  FAILED: {outcome.error}")
@@ -115,7 +115,7 @@ async def apply_plans(plans: Sequence[TenantPlan], *, tokens_for: Callable[[str]
 
 
 async def _identity(arm: _Arm, identity: IdentityPlan, outcome: TenantOutcome, echo: Callable[[str], None],
-                    attempts: int, wait: float, options: PlanOptions) -> None:
+                    attempts: int, wait: float, options: PlanOptions, show_secret: bool) -> None:
     who = ", ".join(identity.connectors)
     record: dict[str, str] = {"tenant_id": identity.tenant_id, "connectors": who}
     if identity.managed:
@@ -127,7 +127,7 @@ async def _identity(arm: _Arm, identity: IdentityPlan, outcome: TenantOutcome, e
     principal = await _ensure_service_principal(arm, app_id, create=not identity.managed, outcome=outcome, echo=echo)
     if identity.creates_secret and app_object is not None:
         secret_file = Path(options.out_dir) / f"sentinel-signl4-{identity.tenant_id[:8]}.secret"
-        expiry = await _ensure_secret(arm, app_object, secret_file, options.secret_days, outcome, echo)
+        expiry = await _ensure_secret(arm, app_object, secret_file, options.secret_days, outcome, echo, show_secret)
         record["client_secret_file"] = str(secret_file)
         if expiry:
             record["client_secret_expires"] = expiry
@@ -147,8 +147,21 @@ async def _identity(arm: _Arm, identity: IdentityPlan, outcome: TenantOutcome, e
         outcome.done.append(f"assignment of {role.name} on {role.assign_at}")
         echo(f"  assigned {role.name} on {role.assign_at}")
     outcome.identities.append(record)
+    env_file = Path(options.out_dir) / f"sentinel-signl4-{identity.tenant_id[:8]}-{app_id[:8]}.env"
+    _write_env(env_file, record)
     echo(f"  connector(s) {who}: tenant_id = {identity.tenant_id}, client_id = {app_id}"
-         + (f", client secret in {record['client_secret_file']}" if "client_secret_file" in record else ""))
+         + (f", client secret in {record['client_secret_file']}" if "client_secret_file" in record else "")
+         + f"; values in {env_file}")
+
+
+def _write_env(path: Path, record: dict[str, str]) -> None:
+    """The values to configure, as an env file (no secret in it: the secret's file is named instead)."""
+    names = {"tenant_id": "AZURE_TENANT_ID", "client_id": "AZURE_CLIENT_ID",
+             "client_secret_file": "AZURE_CLIENT_SECRET_FILE", "client_secret_expires": "AZURE_CLIENT_SECRET_EXPIRES"}
+    lines = [f"# sentinel-signl4 provision apply: connector(s) {record['connectors']}"]
+    lines += [f"{env}={record[key]}" for key, env in names.items() if key in record]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 async def _graph_list(arm: _Arm, path: str, what: str) -> list[dict[str, Any]]:
@@ -201,7 +214,7 @@ async def _ensure_service_principal(arm: _Arm, app_id: str, *, create: bool, out
 
 
 async def _ensure_secret(arm: _Arm, app_object: str, path: Path, days: int, outcome: TenantOutcome,
-                         echo: Callable[[str], None]) -> str | None:
+                         echo: Callable[[str], None], show_secret: bool = False) -> str | None:
     status, app = await arm.call("GET", f"{arm.graph}/v1.0/applications/{app_object}", graph=True)
     if status != 200:  # never add a second secret because the first could not be seen
         code, message = _error_text(status, app)
@@ -224,7 +237,9 @@ async def _ensure_secret(arm: _Arm, app_object: str, path: Path, days: int, outc
         handle.write(secret)
     os.chmod(path, 0o600)
     outcome.done.append(f"client secret (expires {end})")
-    echo(f"  client secret written to {path} (mode 0600, not printed); expires {end}")
+    echo(f"  client secret written to {path} (mode 0600); expires {end}")
+    if show_secret:  # asked for explicitly (--show-secret): the only place a secret is printed
+        echo(f"  client secret: {secret}")
     return end
 
 

@@ -26,7 +26,7 @@ class _SyncCredentialTokens:
 
 
 async def run_apply(plans: Sequence[TenantPlan], options: PlanOptions, *, device_code: bool,
-                    echo: Callable[[str], None]) -> int:
+                    echo: Callable[[str], None], show_secret: bool = False) -> int:
     """Apply ``plans``; the exit status is 1 when any tenant failed."""
     from azure.identity import DeviceCodeCredential
     from azure.identity.aio import AzureCliCredential
@@ -42,7 +42,8 @@ async def run_apply(plans: Sequence[TenantPlan], options: PlanOptions, *, device
 
     http = build_http_client()
     try:
-        outcomes = await apply_plans(plans, tokens_for=tokens_for, http=http, echo=echo, options=options)
+        outcomes = await apply_plans(plans, tokens_for=tokens_for, http=http, echo=echo, options=options,
+                                     show_secret=show_secret)
     finally:
         await http.aclose()
         for provider in providers:
