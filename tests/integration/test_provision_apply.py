@@ -65,11 +65,13 @@ class Setup:
         return provider
 
     async def apply(self) -> list[TenantOutcome]:
-        plans = build_plan(parse_targets(self.text, env={}), PlanOptions())
+        options = PlanOptions(out_dir=str(self.h.tmp))  # env files go to the test's directory
+        plans = build_plan(parse_targets(self.text, env={}), options)
         lines: list[str] = []
         async with build_http_client(ca_bundle=str(self.h.server.ca_path)) as http:
             return await apply_plans(plans, tokens_for=self.tokens_for, http=http, arm_endpoint=self.h.server.base_url,
-                                     graph_endpoint=self.h.server.base_url, echo=lines.append, attempts=5, wait=0.0)
+                                     graph_endpoint=self.h.server.base_url, echo=lines.append, attempts=5, wait=0.0,
+                                     options=options)
 
     async def apply_text(self, text: str, out_dir: Path, options: PlanOptions) -> list[TenantOutcome]:
         plans = build_plan(parse_targets(text, env={}), options)
