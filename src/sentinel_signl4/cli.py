@@ -15,6 +15,7 @@ import typer
 
 from sentinel_signl4.cli_outbox import outbox_app
 from sentinel_signl4.config import Config, ConfigError, load_config
+from sentinel_signl4.provision.app import provision_app
 
 __all__ = ["app", "main"]
 
@@ -23,6 +24,7 @@ app = typer.Typer(help="Connects Microsoft Sentinel / Defender XDR incidents to 
 config_app = typer.Typer(help="Work with configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(provision_app, name="provision")
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Path to the TOML config file.")]
 
@@ -105,14 +107,6 @@ def webhook_url(
     if url.startswith("http://"):
         typer.echo("Warning: public_url is http://, so the token crosses the network in clear text; "
                    "put the server behind HTTPS.", err=True)
-
-
-@app.command()
-def provision(config: ConfigOption) -> None:
-    """Print the Azure CLI commands that grant each connector exactly the rights its configuration uses."""
-    from sentinel_signl4.provision import provision_script
-
-    typer.echo(provision_script(_load(config)), nl=False)
 
 
 @app.command()

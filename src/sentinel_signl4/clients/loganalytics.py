@@ -32,6 +32,13 @@ from azure.core.exceptions import HttpResponseError, ServiceRequestError, Servic
 from azure.monitor.query import LogsQueryPartialResult
 from azure.monitor.query.aio import LogsQueryClient
 
+from sentinel_signl4.clients.azure_actions import (
+    QUERY_READ,
+    WORKSPACE_READ,
+    query_table_actions,
+    requires_actions,
+    table_read_action,
+)
 from sentinel_signl4.clients.errors import (
     AuthError,
     NotFoundError,
@@ -205,6 +212,7 @@ class LogAnalyticsClient:
     def gate(self) -> QueryGate:
         return self._gate
 
+    @requires_actions(WORKSPACE_READ, QUERY_READ, per_call=query_table_actions)
     async def query(self, kql: str, *, start: datetime, end: datetime, server_timeout: int | None = None) -> LogRows:
         """Run ``kql`` over ``[start, end]``; the first table's rows, or a typed :class:`RemoteError`.
 
@@ -259,6 +267,7 @@ class LogAnalyticsClient:
             return NotFoundError(message, status=status, code=code)
         return PermanentError(message, status=status, code=code)
 
+    @requires_actions(WORKSPACE_READ, QUERY_READ, table_read_action("SecurityAlert"))  # the query below
     async def check_access(self) -> None:
         """Prove the identity can query the workspace (one tiny query); raise a typed error saying what to fix."""
         end = datetime.now().astimezone()

@@ -56,8 +56,11 @@ class Action(StrEnum):
     INCIDENTS_WRITE = "Microsoft.SecurityInsights/incidents/write"
     COMMENTS_READ = "Microsoft.SecurityInsights/incidents/comments/read"
     COMMENTS_WRITE = "Microsoft.SecurityInsights/incidents/comments/write"
-    ALERTS_READ = "Microsoft.SecurityInsights/incidents/alerts/read"
-    ENTITIES_READ = "Microsoft.SecurityInsights/incidents/entities/read"
+    # Microsoft publishes no action of their own for POST …/alerts and …/entities; the built-in Reader can call
+    # them with only `Microsoft.SecurityInsights/*/read`, so they are authorised as reading the incident (derived:
+    # docs/decisions.md, "Provisioning: the role's actions").
+    ALERTS_READ = "Microsoft.SecurityInsights/incidents/read"
+    ENTITIES_READ = "Microsoft.SecurityInsights/incidents/read"
 
     @property
     def is_write(self) -> bool:

@@ -34,11 +34,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from sentinel_signl4.emulators.authorization import authorization_routes, is_authorization_path
+from sentinel_signl4.emulators.authorization_model import AuthorizationModel
 from sentinel_signl4.emulators.control import control_routes
 from sentinel_signl4.emulators.entra import entra_routes
 from sentinel_signl4.emulators.entra_model import EntraModel
 from sentinel_signl4.emulators.faults import ConnectionDropped, FaultInjector, FaultMiddleware
 from sentinel_signl4.emulators.graph import graph_routes
+from sentinel_signl4.emulators.graph_directory import graph_directory_routes
+from sentinel_signl4.emulators.graph_directory_model import DirectoryModel
 from sentinel_signl4.emulators.graph_model import GraphModel
 from sentinel_signl4.emulators.loganalytics import loganalytics_routes
 from sentinel_signl4.emulators.loganalytics_model import LogAnalyticsModel
@@ -71,10 +75,23 @@ class EmulatorState:
     clock: Callable[[], datetime] = field(default=_utc_now)
     graph: GraphModel = field(default_factory=GraphModel)
     loganalytics: LogAnalyticsModel = field(init=False)
+    authorization: AuthorizationModel = field(init=False)
+    directory: DirectoryModel = field(init=False)
 
     def __post_init__(self) -> None:
         # Derived from the Sentinel model: its SecurityAlert rows are the seeded incidents' alerts.
         self.loganalytics = LogAnalyticsModel(self.sentinel, clock=self.clock)
+        # Custom roles (Microsoft.Authorization) grant Sentinel and Log Analytics actions next to the built-in roles.
+        self.authorization = AuthorizationModel(principal_exists=self._principal_exists)
+        self.sentinel.custom_roles = self.authorization
+        self.loganalytics.custom_roles = self.authorization
+        # Applications and service principals created through Graph (provisioning); consent lands in the Graph model.
+        self.directory = DirectoryModel(self.entra, self.graph,
+                                        on_principal_created=self.authorization.principal_created)
+
+    def _principal_exists(self, object_id: str) -> bool:
+        return any(app.object_id.lower() == object_id.lower()
+                   for tenant in self.entra.tenants() for app in tenant.apps.values())
 
     @classmethod
     def new(cls, *, clock: Callable[[], datetime] = _utc_now, fault_seed: int | None = None) -> EmulatorState:
@@ -97,6 +114,8 @@ class EmulatorState:
         self.signl4.reset()
         self.graph.reset()
         self.loganalytics.reset()
+        self.authorization.reset()
+        self.directory.reset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +166,12 @@ def service_mounts(state: EmulatorState) -> list[ServiceMount]:
     """The services on the shared origin except Entra (the fallback). New emulators append theirs here."""
     mounts = [
         ServiceMount("control", ("/_control",), _starlette(control_routes(state))),
-        ServiceMount("sentinel", ("/subscriptions",), _starlette(sentinel_routes(state.entra, state.sentinel))),
+        ServiceMount("sentinel", ("/subscriptions",), _ArmRouter(
+            _starlette(authorization_routes(state.entra, state.sentinel, state.authorization)),
+            _starlette(sentinel_routes(state.entra, state.sentinel)))),
         ServiceMount("graph", ("/v1.0", "/_control/graph"), _starlette(graph_routes(state.graph, state.entra))),
+        ServiceMount("graph-directory", ("/v1.0/servicePrincipals", "/v1.0/applications"),
+                     _starlette(graph_directory_routes(state.entra, state.directory))),
         ServiceMount("loganalytics", ("/v1", "/_control/loganalytics"),
                      _starlette(loganalytics_routes(state.loganalytics, state.entra))),
     ]
@@ -166,6 +189,18 @@ def _signl4_app(state: EmulatorState) -> ASGIApp | None:
         return None
     app: ASGIApp = module.build_signl4_app(state.signl4)
     return app
+
+
+class _ArmRouter:
+    """ARM's one origin: ``…/providers/Microsoft.Authorization/…`` to RBAC, everything else to Sentinel."""
+
+    def __init__(self, authorization: ASGIApp, sentinel: ASGIApp) -> None:
+        self.authorization = authorization
+        self.sentinel = sentinel
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        target = self.authorization if is_authorization_path(scope.get("path", "")) else self.sentinel
+        await target(scope, receive, send)
 
 
 class _PathDispatcher:

@@ -114,7 +114,7 @@ class _QueryApi:
         text, timespan, body = parsed
         status = 200
         try:
-            self.model.authorise(workspace_id, caller.client_id)
+            readable = self.model.authorise(workspace_id, caller.client_id)
             self.model.admit(caller.client_id)
             fault = self.model.next_fault()
             if fault is not None and fault.kind is FaultKind.THROTTLE:
@@ -126,7 +126,7 @@ class _QueryApi:
                 self.model.give_up(caller.client_id)  # the caller hung up while queued
                 raise
             try:
-                response = await self._run(workspace_id, text, timespan, fault, request)
+                response = await self._run(workspace_id, text, timespan, fault, request, readable)
             finally:
                 self.model.finish(caller.client_id)
         except QueryError as exc:
@@ -175,7 +175,7 @@ class _QueryApi:
             await asyncio.sleep(_POLL)
 
     async def _run(self, workspace_id: str, text: str, timespan: str | None, fault: Fault | None,
-                   request: Request) -> Response:
+                   request: Request, readable: frozenset[str] | None = None) -> Response:
         delay = self.model.latency + (fault.delay if fault is not None and fault.kind is FaultKind.SLOW else 0.0)
         wait = _prefer_wait(request.headers.get("prefer"))
         if wait is not None and delay > wait:
@@ -185,7 +185,7 @@ class _QueryApi:
                                           "message": f"The query did not complete within {wait:g} seconds."}})
         if delay > 0:
             await asyncio.sleep(delay)
-        result = self.model.run(workspace_id, text, timespan, fault)
+        result = self.model.run(workspace_id, text, timespan, fault, readable=readable)
         return JSONResponse(_results_body(result, request.headers.get("prefer")))
 
     async def add_fault(self, request: Request) -> Response:

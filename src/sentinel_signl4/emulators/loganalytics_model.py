@@ -260,6 +260,8 @@ class LogAnalyticsModel:
         self._recent: dict[str, deque[float]] = {}
         self._records: list[QueryRecord] = []
         self.max_concurrent_seen = 0
+        #: Custom roles (``AuthorizationModel``): table-level read actions, next to the built-in roles.
+        self.custom_roles: Any = None
         self._lock = threading.RLock()
 
     # --- control plane -------------------------------------------------------------------------------------------
@@ -351,8 +353,14 @@ class LogAnalyticsModel:
 
     # --- queries -------------------------------------------------------------------------------------------------
 
-    def authorise(self, workspace_id: str, client_id: str) -> None:
-        """404 for an unknown workspace, 403 when the principal has no role on it."""
+    def authorise(self, workspace_id: str, client_id: str) -> frozenset[str] | None:
+        """404 for an unknown workspace, 403 when the principal has no role on it.
+
+        Returns the tables the principal may read: ``None`` for every table (a built-in role), else the tables its
+        custom role grants with ``Microsoft.OperationalInsights/workspaces/query/<Table>/read`` (legacy table-level
+        RBAC; the role also needs ``workspaces/read`` and ``workspaces/query/read``). A table outside that set is
+        not there for the query, as if it did not exist [how the service reports it is unverified].
+        """
         key = workspace_id.lower()
         workspace = self._sentinel_workspace(key)
         with self._lock:
@@ -362,9 +370,24 @@ class LogAnalyticsModel:
             # Status and code as commonly reported for an unknown workspace GUID [unverified].
             raise QueryError(404, "WorkspaceNotFoundError", f"Workspace '{workspace_id}' could not be found.")
         if granted or (workspace is not None and self.sentinel.role_for(client_id, workspace.ref) is not None):
-            return
+            return None
+        readable = self._custom_readable(workspace, client_id)
+        if readable is not None:
+            return readable
         raise QueryError(403, "InsufficientAccessError",
                          "The provided credentials have insufficient access to perform the requested operation")
+
+    def _custom_readable(self, workspace: Workspace | None, client_id: str) -> frozenset[str] | None:
+        app = self.sentinel.entra.find_app(client_id)
+        if workspace is None or app is None or self.custom_roles is None:
+            return None
+        scope = workspace.ref.resource_id
+        allows = self.custom_roles.allows
+        prefix = "Microsoft.OperationalInsights/workspaces/"
+        if not (allows(app.object_id, scope, prefix + "read") and allows(app.object_id, scope, prefix + "query/read")):
+            return None
+        return frozenset(table for table in ("SecurityAlert", "SecurityIncident")
+                         if allows(app.object_id, scope, f"{prefix}query/{table}/read"))
 
     def next_fault(self) -> Fault | None:
         with self._lock:
@@ -382,7 +405,8 @@ class LogAnalyticsModel:
             self._records.append(QueryRecord(workspace_id.lower(), client_id, query, timespan, status, self.clock(),
                                              body, prefer))
 
-    def run(self, workspace_id: str, query: str, timespan: str | None, fault: Fault | None = None) -> QueryResult:
+    def run(self, workspace_id: str, query: str, timespan: str | None, fault: Fault | None = None, *,
+            readable: frozenset[str] | None = None) -> QueryResult:
         """Execute ``query``; raise :class:`QueryError` (400 for a query the engine rejects)."""
         now = self.clock()
         bounds = parse_timespan(timespan, now)
@@ -393,7 +417,8 @@ class LogAnalyticsModel:
                                                         "message": "Injected fault: query rejected."}})
         tables = {name: self._table(workspace_id.lower(), name, columns, bounds, now)
                   for name, columns in (("SecurityAlert", SECURITY_ALERT_COLUMNS),
-                                        ("SecurityIncident", SECURITY_INCIDENT_COLUMNS))}
+                                        ("SecurityIncident", SECURITY_INCIDENT_COLUMNS))
+                  if readable is None or name in readable}
         try:
             result = execute(query, tables, now=now)
         except KqlError as exc:

@@ -99,6 +99,8 @@ class SentinelModel:
         self._workspaces: dict[tuple[str, str, str], Workspace] = {}
         self._subscriptions: dict[str, str] = {}  # subscription id (lower) -> tenant id
         self._roles: list[tuple[str, str, Role]] = []  # (client id, scope (lower), role)
+        #: Custom roles (``AuthorizationModel``): consulted when no built-in role allows an action.
+        self.custom_roles: Any = None
         self._lock = threading.RLock()
 
     # --- setup ---------------------------------------------------------------------------------------------
@@ -151,6 +153,11 @@ class SentinelModel:
         if Role.RESPONDER in roles:
             return Role.RESPONDER
         return Role.READER if roles else None
+
+    def custom_role_allows(self, principal_object_id: str, ref: WorkspaceRef, action: str) -> bool:
+        """Whether a custom role assignment grants ``action`` on the workspace to the principal."""
+        return bool(self.custom_roles is not None
+                    and self.custom_roles.allows(principal_object_id, ref.resource_id, action))
 
     def subscription_tenant(self, subscription_id: str) -> str | None:
         with self._lock:
