@@ -23,7 +23,7 @@ from sentinel_signl4.config.graph import GraphSourceConfig, SourceKind
 from sentinel_signl4.config.presentation import EnrichmentConfig, PresentationConfig
 from sentinel_signl4.config.watchdog import WatchdogConfig
 from sentinel_signl4.domain.enums import Classification, ClassificationReason, IncidentStatus, Severity
-from sentinel_signl4.domain.signl import team_secret_of
+from sentinel_signl4.domain.signl import check_team_webhook_url, team_secret_of
 
 __all__ = [
     "CLOUDS",
@@ -223,14 +223,7 @@ class Signl4Config(_Strict):
     @field_validator("webhook_url")
     @classmethod
     def _webhook(cls, value: SecretStr) -> SecretStr:
-        raw = value.get_secret_value()
-        try:
-            valid = raw.startswith("https://") and bool(team_secret_of(raw))
-        except ValueError:
-            valid = False
-        if not valid:
-            raise ValueError("must be the team's https webhook URL including its secret, "
-                             "e.g. https://connect.signl4.com/webhook/<team-secret>")
+        check_team_webhook_url(value.get_secret_value())
         return value
 
     @model_validator(mode="after")

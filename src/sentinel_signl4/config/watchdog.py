@@ -7,7 +7,7 @@ from datetime import timedelta
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
 from sentinel_signl4.config.durations import PositiveDuration
-from sentinel_signl4.domain.signl import team_secret_of
+from sentinel_signl4.domain.signl import check_team_webhook_url, team_secret_of
 
 __all__ = ["WatchdogConfig"]
 
@@ -32,14 +32,7 @@ class WatchdogConfig(BaseModel):
     @field_validator("webhook_url")
     @classmethod
     def _webhook(cls, value: SecretStr) -> SecretStr:
-        raw = value.get_secret_value()
-        try:
-            valid = raw.startswith("https://") and bool(team_secret_of(raw))
-        except ValueError:
-            valid = False
-        if not valid:
-            raise ValueError("must be the paged team's https webhook URL including its secret, "
-                             "e.g. https://connect.signl4.com/webhook/<team-secret>")
+        check_team_webhook_url(value.get_secret_value(), "the paged team's")
         return value
 
     @property

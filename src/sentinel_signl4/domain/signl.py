@@ -12,7 +12,8 @@ from urllib.parse import unquote, urlsplit
 from sentinel_signl4.domain.enums import SignlStatus
 from sentinel_signl4.domain.incident import Incident
 
-__all__ = ["SOURCE_SYSTEM", "SignlRequest", "external_id_for", "external_id_prefix", "team_secret_of"]
+__all__ = ["SOURCE_SYSTEM", "SignlRequest", "check_team_webhook_url", "external_id_for", "external_id_prefix",
+           "team_secret_of"]
 
 SOURCE_SYSTEM = "MicrosoftSentinel"
 
@@ -29,6 +30,17 @@ def team_secret_of(webhook_url: str) -> str:
     if not match:
         raise ValueError("the SIGNL4 webhook URL must look like https://connect.signl4.com/webhook/<team secret>")
     return unquote(match.group(1))
+
+
+def check_team_webhook_url(webhook_url: str, whose: str = "the team's") -> None:
+    """Raise ``ValueError`` unless ``webhook_url`` is an https SIGNL4 webhook URL with its secret segment."""
+    try:
+        valid = webhook_url.startswith("https://") and bool(team_secret_of(webhook_url))
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ValueError(f"must be {whose} https webhook URL including its secret, "
+                         "e.g. https://connect.signl4.com/webhook/<team-secret>")
 
 
 def external_id_for(connector: str, incident_resource_id: str, generation: int = 1) -> str:
