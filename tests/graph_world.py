@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 
-from sentinel_signl4.emulators.app import EmulatorState
-from sentinel_signl4.emulators.graph_model import AlertSeed, Permission
+from sentinel_signl4_emulators.app import EmulatorState
+from sentinel_signl4_emulators.graph.model import AlertSeed, Permission
 from spec_validation import assert_valid
 
 GRAPH = "https://graph.microsoft.com"

@@ -23,8 +23,8 @@ from sentinel_signl4.clients.ratelimit import SlidingWindowLimiter
 from sentinel_signl4.clients.retry import RetryPolicy, RetryStats, set_testing
 from sentinel_signl4.clients.sentinel import SentinelClient
 from sentinel_signl4.clients.signl4 import Signl4Client
-from sentinel_signl4.emulators.app import EmulatorState, EmulatorTransport, build_app
-from sentinel_signl4.emulators.sentinel_model import Role, Workspace
+from sentinel_signl4_emulators.app import EmulatorState, EmulatorTransport, build_app
+from sentinel_signl4_emulators.sentinel.model import Role, Workspace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 

@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from sentinel_signl4.emulators.app import EmulatorState, EmulatorTransport, build_app
-from sentinel_signl4.emulators.seed import DemoWorld, make_certificate, seed_demo
-from sentinel_signl4.emulators.server import EmulatorServer
+from sentinel_signl4_emulators.app import EmulatorState, EmulatorTransport, build_app
+from sentinel_signl4_emulators.seed import DemoWorld, make_certificate, seed_demo
+from sentinel_signl4_emulators.server import EmulatorServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 

@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from emulators.conftest import Arm
-from sentinel_signl4.emulators.app import EmulatorState
-from sentinel_signl4.emulators.faults import FaultRule
-from sentinel_signl4.emulators.throttle import BucketPolicy, TokenBuckets
+from sentinel_signl4_emulators.app import EmulatorState
+from sentinel_signl4_emulators.common.faults import FaultRule
+from sentinel_signl4_emulators.common.throttle import BucketPolicy, TokenBuckets
 from spec_validation import assert_valid
 
 

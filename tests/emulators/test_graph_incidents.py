@@ -15,7 +15,7 @@ from graph_world import (
     assert_graph_error,
     assert_graph_valid,
 )
-from sentinel_signl4.emulators.app import EmulatorState
+from sentinel_signl4_emulators.app import EmulatorState
 
 
 def seed(state: EmulatorState, clock: FakeClock, title: str, **kwargs: Any) -> str:

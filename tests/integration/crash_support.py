@@ -32,7 +32,7 @@ import pytest
 from integration_harness import Harness
 
 from sentinel_signl4.domain import ActionKind, ActionState, external_id_for
-from sentinel_signl4.emulators.faults import FaultRule
+from sentinel_signl4_emulators.common.faults import FaultRule
 from sentinel_signl4.engine.outbox import OutboxWorker
 from sentinel_signl4.store import OutboxAction, StateStore
 

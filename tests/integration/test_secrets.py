@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from integration_harness import Harness
 
-from sentinel_signl4.emulators.faults import FaultRule
+from sentinel_signl4_emulators.common.faults import FaultRule
 from sentinel_signl4.logs import configure_logging
 from sentinel_signl4.web.app import build_web_app
 

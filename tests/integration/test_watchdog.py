@@ -11,7 +11,7 @@ from typing import Any
 
 from integration_harness import Harness
 
-from sentinel_signl4.emulators.signl4_model import AlertStatus
+from sentinel_signl4_emulators.signl4.model import AlertStatus
 from sentinel_signl4.engine.health import HealthState
 from sentinel_signl4.engine.loop_watch import LoopWatcher
 from sentinel_signl4.engine.watchdog import WATCHDOG_SERVICE
