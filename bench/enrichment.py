@@ -44,10 +44,10 @@ from sentinel_signl4.engine.enrich import EnrichmentSettings, SentinelEnricher
 def serve(directory: Path, incidents: int) -> None:
     """Child process: seeded emulators over HTTPS with ``incidents`` extra incidents; prints one JSON line."""
     from sentinel_signl4_emulators.app import EmulatorState
+    from sentinel_signl4_emulators.common.throttle import BucketPolicy
     from sentinel_signl4_emulators.seed import seed_demo
     from sentinel_signl4_emulators.sentinel.model import EntitySeed, SecurityAlertSeed
     from sentinel_signl4_emulators.server import EmulatorServer
-    from sentinel_signl4_emulators.common.throttle import BucketPolicy
 
     state = EmulatorState.new()
     now = datetime.now(UTC)

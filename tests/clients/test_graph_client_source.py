@@ -22,9 +22,9 @@ from sentinel_signl4.domain import (
 )
 from sentinel_signl4.domain.graph_sync import comment_marker
 from sentinel_signl4.domain.sync import ClassificationChoice
-from sentinel_signl4_emulators.graph.model import AlertSeed, GraphModel, Permission
 from sentinel_signl4.engine.ports import OwnerRef
 from sentinel_signl4.sources.graph import GraphSource, graph_incident_id, graph_resource_id
+from sentinel_signl4_emulators.graph.model import AlertSeed, GraphModel, Permission
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ from graph_world import (
 )
 from sentinel_signl4_emulators.app import EmulatorState
 from sentinel_signl4_emulators.entra.model import EntraModel
-from sentinel_signl4_emulators.graph.routes import build_graph_app
 from sentinel_signl4_emulators.graph.model import DEFAULT_THROTTLE_LIMIT, GraphModel, Permission
+from sentinel_signl4_emulators.graph.routes import build_graph_app
 
 
 @pytest.mark.parametrize(("authorization", "message"), [

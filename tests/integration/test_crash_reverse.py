@@ -35,10 +35,10 @@ from crash_support import CONCURRENCY, CONNECTOR, HOLD, SLOW, Scenario, free_por
 from integration_harness import Harness
 
 from sentinel_signl4.domain import ActionKind, ActionState, external_id_for
-from sentinel_signl4_emulators.common.faults import FaultRule
-from sentinel_signl4_emulators.seed import DemoUser
 from sentinel_signl4.store import InboxState
 from sentinel_signl4.store.factory import open_store
+from sentinel_signl4_emulators.common.faults import FaultRule
+from sentinel_signl4_emulators.seed import DemoUser
 
 pytestmark = pytest.mark.slow
 

@@ -14,8 +14,8 @@ from source_sides import side_for
 from sync_support import ONLY_FRESH_HIGH, TOKEN, Sync
 
 from sentinel_signl4.domain import ActionState, external_id_for
-from sentinel_signl4_emulators.common.faults import FaultRule
 from sentinel_signl4.store import InboxEvent, InboxState
+from sentinel_signl4_emulators.common.faults import FaultRule
 
 WEBHOOK = r"^/webhook/"
 

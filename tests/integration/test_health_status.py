@@ -20,10 +20,10 @@ from structlog.testing import capture_logs
 
 from sentinel_signl4.bootstrap import Runtime
 from sentinel_signl4.domain import external_id_for
-from sentinel_signl4_emulators.common.faults import FaultRule
 from sentinel_signl4.engine.health import HealthState
 from sentinel_signl4.runner import run_once_all
 from sentinel_signl4.web.app import build_web_app
+from sentinel_signl4_emulators.common.faults import FaultRule
 
 WEBHOOK_PATH = r"^/webhook/"
 ONLY_BURST = {"severities": ["High"], "max_age": "15m"}

@@ -25,10 +25,10 @@ from sentinel_signl4.checks import run_checks
 from sentinel_signl4.clients.graph import graph_limiter
 from sentinel_signl4.clients.retry import set_testing
 from sentinel_signl4.domain import ActionState, SkipReason, external_id_for
-from sentinel_signl4_emulators.graph.model import Permission
-from sentinel_signl4_emulators.signl4.model import AlertStatus
 from sentinel_signl4.logs import configure_logging
 from sentinel_signl4.web.app import build_web_app
+from sentinel_signl4_emulators.graph.model import Permission
+from sentinel_signl4_emulators.signl4.model import AlertStatus
 
 
 @pytest.fixture(params=["sentinel", "graph"])

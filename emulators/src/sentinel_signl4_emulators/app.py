@@ -21,10 +21,8 @@ real client sees); ``emulators.server`` serves the same app over HTTPS.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -35,20 +33,15 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sentinel_signl4_emulators.authorization.routes import authorization_routes, is_authorization_path
-from sentinel_signl4_emulators.authorization.model import AuthorizationModel
+from sentinel_signl4_emulators.common.faults import ConnectionDropped, FaultMiddleware
 from sentinel_signl4_emulators.control import control_routes
 from sentinel_signl4_emulators.entra.routes import entra_routes
-from sentinel_signl4_emulators.entra.model import EntraModel
-from sentinel_signl4_emulators.common.faults import ConnectionDropped, FaultInjector, FaultMiddleware
-from sentinel_signl4_emulators.graph.routes import graph_routes
 from sentinel_signl4_emulators.graph.directory import graph_directory_routes
-from sentinel_signl4_emulators.graph.directory_model import DirectoryModel
-from sentinel_signl4_emulators.graph.model import GraphModel
+from sentinel_signl4_emulators.graph.routes import graph_routes
 from sentinel_signl4_emulators.loganalytics.routes import loganalytics_routes
-from sentinel_signl4_emulators.loganalytics.model import LogAnalyticsModel
 from sentinel_signl4_emulators.sentinel.routes import sentinel_routes
-from sentinel_signl4_emulators.sentinel.model import SentinelModel
-from sentinel_signl4_emulators.signl4.model import Signl4Model
+from sentinel_signl4_emulators.signl4.routes import build_signl4_app
+from sentinel_signl4_emulators.state import EmulatorState
 
 __all__ = [
     "EXCEPTION_HANDLERS",
@@ -58,64 +51,6 @@ __all__ = [
     "build_app",
     "service_mounts",
 ]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class EmulatorState:
-    """Everything the emulators know, shared by the app, the control plane and tests."""
-
-    entra: EntraModel
-    sentinel: SentinelModel
-    signl4: Signl4Model
-    faults: FaultInjector
-    clock: Callable[[], datetime] = field(default=_utc_now)
-    graph: GraphModel = field(default_factory=GraphModel)
-    loganalytics: LogAnalyticsModel = field(init=False)
-    authorization: AuthorizationModel = field(init=False)
-    directory: DirectoryModel = field(init=False)
-
-    def __post_init__(self) -> None:
-        # Derived from the Sentinel model: its SecurityAlert rows are the seeded incidents' alerts.
-        self.loganalytics = LogAnalyticsModel(self.sentinel, clock=self.clock)
-        # Custom roles (Microsoft.Authorization) grant Sentinel and Log Analytics actions next to the built-in roles.
-        self.authorization = AuthorizationModel(principal_exists=self._principal_exists)
-        self.sentinel.custom_roles = self.authorization
-        self.loganalytics.custom_roles = self.authorization
-        # Applications and service principals created through Graph (provisioning); consent lands in the Graph model.
-        self.directory = DirectoryModel(self.entra, self.graph,
-                                        on_principal_created=self.authorization.principal_created)
-
-    def _principal_exists(self, object_id: str) -> bool:
-        return any(app.object_id.lower() == object_id.lower()
-                   for tenant in self.entra.tenants() for app in tenant.apps.values())
-
-    @classmethod
-    def new(cls, *, clock: Callable[[], datetime] = _utc_now, fault_seed: int | None = None) -> EmulatorState:
-        """Fresh, empty emulators sharing one clock."""
-        entra = EntraModel(clock=clock)
-        return cls(
-            entra=entra,
-            sentinel=SentinelModel(entra, clock=clock),
-            signl4=Signl4Model(clock),
-            faults=FaultInjector(seed=fault_seed),
-            clock=clock,
-            graph=GraphModel(clock=clock),
-        )
-
-    def reset(self) -> None:
-        """Forget everything, in place (the running app keeps its references)."""
-        self.faults.clear()
-        self.entra.reset()
-        self.sentinel.reset()
-        self.signl4.reset()
-        self.graph.reset()
-        self.loganalytics.reset()
-        self.authorization.reset()
-        self.directory.reset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,20 +110,8 @@ def service_mounts(state: EmulatorState) -> list[ServiceMount]:
         ServiceMount("loganalytics", ("/v1", "/_control/loganalytics"),
                      _starlette(loganalytics_routes(state.loganalytics, state.entra))),
     ]
-    signl4 = _signl4_app(state)
-    if signl4 is not None:
-        mounts.append(ServiceMount("signl4", ("/webhook", "/api", "/_control/signl4"), signl4))
+    mounts.append(ServiceMount("signl4", ("/webhook", "/api", "/_control/signl4"), build_signl4_app(state.signl4)))
     return mounts
-
-
-def _signl4_app(state: EmulatorState) -> ASGIApp | None:
-    # Imported lazily: the SIGNL4 emulator is developed separately and may be absent from a checkout.
-    try:
-        module = importlib.import_module("sentinel_signl4_emulators.signl4.routes")
-    except ModuleNotFoundError:
-        return None
-    app: ASGIApp = module.build_signl4_app(state.signl4)
-    return app
 
 
 class _ArmRouter:

@@ -35,7 +35,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from sentinel_signl4.domain.enums import Severity
 from sentinel_signl4_emulators.common.control_util import (
     ControlError,
     control_endpoint,
@@ -48,6 +47,8 @@ from sentinel_signl4_emulators.common.control_util import (
     string_list,
 )
 from sentinel_signl4_emulators.common.faults import FaultRule
+from sentinel_signl4_emulators.common.throttle import BucketPolicy
+from sentinel_signl4_emulators.seed import seed_demo
 from sentinel_signl4_emulators.sentinel.model import (
     UNSET,
     EntitySeed,
@@ -56,10 +57,10 @@ from sentinel_signl4_emulators.sentinel.model import (
     SentinelError,
     WorkspaceRef,
 )
-from sentinel_signl4_emulators.common.throttle import BucketPolicy
+from sentinel_signl4_emulators.sentinel.vocab import Severity
 
 if TYPE_CHECKING:
-    from sentinel_signl4_emulators.app import EmulatorState
+    from sentinel_signl4_emulators.state import EmulatorState
 
 __all__ = ["control_routes"]
 
@@ -90,8 +91,6 @@ class _ControlPlane:
         return Response(status_code=204)
 
     async def seed(self, request: Request) -> Response:
-        from sentinel_signl4_emulators.seed import seed_demo  # the seed imports models only; kept lazy
-
         body = await json_body(request, required=False)
         scenario = body.get("scenario", "demo")
         if scenario != "demo":

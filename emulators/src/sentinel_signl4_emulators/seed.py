@@ -17,12 +17,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from sentinel_signl4.domain.enums import Classification, ClassificationReason, IncidentStatus, Severity
 from sentinel_signl4_emulators.graph.seed import seed_graph_demo
 from sentinel_signl4_emulators.sentinel.model import EntitySeed, Role, SecurityAlertSeed, WorkspaceRef
+from sentinel_signl4_emulators.sentinel.vocab import Classification, ClassificationReason, IncidentStatus, Severity
 
 if TYPE_CHECKING:
-    from sentinel_signl4_emulators.app import EmulatorState
+    from sentinel_signl4_emulators.state import EmulatorState
 
 __all__ = ["DemoUser", "DemoWorld", "make_certificate", "seed_demo"]
 
@@ -164,7 +164,7 @@ def seed_demo(state: EmulatorState, now: datetime, *, certificate: tuple[bytes, 
     sentinel.assign_role(app.client_id, ws.ref, Role.RESPONDER)
     sentinel.assign_role(reader.client_id, ws.ref, Role.READER)
     names = tuple(_seed_incidents(state, ws.ref, tenant_id, users, now))
-    seed_graph_demo(state, tenant_id=tenant_id, client_id=app.client_id, reader_client_id=reader.client_id,
+    seed_graph_demo(state.graph, tenant_id=tenant_id, client_id=app.client_id, reader_client_id=reader.client_id,
                     owner_upn=users[0].user_principal_name, now=now)
 
     signl4 = state.signl4

@@ -9,20 +9,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from sentinel_signl4.domain.graph_vocab import (
-    EVOLVABLE,
+from sentinel_signl4_emulators.common.odata import And, Comparison, Expr, Not, Or
+from sentinel_signl4_emulators.graph.entities import bad_request
+from sentinel_signl4_emulators.graph.vocab import (
     GraphAlertStatus,
     GraphClassification,
     GraphDetermination,
     GraphIncidentStatus,
     GraphSeverity,
 )
-from sentinel_signl4_emulators.graph.entities import bad_request
-from sentinel_signl4_emulators.common.odata import And, Comparison, Expr, Not, Or
 
 __all__ = [
     "ALERT_ENUM_PROPS",
     "ENUM_VALUES",
+    "EVOLVABLE",
     "INCIDENT_ENUM_PROPS",
     "check_enum_in",
     "check_literals",
@@ -51,6 +51,12 @@ ENUM_VALUES: Final[Mapping[str, tuple[str, ...]]] = {
         "unknownFutureValue", "microsoftDefenderForCloud", "nrtAlerts", "scheduledAlerts",
         "microsoftDefenderThreatIntelligenceAnalytics", "builtInMl", "microsoftSentinel",
     ),
+}
+
+#: Members after ``unknownFutureValue`` per enum: Graph only sends them with the ``Prefer`` opt-in.
+EVOLVABLE: Final[Mapping[str, frozenset[str]]] = {
+    name: frozenset(values[values.index("unknownFutureValue") + 1:])
+    for name, values in ENUM_VALUES.items() if values.index("unknownFutureValue") + 1 < len(values)
 }
 
 #: Which enum each filterable / writable property uses, per resource.

@@ -23,7 +23,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sentinel_signl4.domain.graph_vocab import GraphAlertStatus, GraphIncidentStatus, service_source_display_name
+from sentinel_signl4_emulators.common.odata import Expr, evaluate
+from sentinel_signl4_emulators.graph.entities import (
+    AlertSeed,
+    GraphError,
+    Operation,
+    Permission,
+    StoredAlert,
+    StoredComment,
+    StoredIncident,
+    StoredTenant,
+    bad_request,
+)
 from sentinel_signl4_emulators.graph.enums import (
     ALERT_ENUM_PROPS,
     ENUM_VALUES,
@@ -54,18 +65,7 @@ from sentinel_signl4_emulators.graph.throttle import (
     SlidingWindow,
     ThrottleDecision,
 )
-from sentinel_signl4_emulators.graph.entities import (
-    AlertSeed,
-    GraphError,
-    Operation,
-    Permission,
-    StoredAlert,
-    StoredComment,
-    StoredIncident,
-    StoredTenant,
-    bad_request,
-)
-from sentinel_signl4_emulators.common.odata import Expr, evaluate
+from sentinel_signl4_emulators.graph.vocab import GraphAlertStatus, GraphIncidentStatus, service_source_display_name
 
 __all__ = [
     "ALERT_FIELDS",

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sentinel_signl4_emulators.graph.enums import enum_out
-from sentinel_signl4_emulators.graph.entities import StoredAlert, StoredComment, StoredIncident, StoredTenant
 from sentinel_signl4_emulators.common.odata import FieldType
+from sentinel_signl4_emulators.graph.entities import StoredAlert, StoredComment, StoredIncident, StoredTenant
+from sentinel_signl4_emulators.graph.enums import enum_out
 
 __all__ = [
     "ALERT_FIELDS",

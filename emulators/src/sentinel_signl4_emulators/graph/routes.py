@@ -36,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from sentinel_signl4_emulators.common.odata import And, Comparison, Expr, FieldType, Not, ODataError, Or, parse_filter
 from sentinel_signl4_emulators.entra.model import BearerError, BearerProblem, EntraModel, TokenInfo, User
 from sentinel_signl4_emulators.graph.control import graph_control_routes
 from sentinel_signl4_emulators.graph.model import (
@@ -45,7 +46,6 @@ from sentinel_signl4_emulators.graph.model import (
     GraphModel,
     Operation,
 )
-from sentinel_signl4_emulators.common.odata import And, Comparison, Expr, FieldType, Not, ODataError, Or, parse_filter
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",

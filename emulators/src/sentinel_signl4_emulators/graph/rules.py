@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from sentinel_signl4_emulators.graph.enums import check_enum_in
 from sentinel_signl4_emulators.graph.entities import bad_request
+from sentinel_signl4_emulators.graph.enums import check_enum_in
 
 __all__ = ["ALERT_WRITABLE", "INCIDENT_WRITABLE", "comment_text", "highest", "validated_patch"]
 

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sentinel_signl4_emulators.graph.model import AlertSeed, Permission
-
-if TYPE_CHECKING:
-    from sentinel_signl4_emulators.app import EmulatorState
+from sentinel_signl4_emulators.graph.model import AlertSeed, GraphModel, Permission
 
 __all__ = ["GraphDemo", "seed_graph_demo"]
 
@@ -36,7 +33,7 @@ def _alert(title: str, severity: str, age: timedelta, now: datetime, **kwargs: A
 
 
 def seed_graph_demo(
-    state: EmulatorState,
+    graph: GraphModel,
     *,
     tenant_id: str,
     client_id: str,
@@ -45,7 +42,6 @@ def seed_graph_demo(
     now: datetime,
 ) -> GraphDemo:
     """Grant the demo app every permission the connector needs (the reader app: read-only) and seed incidents."""
-    graph = state.graph
     graph.grant(client_id, [Permission.SECURITY_INCIDENT_READ_WRITE, Permission.SECURITY_ALERT_READ_WRITE,
                             Permission.USER_READ_ALL])
     if reader_client_id:

@@ -14,9 +14,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from sentinel_signl4.domain.enums import Severity
-from sentinel_signl4_emulators.entra.model import User
 from sentinel_signl4_emulators.common.odata import Value
+from sentinel_signl4_emulators.entra.model import User
+from sentinel_signl4_emulators.sentinel.vocab import Severity
 
 __all__ = [
     "UNSET",

@@ -22,24 +22,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sentinel_signl4.domain.enums import Classification, ClassificationReason, IncidentStatus, Severity
-from sentinel_signl4_emulators.sentinel.render import (
-    INCIDENT_FIELDS,
-    filter_values,
-    format_timestamp,
-    render_alert,
-    render_comment,
-    render_entity,
-    render_incident,
-)
-from sentinel_signl4_emulators.sentinel.rules import (
-    COMMENT_MAX_LENGTH,
-    SentinelError,
-    apply_classification,
-    bad_request,
-    enum_value,
-    merge_labels,
-)
+from sentinel_signl4_emulators.common.odata import Expr, OrderBy, Value, evaluate
+from sentinel_signl4_emulators.common.throttle import TokenBuckets
+from sentinel_signl4_emulators.entra.model import EntraModel
 from sentinel_signl4_emulators.sentinel.entities import (
     UNSET,
     Action,
@@ -59,9 +44,24 @@ from sentinel_signl4_emulators.sentinel.entities import (
     new_comment_etag,
     new_incident_etag,
 )
-from sentinel_signl4_emulators.entra.model import EntraModel
-from sentinel_signl4_emulators.common.odata import Expr, OrderBy, Value, evaluate
-from sentinel_signl4_emulators.common.throttle import TokenBuckets
+from sentinel_signl4_emulators.sentinel.render import (
+    INCIDENT_FIELDS,
+    filter_values,
+    format_timestamp,
+    render_alert,
+    render_comment,
+    render_entity,
+    render_incident,
+)
+from sentinel_signl4_emulators.sentinel.rules import (
+    COMMENT_MAX_LENGTH,
+    SentinelError,
+    apply_classification,
+    bad_request,
+    enum_value,
+    merge_labels,
+)
+from sentinel_signl4_emulators.sentinel.vocab import Classification, ClassificationReason, IncidentStatus, Severity
 
 __all__ = [
     "COMMENT_MAX_LENGTH",

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sentinel_signl4_emulators.sentinel.rules import unique
+from sentinel_signl4_emulators.common.odata import FieldType, Value
 from sentinel_signl4_emulators.sentinel.entities import (
     EntitySeed,
     SecurityAlertSeed,
@@ -18,7 +18,7 @@ from sentinel_signl4_emulators.sentinel.entities import (
     StoredOwner,
     Workspace,
 )
-from sentinel_signl4_emulators.common.odata import FieldType, Value
+from sentinel_signl4_emulators.sentinel.rules import unique
 
 __all__ = [
     "COMMENT_TYPE",

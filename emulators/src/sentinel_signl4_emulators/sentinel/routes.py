@@ -23,8 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from sentinel_signl4_emulators.entra.model import BearerError, BearerProblem, EntraModel, TokenInfo
 from sentinel_signl4_emulators.common.odata import FieldType, ODataError, OrderBy, Value, parse_filter, parse_orderby
+from sentinel_signl4_emulators.entra.model import BearerError, BearerProblem, EntraModel, TokenInfo
 from sentinel_signl4_emulators.sentinel.model import (
     INCIDENT_FIELDS,
     Action,

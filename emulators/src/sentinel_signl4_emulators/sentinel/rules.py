@@ -9,8 +9,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Final
 
-from sentinel_signl4.domain.enums import Classification, ClassificationReason, IncidentStatus
 from sentinel_signl4_emulators.sentinel.entities import StoredIncident
+from sentinel_signl4_emulators.sentinel.vocab import Classification, ClassificationReason, IncidentStatus
 
 __all__ = [
     "COMMENT_MAX_LENGTH",

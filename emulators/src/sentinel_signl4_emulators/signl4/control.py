@@ -11,13 +11,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sentinel_signl4_emulators.signl4.http import HttpError, json_object
-from sentinel_signl4_emulators.signl4.shapes import (
-    alert_details_json,
-    annotation_json,
-    team_json,
-    user_json,
-    webhook_json,
-)
 from sentinel_signl4_emulators.signl4.model import (
     Alert,
     Behaviour,
@@ -28,6 +21,13 @@ from sentinel_signl4_emulators.signl4.model import (
     Signl4Model,
     Team,
     limits_for_plan,
+)
+from sentinel_signl4_emulators.signl4.shapes import (
+    alert_details_json,
+    annotation_json,
+    team_json,
+    user_json,
+    webhook_json,
 )
 
 __all__ = ["ControlPlane"]

@@ -44,6 +44,14 @@ from sentinel_signl4_emulators.signl4.http import (
     rate_headers,
     unknown_api_route,
 )
+from sentinel_signl4_emulators.signl4.model import (
+    Alert,
+    AlertQuery,
+    AnnotationType,
+    Signl4Error,
+    Signl4Model,
+    Team,
+)
 from sentinel_signl4_emulators.signl4.shapes import (
     alert_details_json,
     alert_json,
@@ -53,14 +61,6 @@ from sentinel_signl4_emulators.signl4.shapes import (
     team_json,
     timeline_json,
     user_json,
-)
-from sentinel_signl4_emulators.signl4.model import (
-    Alert,
-    AlertQuery,
-    AnnotationType,
-    Signl4Error,
-    Signl4Model,
-    Team,
 )
 
 __all__ = ["build_signl4_app", "decode_payload"]
