@@ -1,7 +1,6 @@
 """A Graph emulator world for tests: one tenant, three apps with different Graph permissions, directory users.
 
-Import it after the directory's ``conftest`` put ``tests/`` on ``sys.path``. Requests go through the shared
-emulator app (``build_app``), so the ``/v1.0`` mount is exercised too.
+Requests go through the shared emulator app (``build_app``), so the ``/v1.0`` mount is exercised too.
 """
 
 from __future__ import annotations

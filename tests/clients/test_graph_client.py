@@ -7,8 +7,15 @@ from typing import Any
 
 import httpx
 import pytest
-from clients_world import CLIENT_ID, ORIGIN, TENANT, EmulatorTokenProvider, FakeClock, World
 
+from clients_world import (
+    CLIENT_ID,
+    ORIGIN,
+    TENANT,
+    EmulatorTokenProvider,
+    World,
+)
+from fake_clock import FakeClock
 from sentinel_signl4.clients.errors import AuthError, OutcomeUnknownError, PermanentError, RateLimitedError
 from sentinel_signl4.clients.graph import GraphClient, GraphUser, graph_limiter
 from sentinel_signl4.clients.ratelimit import SlidingWindowLimiter, reset_limiters

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+
 from clients_world import (
     API_KEY,
     CLIENT_ID,
@@ -20,7 +21,6 @@ from clients_world import (
     TENANT,
     WORKSPACE,
 )
-
 from sentinel_signl4.clients.errors import AuthError, OutcomeUnknownError, PermanentError, RemoteError
 from sentinel_signl4.clients.http import build_http_client
 from sentinel_signl4.clients.identity import TokenProvider, build_credential

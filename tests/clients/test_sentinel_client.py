@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from clients_world import CLIENT_ID, ORIGIN, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, EmulatorTokenProvider, World
 
+from clients_world import CLIENT_ID, ORIGIN, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, EmulatorTokenProvider, World
 from sentinel_signl4.clients.errors import AuthError, ConflictError, NotFoundError, PermanentError
 from sentinel_signl4.clients.retry import RetryPolicy, RetryStats
 from sentinel_signl4.clients.sentinel import SentinelClient

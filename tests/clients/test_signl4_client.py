@@ -7,8 +7,16 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from clients_world import API_KEY, ORIGIN, TEAM_SECRET, FakeClock, World, fake_time_limiter, make_signl4
 
+from clients_world import (
+    API_KEY,
+    ORIGIN,
+    TEAM_SECRET,
+    World,
+    fake_time_limiter,
+    make_signl4,
+)
+from fake_clock import FakeClock
 from sentinel_signl4.clients.errors import (
     AuthError,
     ConflictError,

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from clients_world import World, make_signl4
 
+from clients_world import World, make_signl4
 from sentinel_signl4.clients.retry import RetryStats
 from sentinel_signl4.clients.signl4 import AnnotationsUnavailableError, Signl4Client
 from sentinel_signl4.domain import SignlRequest

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from emulators_world import ARM, Arm, get_token
 
+from emulators_world import ARM, Arm, get_token
 from sentinel_signl4_emulators.app import EmulatorState
 from sentinel_signl4_emulators.seed import DemoWorld
 

@@ -10,7 +10,8 @@ import httpx
 import pytest
 from cryptography import x509
 
-from emulators.conftest import ARM, ARM_SCOPE, LOGIN, Arm, FakeClock
+from emulators_world import ARM, ARM_SCOPE, LOGIN, Arm
+from fake_clock import FakeClock
 from sentinel_signl4_emulators.app import EmulatorState, EmulatorTransport, ServiceMount, build_app
 from sentinel_signl4_emulators.common.ca import ensure_certificates
 from sentinel_signl4_emulators.seed import DemoWorld

@@ -15,7 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from emulators.conftest import ARM_SCOPE, LOGIN, FakeClock
+from emulators_world import ARM_SCOPE, LOGIN
+from fake_clock import FakeClock
 from sentinel_signl4_emulators.app import EmulatorState
 from sentinel_signl4_emulators.entra.model import BearerProblem, TokenInfo
 from sentinel_signl4_emulators.seed import DemoWorld, make_certificate

@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 import httpx
-from emulators_world import FakeClock
 
+from fake_clock import FakeClock
 from graph_world import (
     TENANT,
     GraphCaller,

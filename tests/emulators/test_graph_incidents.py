@@ -6,8 +6,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from emulators_world import FakeClock
 
+from fake_clock import FakeClock
 from graph_world import (
     TENANT,
     GraphCaller,

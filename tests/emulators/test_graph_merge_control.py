@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from emulators_world import FakeClock
 
+from fake_clock import FakeClock
 from graph_world import (
     GRAPH,
     NOBODY_ID,

@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-from emulators_world import ARM, get_token
 
+from emulators_world import ARM, get_token
 from sentinel_signl4.domain import Severity
 from sentinel_signl4.domain.entities import entities_from_security_alert, entity_value
 from sentinel_signl4_emulators.app import EmulatorState

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from emulators.conftest import Arm
+from emulators_world import Arm
 from sentinel_signl4_emulators.app import EmulatorState
 from spec_validation import assert_valid
 

@@ -10,7 +10,8 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emulators.conftest import API_VERSION, START, Arm, FakeClock
+from emulators_world import API_VERSION, Arm
+from fake_clock import START, FakeClock
 from sentinel_signl4_emulators.app import EmulatorState, EmulatorTransport, build_app
 from sentinel_signl4_emulators.common.odata import OrderBy
 from sentinel_signl4_emulators.entra.model import EntraModel

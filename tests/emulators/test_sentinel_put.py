@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from emulators.conftest import Arm, FakeClock
+from emulators_world import Arm
+from fake_clock import FakeClock
 from sentinel_signl4_emulators.app import EmulatorState
 from sentinel_signl4_emulators.sentinel.model import SentinelError
 from spec_validation import assert_valid

@@ -11,7 +11,7 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientSecretCredential as SyncClientSecretCredential
 from azure.identity.aio import CertificateCredential, ClientSecretCredential
 
-from emulators.conftest import API_VERSION, ARM_SCOPE, HttpsWorld
+from emulators_world import API_VERSION, ARM_SCOPE, HttpsWorld
 from sentinel_signl4_emulators.common.faults import FaultRule, Phase
 from sentinel_signl4_emulators.entra.model import TokenInfo
 

@@ -29,8 +29,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from integration_harness import Harness
 
+from integration_harness import Harness
 from sentinel_signl4.domain import ActionKind, ActionState, external_id_for
 from sentinel_signl4.engine.outbox import OutboxWorker
 from sentinel_signl4.store import OutboxAction, StateStore

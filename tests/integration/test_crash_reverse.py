@@ -31,9 +31,9 @@ from typing import Any
 
 import httpx
 import pytest
+
 from crash_support import CONCURRENCY, CONNECTOR, HOLD, SLOW, Scenario, free_port, has_tag
 from integration_harness import Harness
-
 from sentinel_signl4.domain import ActionKind, ActionState, external_id_for
 from sentinel_signl4.store import InboxState
 from sentinel_signl4.store.factory import open_store

@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from integration_harness import Harness
 
+from integration_harness import Harness
 from sentinel_signl4.bootstrap import Runtime, build_runtime
 from sentinel_signl4.clients.http import ssl_context
 from sentinel_signl4.clients.loganalytics import reset_query_gates

@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from integration_harness import Harness
 from structlog.testing import capture_logs
 
+from integration_harness import Harness
 from sentinel_signl4.bootstrap import Runtime
 from sentinel_signl4.domain import external_id_for
 from sentinel_signl4.engine.health import HealthState

@@ -7,7 +7,6 @@ import contextlib
 from datetime import UTC, datetime, timedelta
 
 from integration_harness import Harness
-
 from sentinel_signl4.bootstrap import build_runtime
 from sentinel_signl4.config import parse_config
 from sentinel_signl4.domain import external_id_for

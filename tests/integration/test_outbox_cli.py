@@ -19,9 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
-from integration_harness import Harness
 from typer.testing import CliRunner
 
+from integration_harness import Harness
 from sentinel_signl4.bootstrap import Runtime
 from sentinel_signl4.cli import app
 from sentinel_signl4.domain import ActionKind, ActionState, external_id_for

@@ -7,8 +7,8 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from integration_harness import Harness
 
+from integration_harness import Harness
 from sentinel_signl4.logs import configure_logging
 from sentinel_signl4.web.app import build_web_app
 from sentinel_signl4_emulators.common.faults import FaultRule

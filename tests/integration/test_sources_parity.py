@@ -15,11 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
+
 import sync_support
 from integration_harness import Harness
-from source_sides import Side, side_for
-from sync_support import ONLY_FRESH_HIGH, TOKEN, ext, resolves_sent
-
 from sentinel_signl4.bootstrap import Runtime
 from sentinel_signl4.checks import run_checks
 from sentinel_signl4.clients.graph import graph_limiter
@@ -29,6 +27,8 @@ from sentinel_signl4.logs import configure_logging
 from sentinel_signl4.web.app import build_web_app
 from sentinel_signl4_emulators.graph.model import Permission
 from sentinel_signl4_emulators.signl4.model import AlertStatus
+from source_sides import Side, side_for
+from sync_support import ONLY_FRESH_HIGH, TOKEN, ext, resolves_sent
 
 
 @pytest.fixture(params=["sentinel", "graph"])

@@ -10,7 +10,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from integration_harness import Harness
-
 from sentinel_signl4.engine.health import HealthState
 from sentinel_signl4.engine.loop_watch import LoopWatcher
 from sentinel_signl4.engine.watchdog import WATCHDOG_SERVICE
