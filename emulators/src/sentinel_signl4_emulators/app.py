@@ -2,11 +2,11 @@
 
 ==============================================  ============================================================
 ``/_control/signl4|graph|loganalytics/…``       each service's own control plane
-``/_control/…``                                 shared control plane (``emulators.control``); never faulted
-``/subscriptions/…``                            ARM: Microsoft Sentinel incidents (``emulators.sentinel``)
-``/webhook/…``, ``/api/…``                      SIGNL4 inbound webhook and REST API (``emulators.signl4``)
-``/v1.0/…``                                     Microsoft Graph security and users (``emulators.graph``)
-``/v1/…``                                       Log Analytics query (``emulators.loganalytics``)
+``/_control/…``                                 shared control plane (``control``); never faulted
+``/subscriptions/…``                            ARM: Microsoft Sentinel incidents (``sentinel.routes``)
+``/webhook/…``, ``/api/…``                      SIGNL4 inbound webhook and REST API (``signl4.routes``)
+``/v1.0/…``                                     Microsoft Graph security and users (``graph.routes``)
+``/v1/…``                                       Log Analytics query (``loganalytics.routes``)
 everything else                                 Entra ID ``/{tenant}/…`` — matched last so the tenant
                                                 segment cannot swallow another service's path
 ==============================================  ============================================================
@@ -16,7 +16,7 @@ The longest matching prefix wins, at a path-segment boundary; a new emulator app
 
 The whole app is wrapped in :class:`~sentinel_signl4_emulators.common.faults.FaultMiddleware`. In-process tests use
 :class:`EmulatorTransport` (an ``httpx`` transport that turns a dropped connection into the transport error a
-real client sees); ``emulators.server`` serves the same app over HTTPS.
+real client sees); ``server`` serves the same app over HTTPS.
 """
 
 from __future__ import annotations

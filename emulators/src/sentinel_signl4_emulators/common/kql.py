@@ -18,8 +18,8 @@ Anything else is a :class:`KqlError` with the service's error kinds: ``SyntaxErr
 ``SemanticError`` for unknown tables, columns and functions. Messages follow the wording the real service uses
 where the reference quotes it ("Failed to resolve scalar expression named 'x'").
 
-This module holds the parser/evaluator; the error and table types (``_kql_types``), the tokenizer
-(``_kql_lexer``) and value semantics (``_kql_values``) live in private modules.
+This module holds the parser/evaluator; the error and table types (``common.kql_types``), the tokenizer
+(``common.kql_lexer``) and value semantics (``common.kql_values``) live in sibling modules.
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ Facts come from shared/reference/microsoft-apis.md §3 and shared/specs/graph/; 
 documented there, a comment says ``[unverified]`` and the emulator takes the strict side, so a client that relies
 on leniency fails here rather than in production.
 
-The parts live in private modules and are re-exported here: the vocabulary and stored records (``_graph_types``),
-enum handling (``_graph_enums``), PATCH and comment rules (``_graph_rules``), the request budget
-(``_graph_throttle``) and the JSON rendering (``_graph_render``).
+The parts live in sibling modules and are re-exported here: the vocabulary and stored records (``graph.entities``),
+enum handling (``graph.enums``), PATCH and comment rules (``graph.rules``), the request budget
+(``graph.throttle``) and the JSON rendering (``graph.render``).
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ close, owner resolution from the directory, sequential incident numbers — and 
 JSON form (the resource *is* the incident's public shape). HTTP concerns (auth, api-version, query strings,
 paging links, throttling headers) live in ``sentinel.py``.
 
-The parts live in private modules and are re-exported here: the vocabulary and stored records
-(``_sentinel_types``), validation and classification rules (``_sentinel_rules``) and the ARM JSON rendering
-(``_sentinel_render``).
+The parts live in sibling modules and are re-exported here: the vocabulary and stored records
+(``sentinel.entities``), validation and classification rules (``sentinel.rules``) and the ARM JSON rendering
+(``sentinel.render``).
 
 Facts come from reference/microsoft-apis.md §1; where it marks something unverified, so does a comment here.
 """

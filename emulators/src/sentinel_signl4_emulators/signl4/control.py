@@ -245,7 +245,7 @@ class ControlPlane:
 
 
     async def behaviour(self, request: Request) -> Response:
-        """The knobs of ``_signl4_behaviour``; a PUT changes only the fields it names."""
+        """The knobs of ``signl4.behaviour``; a PUT changes only the fields it names."""
         current = self.model.behaviour
         if request.method == "PUT":
             body = await json_object(request)

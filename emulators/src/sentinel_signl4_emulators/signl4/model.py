@@ -5,9 +5,9 @@ notification each change raises, how throttling windows work) and nothing about 
 the inbound webhook and the REST API lives in :mod:`sentinel_signl4_emulators.signl4.routes`. The clock is injected, so
 tests decide what "now" is.
 
-The parts live in private modules and are re-exported here: codes, ids and entities (``_signl4_entities``),
-errors (``_signl4_errors``), throttling windows (``_signl4_throttle``), inbound payload semantics
-(``_signl4_inbound``) and outbound notifications (``_signl4_outbound``). This module holds the state and its
+The parts live in sibling modules and are re-exported here: codes, ids and entities (``signl4.entities``),
+errors (``signl4.errors``), throttling windows (``signl4.throttle``), inbound payload semantics
+(``signl4.inbound``) and outbound notifications (``signl4.outbound``). This module holds the state and its
 lifecycle rules.
 
 Facts come from ``shared/reference/signl4-api.md`` (cited as "ref §n"). Where the reference marks a fact as
@@ -550,7 +550,7 @@ class Signl4Model:
         alert.last_modified = now
         return annotation
 
-    # -- behaviours no official source settles (``_signl4_behaviour``) ----------------------------------------
+    # -- behaviours no official source settles (``signl4.behaviour``) ----------------------------------------
 
     @_locked
     def set_behaviour(self, behaviour: Behaviour) -> None:

@@ -7,7 +7,7 @@ objects are rendered in SIGNL4's JSON shapes. Routes, relative to the shared emu
 * ``POST /api/v2/events/{teamSecretOrTeamId}`` and ``GET /api/v2/events/{eventId}``
 * ``GET /api/v2/users``, ``GET /api/v2/users/{idOrEmail}``, ``GET /api/v2/teams``
 * ``GET /api/v2/alerts/{id}``, ``GET …/details``, ``GET …/timeline``, ``POST …/acknowledge|close|annotate``
-* ``GET /api/alerts/{id}/annotations`` (v1); which of it and the v2 timeline answer is a knob (``_signl4_behaviour``)
+* ``GET /api/alerts/{id}/annotations`` (v1); which of it and the v2 timeline answer is a knob (``signl4.behaviour``)
 * ``POST /api/v2/alerts/paged?userId=&maxResults=``
 * ``/_control/signl4/...`` (see :class:`~sentinel_signl4_emulators.signl4.control.ControlPlane`)
 
@@ -15,9 +15,9 @@ Facts are cited from ``shared/reference/signl4-api.md`` ("ref §n"). Every error
 ``ErrorResponseContent`` ``{requestId, code, details, message, errors?}`` (ref §3.2). Only one ``code`` value is
 known from a real response (3004, unknown event source, ref §1.6); every other error carries ``code`` 0.
 
-This module holds the routes, the inbound webhook and the REST API; body decoding (``_signl4_decode``), error
-responses and JSON bodies (``_signl4_http``), the JSON shapes (``_signl4_json``) and the control plane
-(``_signl4_control``) live in private modules.
+This module holds the routes, the inbound webhook and the REST API; body decoding (``signl4.decode``), error
+responses and JSON bodies (``signl4.http``), the JSON shapes (``signl4.shapes``) and the control plane
+(``signl4.control``) live in sibling modules.
 """
 
 from __future__ import annotations
