@@ -10,14 +10,10 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from functools import wraps
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, cast
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-
-if TYPE_CHECKING:
-    from sentinel_signl4_emulators.graph.model import GraphError
-    from sentinel_signl4_emulators.sentinel.model import SentinelError
 
 __all__ = [
     "ControlError",
@@ -43,7 +39,15 @@ class ControlError(Exception):
         self.status = status
 
 
-def control_endpoint(handler: Endpoint, service_error: type[SentinelError] | type[GraphError]) -> Endpoint:
+class _Refusal(Protocol):
+    """What a service model's own error carries (``SentinelError``, ``GraphError``)."""
+
+    status: int
+    code: str
+    message: str
+
+
+def control_endpoint(handler: Endpoint, service_error: type[Exception]) -> Endpoint:
     """Turn bad input into 400 and unknown things into 404, with ``{"error": message}``; ``service_error`` (the
     model's refusal) into the status and ``{"error": {"code", "message"}}`` the service would send."""
 
@@ -54,7 +58,9 @@ def control_endpoint(handler: Endpoint, service_error: type[SentinelError] | typ
         except ControlError as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
         except service_error as exc:
-            return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, status_code=exc.status)
+            refusal = cast(_Refusal, exc)
+            return JSONResponse({"error": {"code": refusal.code, "message": refusal.message}},
+                                status_code=refusal.status)
         except KeyError as exc:
             return JSONResponse({"error": str(exc.args[0] if exc.args else exc)}, status_code=404)
         except (ValueError, TypeError) as exc:
