@@ -1,8 +1,10 @@
-"""Faithful local emulators of every remote API the connector calls (Entra ID, ARM Sentinel, SIGNL4, …).
+"""Faithful local emulators of every remote API sentinel-signl4 calls (Entra ID, ARM Sentinel and RBAC, Graph,
+Log Analytics, SIGNL4).
 
-Each service keeps its state model (``*_model.py``) apart from its wire format; :func:`build_app` serves them all
-on one origin with a control plane and fault injection, in-process (:class:`EmulatorTransport`) or over HTTPS
-(:class:`EmulatorServer`). Nothing is built at import time.
+One subpackage per service keeps its state model (``model.py``) apart from its wire format (``routes.py``);
+``common`` holds what they share. :func:`build_app` serves them all on one origin with a control plane and fault
+injection, in-process (:class:`EmulatorTransport`) or over HTTPS (:class:`EmulatorServer`). Nothing is built at
+import time, and nothing of ``sentinel_signl4`` is imported.
 """
 
 from sentinel_signl4_emulators.app import EmulatorState, EmulatorTransport, ServiceMount, build_app
