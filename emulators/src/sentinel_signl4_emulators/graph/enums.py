@@ -11,13 +11,7 @@ from typing import Final
 
 from sentinel_signl4_emulators.common.odata import And, Comparison, Expr, Not, Or
 from sentinel_signl4_emulators.graph.entities import bad_request
-from sentinel_signl4_emulators.graph.vocab import (
-    GraphAlertStatus,
-    GraphClassification,
-    GraphDetermination,
-    GraphIncidentStatus,
-    GraphSeverity,
-)
+from sentinel_signl4_emulators.graph.vocab import ENUM_VALUES
 
 __all__ = [
     "ALERT_ENUM_PROPS",
@@ -29,29 +23,6 @@ __all__ = [
     "enum_out",
     "enum_value",
 ]
-
-#: Every enum the emulator validates and renders, by its name in security-enums.json, values in spec order.
-ENUM_VALUES: Final[Mapping[str, tuple[str, ...]]] = {
-    "incidentStatus": tuple(GraphIncidentStatus),
-    "alertStatus": tuple(GraphAlertStatus),
-    "alertSeverity": tuple(GraphSeverity),
-    "alertClassification": tuple(GraphClassification),
-    "alertDetermination": tuple(GraphDetermination),
-    "serviceSource": (
-        "unknown", "microsoftDefenderForEndpoint", "microsoftDefenderForIdentity", "microsoftDefenderForCloudApps",
-        "microsoftDefenderForOffice365", "microsoft365Defender", "azureAdIdentityProtection", "microsoftAppGovernance",
-        "dataLossPrevention", "unknownFutureValue", "microsoftDefenderForCloud", "microsoftSentinel",
-        "microsoftInsiderRiskManagement", "microsoftThreatIntelligence",
-    ),
-    "detectionSource": (
-        "unknown", "microsoftDefenderForEndpoint", "antivirus", "smartScreen", "customTi",
-        "microsoftDefenderForOffice365", "automatedInvestigation", "microsoftThreatExperts", "customDetection",
-        "microsoftDefenderForIdentity", "cloudAppSecurity", "microsoft365Defender", "azureAdIdentityProtection",
-        "manual", "microsoftDataLossPrevention", "appGovernancePolicy", "appGovernanceDetection",
-        "unknownFutureValue", "microsoftDefenderForCloud", "nrtAlerts", "scheduledAlerts",
-        "microsoftDefenderThreatIntelligenceAnalytics", "builtInMl", "microsoftSentinel",
-    ),
-}
 
 #: Members after ``unknownFutureValue`` per enum: Graph only sends them with the ``Prefer`` opt-in.
 EVOLVABLE: Final[Mapping[str, frozenset[str]]] = {

@@ -65,7 +65,7 @@ from sentinel_signl4_emulators.graph.throttle import (
     SlidingWindow,
     ThrottleDecision,
 )
-from sentinel_signl4_emulators.graph.vocab import GraphAlertStatus, GraphIncidentStatus, service_source_display_name
+from sentinel_signl4_emulators.graph.vocab import ALERT_RESOLVED, INCIDENT_REDIRECTED, service_source_display_name
 
 __all__ = [
     "ALERT_FIELDS",
@@ -248,7 +248,7 @@ class GraphModel:
             if source.id == target.id:
                 raise bad_request("An incident cannot be merged into itself.")
             for incident in (source, target):
-                if incident.status == GraphIncidentStatus.REDIRECTED:
+                if incident.status == INCIDENT_REDIRECTED:
                     raise bad_request(f"Incident {incident.id} was already redirected to "
                                        f"{incident.redirect_incident_id}.")
             now = self.clock()
@@ -262,7 +262,7 @@ class GraphModel:
             target.custom_tags.extend(tag for tag in source.custom_tags if tag.casefold() not in known)
             source.custom_tags = []
             target.severity = highest([target.severity, source.severity]) or target.severity
-            source.status = GraphIncidentStatus.REDIRECTED.value
+            source.status = INCIDENT_REDIRECTED
             source.redirect_incident_id = target.id
             self._touch(source, now)
             self._touch(target, now)
@@ -316,13 +316,13 @@ class GraphModel:
         with self._lock:
             tenant = self._tenant(tenant_id)
             incident = self._incident(tenant, incident_id)
-            if incident.status == GraphIncidentStatus.REDIRECTED:
+            if incident.status == INCIDENT_REDIRECTED:
                 # What Graph does with a write to a merged incident is unverified; refusing makes a client follow
                 # redirectIncidentId instead of writing where nobody looks.
                 raise bad_request(f"Incident {incident.id} was redirected to incident "
                                    f"{incident.redirect_incident_id}; update that incident instead.")
             values = validated_patch(changes, INCIDENT_WRITABLE, INCIDENT_ENUM_PROPS, include_unknown)
-            if values.get("status") == GraphIncidentStatus.REDIRECTED:
+            if values.get("status") == INCIDENT_REDIRECTED:
                 raise bad_request("Status 'redirected' is set by Microsoft Defender when it merges incidents.")
             for key, value in values.items():
                 match key:
@@ -385,7 +385,7 @@ class GraphModel:
                         alert.determination = value
                     case "status":
                         alert.status = value
-                        alert.resolved = now if value == GraphAlertStatus.RESOLVED else None
+                        alert.resolved = now if value == ALERT_RESOLVED else None
             alert.last_update = _after(now, alert.last_update)
             return render_alert(alert, include_unknown=include_unknown)
 

@@ -8,80 +8,42 @@ are evolvable. ``tests/unit/test_emulator_vocabulary.py`` holds these lists agai
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import StrEnum
 from typing import Final
 
-__all__ = [
-    "GraphAlertStatus",
-    "GraphClassification",
-    "GraphDetermination",
-    "GraphIncidentStatus",
-    "GraphSeverity",
-    "service_source_display_name",
-]
+__all__ = ["ALERT_RESOLVED", "ENUM_VALUES", "INCIDENT_REDIRECTED", "service_source_display_name"]
 
+#: Every enum the emulator validates and renders, by its name in security-enums.json, values in spec order.
+ENUM_VALUES: Final[Mapping[str, tuple[str, ...]]] = {
+    "incidentStatus": ("active", "resolved", "inProgress", "redirected", "unknownFutureValue", "awaitingAction"),
+    "alertStatus": ("unknown", "new", "inProgress", "resolved", "unknownFutureValue"),
+    "alertSeverity": ("unknown", "informational", "low", "medium", "high", "unknownFutureValue"),
+    "alertClassification": (
+        "unknown", "falsePositive", "truePositive", "informationalExpectedActivity", "unknownFutureValue",
+    ),
+    "alertDetermination": (
+        "unknown", "apt", "malware", "securityPersonnel", "securityTesting", "unwantedSoftware", "other",
+        "multiStagedAttack", "compromisedAccount", "phishing", "maliciousUserActivity", "notMalicious",
+        "notEnoughDataToValidate", "confirmedActivity", "lineOfBusinessApplication", "unknownFutureValue",
+    ),
+    "serviceSource": (
+        "unknown", "microsoftDefenderForEndpoint", "microsoftDefenderForIdentity", "microsoftDefenderForCloudApps",
+        "microsoftDefenderForOffice365", "microsoft365Defender", "azureAdIdentityProtection", "microsoftAppGovernance",
+        "dataLossPrevention", "unknownFutureValue", "microsoftDefenderForCloud", "microsoftSentinel",
+        "microsoftInsiderRiskManagement", "microsoftThreatIntelligence",
+    ),
+    "detectionSource": (
+        "unknown", "microsoftDefenderForEndpoint", "antivirus", "smartScreen", "customTi",
+        "microsoftDefenderForOffice365", "automatedInvestigation", "microsoftThreatExperts", "customDetection",
+        "microsoftDefenderForIdentity", "cloudAppSecurity", "microsoft365Defender", "azureAdIdentityProtection",
+        "manual", "microsoftDataLossPrevention", "appGovernancePolicy", "appGovernanceDetection",
+        "unknownFutureValue", "microsoftDefenderForCloud", "nrtAlerts", "scheduledAlerts",
+        "microsoftDefenderThreatIntelligenceAnalytics", "builtInMl", "microsoftSentinel",
+    ),
+}
 
-class GraphIncidentStatus(StrEnum):
-    """``microsoft.graph.security.incidentStatus`` (``awaitingAction`` is evolvable)."""
-
-    ACTIVE = "active"
-    RESOLVED = "resolved"
-    IN_PROGRESS = "inProgress"
-    REDIRECTED = "redirected"
-    UNKNOWN_FUTURE_VALUE = "unknownFutureValue"
-    AWAITING_ACTION = "awaitingAction"
-
-
-class GraphAlertStatus(StrEnum):
-    """``microsoft.graph.security.alertStatus``."""
-
-    UNKNOWN = "unknown"
-    NEW = "new"
-    IN_PROGRESS = "inProgress"
-    RESOLVED = "resolved"
-    UNKNOWN_FUTURE_VALUE = "unknownFutureValue"
-
-
-class GraphSeverity(StrEnum):
-    """``microsoft.graph.security.alertSeverity`` (incidents use it too)."""
-
-    UNKNOWN = "unknown"
-    INFORMATIONAL = "informational"
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    UNKNOWN_FUTURE_VALUE = "unknownFutureValue"
-
-
-class GraphClassification(StrEnum):
-    """``microsoft.graph.security.alertClassification``."""
-
-    UNKNOWN = "unknown"
-    FALSE_POSITIVE = "falsePositive"
-    TRUE_POSITIVE = "truePositive"
-    INFORMATIONAL_EXPECTED_ACTIVITY = "informationalExpectedActivity"
-    UNKNOWN_FUTURE_VALUE = "unknownFutureValue"
-
-
-class GraphDetermination(StrEnum):
-    """``microsoft.graph.security.alertDetermination``, current SDK names."""
-
-    UNKNOWN = "unknown"
-    APT = "apt"
-    MALWARE = "malware"
-    SECURITY_PERSONNEL = "securityPersonnel"
-    SECURITY_TESTING = "securityTesting"
-    UNWANTED_SOFTWARE = "unwantedSoftware"
-    OTHER = "other"
-    MULTI_STAGED_ATTACK = "multiStagedAttack"
-    COMPROMISED_ACCOUNT = "compromisedAccount"
-    PHISHING = "phishing"
-    MALICIOUS_USER_ACTIVITY = "maliciousUserActivity"
-    NOT_MALICIOUS = "notMalicious"
-    NOT_ENOUGH_DATA_TO_VALIDATE = "notEnoughDataToValidate"
-    CONFIRMED_ACTIVITY = "confirmedActivity"
-    LINE_OF_BUSINESS_APPLICATION = "lineOfBusinessApplication"
-    UNKNOWN_FUTURE_VALUE = "unknownFutureValue"
+#: The values the emulator's own behaviour turns on.
+INCIDENT_REDIRECTED: Final = "redirected"  # merged into another incident by Defender
+ALERT_RESOLVED: Final = "resolved"
 
 
 #: ``productName`` of an alert by its ``serviceSource``: the product names Microsoft's docs give each service.
