@@ -4,7 +4,9 @@
     python3 dev.py demo     # run the demo against the bundled emulators
     python3 dev.py test     # lint, type-check and run every test
 
-Each command creates ./.venv and installs the project into it when needed (again whenever pyproject.toml changes).
+Each command creates ./.venv and installs both distributions of this repository into it, editable, when needed
+(again whenever either pyproject.toml changes): the emulators (./emulators) and the connector with its
+``dev``, ``postgres`` and ``demo`` extras.
 """
 
 from __future__ import annotations
@@ -21,20 +23,21 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 MARKER = VENV / ".installed-pyproject-sha256"
+PYPROJECTS = (ROOT / "pyproject.toml", ROOT / "emulators" / "pyproject.toml")
 
 
 def ensure_venv() -> None:
     if sys.version_info < (3, 11):  # noqa: UP036 - this file may be started by an older python3
         sys.exit(f"Python >= 3.11 is required; this is {sys.version.split()[0]}")
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in PYPROJECTS)).hexdigest()
     if PY.exists() and MARKER.exists() and MARKER.read_text().strip() == digest:
         return
     if not PY.exists():
         print("Creating .venv …", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    print("Installing sentinel-signl4 and its test tools into .venv …", flush=True)
+    print("Installing sentinel-signl4, its emulators and its test tools into .venv …", flush=True)
     run([str(PY), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
-    run([str(PY), "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[dev]"])
+    run([str(PY), "-m", "pip", "install", "--quiet", "-e", str(ROOT / "emulators"), "-e", f"{ROOT}[dev,postgres,demo]"])
     MARKER.write_text(digest)
 
 
@@ -52,7 +55,7 @@ def main() -> None:
     if command == "demo":
         run([str(BIN / "sentinel-signl4"), "demo", *rest])
     else:
-        run([str(BIN / "ruff"), "check", "src", "tests", "bench", "dev.py"])
+        run([str(BIN / "ruff"), "check", "src", "emulators/src", "tests", "bench", "dev.py"])
         run([str(BIN / "mypy")])
         run([str(PY), "-m", "pytest", *rest])
 

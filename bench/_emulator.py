@@ -95,13 +95,13 @@ class _Counting:
 
 
 def _child(args: argparse.Namespace) -> None:
+    from sentinel_signl4.demo_config import emulator_config
     from sentinel_signl4.domain import Severity
-    from sentinel_signl4.emulators import server as server_module
-    from sentinel_signl4.emulators.app import EmulatorState, build_app
-    from sentinel_signl4.emulators.connector_config import emulator_config
-    from sentinel_signl4.emulators.seed import make_certificate, seed_demo
-    from sentinel_signl4.emulators.sentinel_model import Role, WorkspaceRef
-    from sentinel_signl4.emulators.throttle import BucketPolicy
+    from sentinel_signl4_emulators import server as server_module
+    from sentinel_signl4_emulators.app import EmulatorState, build_app
+    from sentinel_signl4_emulators.common.throttle import BucketPolicy
+    from sentinel_signl4_emulators.seed import make_certificate, seed_demo
+    from sentinel_signl4_emulators.sentinel.model import Role, WorkspaceRef
 
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)

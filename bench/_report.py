@@ -14,7 +14,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
 
 _HEADER = """# Performance
 
-Figures measured by the scripts in `bench/` against the emulators (`sentinel_signl4.emulators`) over real HTTPS on
+Figures measured by the scripts in `bench/` against the emulators (`sentinel_signl4_emulators`) over real HTTPS on
 loopback. The emulators run in a process of their own (`bench/_emulator.py`); the benchmark process is the connector,
 so its CPU time and memory are the connector's alone. Nothing here is asserted by a test: these are measurements,
 re-run and overwritten by each script (each owns one section, between its markers).

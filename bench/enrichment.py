@@ -43,11 +43,11 @@ from sentinel_signl4.engine.enrich import EnrichmentSettings, SentinelEnricher
 
 def serve(directory: Path, incidents: int) -> None:
     """Child process: seeded emulators over HTTPS with ``incidents`` extra incidents; prints one JSON line."""
-    from sentinel_signl4.emulators.app import EmulatorState
-    from sentinel_signl4.emulators.seed import seed_demo
-    from sentinel_signl4.emulators.sentinel_model import EntitySeed, SecurityAlertSeed
-    from sentinel_signl4.emulators.server import EmulatorServer
-    from sentinel_signl4.emulators.throttle import BucketPolicy
+    from sentinel_signl4_emulators.app import EmulatorState
+    from sentinel_signl4_emulators.common.throttle import BucketPolicy
+    from sentinel_signl4_emulators.seed import seed_demo
+    from sentinel_signl4_emulators.sentinel.model import EntitySeed, SecurityAlertSeed
+    from sentinel_signl4_emulators.server import EmulatorServer
 
     state = EmulatorState.new()
     now = datetime.now(UTC)

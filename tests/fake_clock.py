@@ -1,10 +1,11 @@
 """The clock the emulators (and client-side limiters) run on in tests: it moves only when a test says so.
 
-Import it after the directory's ``conftest`` or world module put ``tests/`` on ``sys.path``.
+``tests/`` is on ``sys.path`` through ``pythonpath`` in pyproject.toml.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 START = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
@@ -24,8 +25,16 @@ class FakeClock:
         self.now += timedelta(seconds=seconds, **delta)
 
     def epoch(self) -> float:
+        """Wall-clock seconds (``time.time``'s reading)."""
         return self.now.timestamp()
 
+    wall = epoch
+
+    def monotonic(self) -> float:
+        """Seconds since ``START`` (``time.monotonic``'s reading: only differences mean anything)."""
+        return (self.now - START).total_seconds()
+
     async def sleep(self, seconds: float) -> None:
-        """A sleep that passes emulator time instead of real time (for client-side limiters)."""
+        """A sleep that passes fake time instead of real time and, like a real one, lets other tasks run."""
         self.advance(seconds)
+        await asyncio.sleep(0)

@@ -1,7 +1,6 @@
 """A Graph emulator world for tests: one tenant, three apps with different Graph permissions, directory users.
 
-Import it after the directory's ``conftest`` put ``tests/`` on ``sys.path``. Requests go through the shared
-emulator app (``build_app``), so the ``/v1.0`` mount is exercised too.
+Requests go through the shared emulator app (``build_app``), so the ``/v1.0`` mount is exercised too.
 """
 
 from __future__ import annotations
@@ -11,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from sentinel_signl4.emulators.app import EmulatorState
-from sentinel_signl4.emulators.graph_model import AlertSeed, Permission
+from sentinel_signl4_emulators.app import EmulatorState
+from sentinel_signl4_emulators.graph.model import AlertSeed, Permission
 from spec_validation import assert_valid
 
 GRAPH = "https://graph.microsoft.com"

@@ -1,6 +1,6 @@
 """Validate JSON bodies against the machine-readable specs in ``tests/specs`` (sources and licenses: its README).
 
-Usage (``tests/`` is not a package; put it on ``sys.path`` first, as ``tests/contract/conftest.py`` does)::
+Usage (``tests/`` is on ``sys.path`` through ``pythonpath`` in pyproject.toml)::
 
     from spec_validation import assert_valid, sentinel_errors
     assert_valid(body, "Incident")                     # Sentinel bundle definition

@@ -1,6 +1,6 @@
 """Store URLs and fixtures for tests: a SQLite file per test, a PostgreSQL schema per test or per session.
 
-Reuse from any test folder (``tests/`` must be on ``sys.path``; ``tests/contract/conftest.py`` shows how)::
+Reuse from any test folder (``tests/`` is on ``sys.path`` through ``pythonpath`` in pyproject.toml)::
 
     # helpers
     from store_fixtures import store_url_sqlite, require_postgres, new_schema_name, with_schema, drop_schema

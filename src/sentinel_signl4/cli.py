@@ -109,6 +109,18 @@ def webhook_url(
                    "put the server behind HTTPS.", err=True)
 
 
+def _require_emulators(command: str) -> None:
+    """``demo`` and ``emulate`` run on the emulators, a distribution of their own (the ``demo`` extra)."""
+    try:
+        import sentinel_signl4_emulators  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name != "sentinel_signl4_emulators":
+            raise
+        typer.echo(f"`sentinel-signl4 {command}` needs the emulators, which are not installed: install "
+                   "sentinel-signl4[demo] (from a clone: pip install -e ./emulators -e '.[demo]')", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def demo(
     keep_running: Annotated[bool, typer.Option("--keep-running", help="Keep the emulators up at the end.")] = False,
@@ -118,6 +130,7 @@ def demo(
     )] = SourceChoice.SENTINEL,
 ) -> None:
     """Run the connector against emulated Azure and SIGNL4 over real HTTPS and narrate what happens."""
+    _require_emulators("demo")
     from sentinel_signl4.demo import run_demo
 
     raise typer.Exit(asyncio.run(run_demo(workdir, keep_running=keep_running, echo=typer.echo,
@@ -130,6 +143,7 @@ def emulate(
     workdir: Annotated[Path, typer.Option(help="Where to write the CA and a ready config.")] = Path(".emulate"),
 ) -> None:
     """Serve the emulators (Entra ID, Sentinel, SIGNL4) over HTTPS and print a config that points at them."""
+    _require_emulators("emulate")
     from sentinel_signl4.emulate import serve
 
     serve(port, workdir, echo=typer.echo)

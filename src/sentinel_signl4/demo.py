@@ -20,6 +20,7 @@ from typing import Any
 
 from sentinel_signl4.bootstrap import ConnectorParts, Runtime, build_runtime
 from sentinel_signl4.config import parse_config
+from sentinel_signl4.demo_config import emulator_config
 from sentinel_signl4.demo_sources import DemoSource, burst_severity, demo_source
 from sentinel_signl4.domain import (
     ActionKind,
@@ -30,14 +31,13 @@ from sentinel_signl4.domain import (
     skip_reason,
 )
 from sentinel_signl4.domain.phone_view import format_phone_view
-from sentinel_signl4.emulators.app import EmulatorState
-from sentinel_signl4.emulators.connector_config import emulator_config
-from sentinel_signl4.emulators.faults import FaultRule
-from sentinel_signl4.emulators.seed import DemoWorld, seed_demo
-from sentinel_signl4.emulators.server import EmulatorServer
-from sentinel_signl4.emulators.signl4_model import AlertStatus
 from sentinel_signl4.engine.report import PollReport
 from sentinel_signl4.logs import configure_logging
+from sentinel_signl4_emulators.app import EmulatorState
+from sentinel_signl4_emulators.common.faults import FaultRule
+from sentinel_signl4_emulators.seed import DemoWorld, seed_demo
+from sentinel_signl4_emulators.server import EmulatorServer
+from sentinel_signl4_emulators.signl4.model import AlertStatus
 
 __all__ = ["run_demo"]
 

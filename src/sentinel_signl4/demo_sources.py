@@ -16,11 +16,11 @@ from sentinel_signl4.clients.sentinel_mapping import incident_from_arm
 from sentinel_signl4.domain import Incident
 from sentinel_signl4.domain.enums import Classification, ClassificationReason
 from sentinel_signl4.domain.graph_vocab import verdict_for
-from sentinel_signl4.emulators.app import EmulatorState
-from sentinel_signl4.emulators.faults import FaultRule
-from sentinel_signl4.emulators.graph_model import AlertSeed
-from sentinel_signl4.emulators.seed import DemoWorld
 from sentinel_signl4.sources.graph import graph_incident_id, incident_from_graph
+from sentinel_signl4_emulators.app import EmulatorState
+from sentinel_signl4_emulators.common.faults import FaultRule
+from sentinel_signl4_emulators.graph.model import AlertSeed
+from sentinel_signl4_emulators.seed import DemoWorld
 
 __all__ = ["DemoSource", "IncidentState", "demo_source"]
 

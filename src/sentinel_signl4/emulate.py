@@ -6,11 +6,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sentinel_signl4.emulators.app import EmulatorState
-from sentinel_signl4.emulators.ca import CertPaths
-from sentinel_signl4.emulators.connector_config import emulator_config
-from sentinel_signl4.emulators.seed import seed_demo
-from sentinel_signl4.emulators.server import serve_forever
+from sentinel_signl4.demo_config import emulator_config
+from sentinel_signl4_emulators.app import EmulatorState
+from sentinel_signl4_emulators.common.ca import CertPaths
+from sentinel_signl4_emulators.seed import seed_demo
+from sentinel_signl4_emulators.server import serve_forever
 
 __all__ = ["serve"]
 

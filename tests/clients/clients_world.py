@@ -7,15 +7,14 @@ retry sleeps whose planned delays are recorded in ``stats``.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from fake_clock import FakeClock
 from sentinel_signl4.clients.errors import AuthError
 from sentinel_signl4.clients.http import build_http_client
 from sentinel_signl4.clients.identity import TokenProvider
@@ -23,12 +22,8 @@ from sentinel_signl4.clients.ratelimit import SlidingWindowLimiter
 from sentinel_signl4.clients.retry import RetryPolicy, RetryStats, set_testing
 from sentinel_signl4.clients.sentinel import SentinelClient
 from sentinel_signl4.clients.signl4 import Signl4Client
-from sentinel_signl4.emulators.app import EmulatorState, EmulatorTransport, build_app
-from sentinel_signl4.emulators.sentinel_model import Role, Workspace
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from fake_clock import FakeClock
+from sentinel_signl4_emulators.app import EmulatorState, EmulatorTransport, build_app
+from sentinel_signl4_emulators.sentinel.model import Role, Workspace
 
 ORIGIN = "https://emulator.test"
 TENANT = "7a2c1c5e-0f0b-4d3e-9a51-3c1c2f7b9e10"

@@ -1,8 +1,17 @@
-"""Fixtures of this folder live in clients_world.py (importable by name, unlike a conftest); re-exported here."""
+"""Fixtures of this folder live in clients_world.py (importable by name, unlike a conftest); registered here by name.
 
-import sys
-from pathlib import Path
+``tests/clients`` is on ``sys.path`` through ``pythonpath`` in pyproject.toml.
+"""
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from clients_world import *  # noqa: F403
+from clients_world import (  # noqa: F401 - fixtures, found by pytest in this module's namespace
+    clock,
+    http,
+    instant_retries,
+    sent,
+    sentinel,
+    signl4,
+    state,
+    stats,
+    tokens,
+    world,
+)

@@ -7,16 +7,23 @@ from typing import Any
 
 import httpx
 import pytest
-from clients_world import CLIENT_ID, ORIGIN, TENANT, EmulatorTokenProvider, FakeClock, World
 
+from clients_world import (
+    CLIENT_ID,
+    ORIGIN,
+    TENANT,
+    EmulatorTokenProvider,
+    World,
+)
+from fake_clock import FakeClock
 from sentinel_signl4.clients.errors import AuthError, OutcomeUnknownError, PermanentError, RateLimitedError
 from sentinel_signl4.clients.graph import GraphClient, GraphUser, graph_limiter
 from sentinel_signl4.clients.ratelimit import SlidingWindowLimiter, reset_limiters
 from sentinel_signl4.clients.retry import RetryPolicy, RetryStats
 from sentinel_signl4.domain import IncidentFilter, IncidentStatus, Severity
-from sentinel_signl4.emulators.app import EmulatorState
-from sentinel_signl4.emulators.faults import FaultRule
-from sentinel_signl4.emulators.graph_model import AlertSeed, GraphModel, Permission
+from sentinel_signl4_emulators.app import EmulatorState
+from sentinel_signl4_emulators.common.faults import FaultRule
+from sentinel_signl4_emulators.graph.model import AlertSeed, GraphModel, Permission
 
 ALL_PERMISSIONS = [Permission.SECURITY_INCIDENT_READ_WRITE, Permission.SECURITY_ALERT_READ_WRITE,
                    Permission.USER_READ_ALL]

@@ -7,8 +7,15 @@ from typing import Any
 
 import httpx
 import pytest
-from clients_world import CLIENT_ID, ORIGIN, TENANT, EmulatorTokenProvider, FakeClock, World
 
+from clients_world import (
+    CLIENT_ID,
+    ORIGIN,
+    TENANT,
+    EmulatorTokenProvider,
+    World,
+)
+from fake_clock import FakeClock
 from sentinel_signl4.clients.errors import AuthError
 from sentinel_signl4.clients.graph import GraphClient
 from sentinel_signl4.clients.retry import RetryPolicy
@@ -22,9 +29,9 @@ from sentinel_signl4.domain import (
 )
 from sentinel_signl4.domain.graph_sync import comment_marker
 from sentinel_signl4.domain.sync import ClassificationChoice
-from sentinel_signl4.emulators.graph_model import AlertSeed, GraphModel, Permission
 from sentinel_signl4.engine.ports import OwnerRef
 from sentinel_signl4.sources.graph import GraphSource, graph_incident_id, graph_resource_id
+from sentinel_signl4_emulators.graph.model import AlertSeed, GraphModel, Permission
 
 
 @pytest.fixture

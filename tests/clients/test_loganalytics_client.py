@@ -14,11 +14,11 @@ from sentinel_signl4.clients.identity import TokenProvider, build_credential
 from sentinel_signl4.clients.loganalytics import LogAnalyticsClient, QueryGate
 from sentinel_signl4.clients.retry import NO_RETRY
 from sentinel_signl4.config.presentation import DEFAULT_COLUMNS, DEFAULT_QUERY
-from sentinel_signl4.emulators.app import EmulatorState
-from sentinel_signl4.emulators.loganalytics_model import Fault, FaultKind
-from sentinel_signl4.emulators.seed import DemoWorld, seed_demo
-from sentinel_signl4.emulators.server import EmulatorServer
 from sentinel_signl4.engine.enrich import build_query
+from sentinel_signl4_emulators.app import EmulatorState
+from sentinel_signl4_emulators.loganalytics.model import Fault, FaultKind
+from sentinel_signl4_emulators.seed import DemoWorld, seed_demo
+from sentinel_signl4_emulators.server import EmulatorServer
 from spec_validation import schema_errors
 
 LA = "loganalytics-query-v1.schema.json"

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+
 from clients_world import (
     API_KEY,
     CLIENT_ID,
@@ -20,7 +21,6 @@ from clients_world import (
     TENANT,
     WORKSPACE,
 )
-
 from sentinel_signl4.clients.errors import AuthError, OutcomeUnknownError, PermanentError, RemoteError
 from sentinel_signl4.clients.http import build_http_client
 from sentinel_signl4.clients.identity import TokenProvider, build_credential
@@ -30,10 +30,10 @@ from sentinel_signl4.clients.sentinel import SentinelClient
 from sentinel_signl4.clients.sentinel_mapping import with_label, writable_properties
 from sentinel_signl4.clients.signl4 import Signl4Client
 from sentinel_signl4.domain import IncidentFilter, SignlRequest
-from sentinel_signl4.emulators.app import EmulatorState
-from sentinel_signl4.emulators.faults import FaultRule
-from sentinel_signl4.emulators.sentinel_model import Role
-from sentinel_signl4.emulators.server import EmulatorServer
+from sentinel_signl4_emulators.app import EmulatorState
+from sentinel_signl4_emulators.common.faults import FaultRule
+from sentinel_signl4_emulators.sentinel.model import Role
+from sentinel_signl4_emulators.server import EmulatorServer
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 
 from clients_world import World
-
 from sentinel_signl4.clients.sentinel import SentinelClient
 from sentinel_signl4.clients.sentinel_mapping import incident_from_arm, merged_into_number
 from sentinel_signl4.sources.sentinel import SentinelSource

@@ -7,8 +7,16 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from clients_world import API_KEY, ORIGIN, TEAM_SECRET, FakeClock, World, fake_time_limiter, make_signl4
 
+from clients_world import (
+    API_KEY,
+    ORIGIN,
+    TEAM_SECRET,
+    World,
+    fake_time_limiter,
+    make_signl4,
+)
+from fake_clock import FakeClock
 from sentinel_signl4.clients.errors import (
     AuthError,
     ConflictError,
@@ -20,8 +28,8 @@ from sentinel_signl4.clients.errors import (
 from sentinel_signl4.clients.retry import RetryPolicy, RetryStats
 from sentinel_signl4.clients.signl4 import Signl4Client
 from sentinel_signl4.domain import SignlRequest, SignlStatus
-from sentinel_signl4.emulators.faults import FaultRule
-from sentinel_signl4.emulators.signl4_model import AlertStatus, RateLimit, RateLimitPolicy, RawParameter
+from sentinel_signl4_emulators.common.faults import FaultRule
+from sentinel_signl4_emulators.signl4.model import AlertStatus, RateLimit, RateLimitPolicy, RawParameter
 
 
 def request(external_id: str = "s4s:soc:abc123", title: str = "42 | Suspicious sign-in") -> SignlRequest:
@@ -307,7 +315,7 @@ async def test_a_refused_connection_never_reached_signl4_so_it_is_retried(
     world: World, clock: FakeClock, stats: RetryStats
 ) -> None:
     from sentinel_signl4.clients.http import build_http_client
-    from sentinel_signl4.emulators.app import EmulatorTransport, build_app
+    from sentinel_signl4_emulators.app import EmulatorTransport, build_app
 
     transport = _RefuseFirstConnection(EmulatorTransport(build_app(world.state)))
     async with build_http_client(transport=transport) as http:

@@ -8,12 +8,12 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from clients_world import World, make_signl4
 
+from clients_world import World, make_signl4
 from sentinel_signl4.clients.retry import RetryStats
 from sentinel_signl4.clients.signl4 import AnnotationsUnavailableError, Signl4Client
 from sentinel_signl4.domain import SignlRequest
-from sentinel_signl4.emulators.signl4_model import Behaviour, RawParameter
+from sentinel_signl4_emulators.signl4.model import Behaviour, RawParameter
 
 V1_ANNOTATIONS = "/api/alerts/{}/annotations"
 V2_TIMELINE = "/api/v2/alerts/{}/timeline"

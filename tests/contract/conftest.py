@@ -11,16 +11,12 @@ Tests that need an unmigrated database (migrations) use ``fresh_store_url``.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
-# store_fixtures.py lives in tests/, which pytest's default import mode does not put on sys.path for us.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sentinel_signl4.store.factory import open_store
 from sentinel_signl4.store.sql import SqlStateStore

@@ -1,8 +1,15 @@
-"""Fixtures of this folder live in emulators_world.py (importable by name, unlike a conftest); re-exported here."""
+"""Fixtures of this folder live in emulators_world.py (importable by name, unlike a conftest); registered here by name.
 
-import sys
-from pathlib import Path
+``tests/emulators`` is on ``sys.path`` through ``pythonpath`` in pyproject.toml.
+"""
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from emulators_world import *  # noqa: F403
+from emulators_world import (  # noqa: F401 - fixtures, found by pytest in this module's namespace
+    arm,
+    clock,
+    demo_certificate,
+    graph,
+    http,
+    https_world,
+    state,
+    world,
+)

@@ -7,24 +7,19 @@ server per module.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from sentinel_signl4.emulators.app import EmulatorState, EmulatorTransport, build_app
-from sentinel_signl4.emulators.seed import DemoWorld, make_certificate, seed_demo
-from sentinel_signl4.emulators.server import EmulatorServer
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from fake_clock import START, FakeClock
 from graph_world import GraphCaller, graph_token, seed_graph_world
+from sentinel_signl4_emulators.app import EmulatorState, EmulatorTransport, build_app
+from sentinel_signl4_emulators.seed import DemoWorld, make_certificate, seed_demo
+from sentinel_signl4_emulators.server import EmulatorServer
 
 ARM = "https://management.azure.com"
 LOGIN = "https://login.microsoftonline.com"

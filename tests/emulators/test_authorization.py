@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from emulators_world import ARM, Arm, get_token
 
-from sentinel_signl4.emulators.app import EmulatorState
-from sentinel_signl4.emulators.seed import DemoWorld
+from emulators_world import ARM, Arm, get_token
+from sentinel_signl4_emulators.app import EmulatorState
+from sentinel_signl4_emulators.seed import DemoWorld
 
 AUTHZ = "providers/Microsoft.Authorization"
 V = {"api-version": "2022-04-01"}

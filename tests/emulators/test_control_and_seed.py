@@ -10,10 +10,11 @@ import httpx
 import pytest
 from cryptography import x509
 
-from emulators.conftest import ARM, ARM_SCOPE, LOGIN, Arm, FakeClock
-from sentinel_signl4.emulators.app import EmulatorState, EmulatorTransport, ServiceMount, build_app
-from sentinel_signl4.emulators.ca import ensure_certificates
-from sentinel_signl4.emulators.seed import DemoWorld
+from emulators_world import ARM, ARM_SCOPE, LOGIN, Arm
+from fake_clock import FakeClock
+from sentinel_signl4_emulators.app import EmulatorState, EmulatorTransport, ServiceMount, build_app
+from sentinel_signl4_emulators.common.ca import ensure_certificates
+from sentinel_signl4_emulators.seed import DemoWorld
 from spec_validation import assert_valid
 
 
@@ -173,7 +174,7 @@ def test_certificates_are_reused_while_valid_and_regenerated_when_broken(tmp_pat
 @pytest.mark.parametrize("reference", ["sub/rg/name", "/subscriptions/sub/resourceGroups/rg/providers/"
                                        "Microsoft.OperationalInsights/workspaces/name"])
 def test_workspace_references_parse(reference: str) -> None:
-    from sentinel_signl4.emulators.sentinel_model import WorkspaceRef
+    from sentinel_signl4_emulators.sentinel.model import WorkspaceRef
 
     assert WorkspaceRef.parse(reference).key == ("sub", "rg", "name")
     with pytest.raises(ValueError, match="not a workspace"):

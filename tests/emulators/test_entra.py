@@ -15,10 +15,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from emulators.conftest import ARM_SCOPE, LOGIN, FakeClock
-from sentinel_signl4.emulators.app import EmulatorState
-from sentinel_signl4.emulators.entra_model import BearerProblem, TokenInfo
-from sentinel_signl4.emulators.seed import DemoWorld, make_certificate
+from emulators_world import ARM_SCOPE, LOGIN
+from fake_clock import FakeClock
+from sentinel_signl4_emulators.app import EmulatorState
+from sentinel_signl4_emulators.entra.model import BearerProblem, TokenInfo
+from sentinel_signl4_emulators.seed import DemoWorld, make_certificate
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 

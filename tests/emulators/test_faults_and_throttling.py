@@ -8,10 +8,11 @@ import uuid
 import httpx
 import pytest
 
-from emulators.conftest import Arm
-from sentinel_signl4.emulators.app import EmulatorState
-from sentinel_signl4.emulators.faults import FaultRule
-from sentinel_signl4.emulators.throttle import BucketPolicy, TokenBuckets
+from emulators_world import Arm
+from fake_clock import FakeClock
+from sentinel_signl4_emulators.app import EmulatorState
+from sentinel_signl4_emulators.common.faults import FaultRule
+from sentinel_signl4_emulators.common.throttle import BucketPolicy, TokenBuckets
 from spec_validation import assert_valid
 
 
@@ -75,12 +76,12 @@ async def test_arm_throttles_per_subscription_principal_and_operation_with_retry
 
 
 def test_token_bucket_refills_over_time_and_reports_the_wait() -> None:
-    now = [0.0]
-    buckets = TokenBuckets({"reads": BucketPolicy(2, 0.5)}, monotonic=lambda: now[0])
+    clock = FakeClock()
+    buckets = TokenBuckets({"reads": BucketPolicy(2, 0.5)}, monotonic=clock.monotonic)
     assert [buckets.take("k", "reads").allowed for _ in range(3)] == [True, True, False]
     assert buckets.take("k", "reads").retry_after == 2
     assert buckets.take("other", "reads").allowed  # separate key, separate bucket
-    now[0] += 2.0
+    clock.advance(2.0)
     decision = buckets.take("k", "reads")
     assert decision.allowed and decision.remaining == 0
     buckets.reset()

@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 import httpx
-from emulators_world import FakeClock
 
+from fake_clock import FakeClock
 from graph_world import (
     TENANT,
     GraphCaller,
@@ -16,8 +16,8 @@ from graph_world import (
     assert_graph_valid,
 )
 from sentinel_signl4.domain.graph_vocab import EVOLVABLE
-from sentinel_signl4.emulators.app import EmulatorState
-from sentinel_signl4.emulators.graph_model import ENUM_VALUES
+from sentinel_signl4_emulators.app import EmulatorState
+from sentinel_signl4_emulators.graph.model import ENUM_VALUES
 from spec_validation import SPECS_DIR
 
 ENUMS: dict[str, Any] = json.loads((SPECS_DIR / "graph" / "security-enums.json").read_text())

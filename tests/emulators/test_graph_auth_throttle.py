@@ -20,10 +20,10 @@ from graph_world import (
     assert_graph_error,
     graph_token,
 )
-from sentinel_signl4.emulators.app import EmulatorState
-from sentinel_signl4.emulators.entra_model import EntraModel
-from sentinel_signl4.emulators.graph import build_graph_app
-from sentinel_signl4.emulators.graph_model import DEFAULT_THROTTLE_LIMIT, GraphModel, Permission
+from sentinel_signl4_emulators.app import EmulatorState
+from sentinel_signl4_emulators.entra.model import EntraModel
+from sentinel_signl4_emulators.graph.model import DEFAULT_THROTTLE_LIMIT, GraphModel, Permission
+from sentinel_signl4_emulators.graph.routes import build_graph_app
 
 
 @pytest.mark.parametrize(("authorization", "message"), [

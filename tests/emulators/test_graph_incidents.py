@@ -6,8 +6,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from emulators_world import FakeClock
 
+from fake_clock import FakeClock
 from graph_world import (
     TENANT,
     GraphCaller,
@@ -15,7 +15,7 @@ from graph_world import (
     assert_graph_error,
     assert_graph_valid,
 )
-from sentinel_signl4.emulators.app import EmulatorState
+from sentinel_signl4_emulators.app import EmulatorState
 
 
 def seed(state: EmulatorState, clock: FakeClock, title: str, **kwargs: Any) -> str:

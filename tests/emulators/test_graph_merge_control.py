@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from emulators_world import FakeClock
 
+from fake_clock import FakeClock
 from graph_world import (
     GRAPH,
     NOBODY_ID,
@@ -17,8 +17,8 @@ from graph_world import (
     graph_token,
     seed_graph_world,
 )
-from sentinel_signl4.emulators.app import EmulatorState
-from sentinel_signl4.emulators.graph_model import GraphError
+from sentinel_signl4_emulators.app import EmulatorState
+from sentinel_signl4_emulators.graph.model import GraphError
 
 CONTROL = f"{GRAPH}/_control/graph"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 
 from graph_world import GRAPH, LOGIN, GraphCaller
-from sentinel_signl4.emulators.app import EmulatorState
-from sentinel_signl4.emulators.seed import DemoWorld
+from sentinel_signl4_emulators.app import EmulatorState
+from sentinel_signl4_emulators.seed import DemoWorld
 
 
 async def demo_token(http: httpx.AsyncClient, tenant: str, client_id: str, secret: str) -> str:

@@ -11,14 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
-from emulators_world import ARM, get_token
 
+from emulators_world import ARM, get_token
 from sentinel_signl4.domain import Severity
 from sentinel_signl4.domain.entities import entities_from_security_alert, entity_value
-from sentinel_signl4.emulators.app import EmulatorState
-from sentinel_signl4.emulators.loganalytics_model import Fault, FaultKind, QueryLimits
-from sentinel_signl4.emulators.seed import DemoWorld
-from sentinel_signl4.emulators.sentinel_model import EntitySeed, SecurityAlertSeed
+from sentinel_signl4_emulators.app import EmulatorState
+from sentinel_signl4_emulators.loganalytics.model import Fault, FaultKind, QueryLimits
+from sentinel_signl4_emulators.seed import DemoWorld
+from sentinel_signl4_emulators.sentinel.model import EntitySeed, SecurityAlertSeed
 from spec_validation import schema_errors
 
 LA_SCOPE = "https://api.loganalytics.io/.default"

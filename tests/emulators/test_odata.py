@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sentinel_signl4.emulators.odata import (
+from sentinel_signl4_emulators.common.odata import (
     And,
     Comparison,
     Expr,
@@ -23,7 +23,7 @@ from sentinel_signl4.emulators.odata import (
     parse_filter,
     parse_orderby,
 )
-from sentinel_signl4.emulators.sentinel_model import INCIDENT_FIELDS
+from sentinel_signl4_emulators.sentinel.model import INCIDENT_FIELDS
 
 T = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 

@@ -8,10 +8,11 @@ import uuid
 import httpx
 import pytest
 
-from emulators.conftest import API_VERSION, ARM, Arm, FakeClock, get_token
-from sentinel_signl4.emulators.app import EmulatorState
-from sentinel_signl4.emulators.seed import DemoWorld
-from sentinel_signl4.emulators.sentinel_model import Role
+from emulators_world import API_VERSION, ARM, Arm, get_token
+from fake_clock import FakeClock
+from sentinel_signl4_emulators.app import EmulatorState
+from sentinel_signl4_emulators.seed import DemoWorld
+from sentinel_signl4_emulators.sentinel.model import Role
 from spec_validation import assert_valid
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from emulators.conftest import Arm
-from sentinel_signl4.emulators.app import EmulatorState
+from emulators_world import Arm
+from sentinel_signl4_emulators.app import EmulatorState
 from spec_validation import assert_valid
 
 

@@ -10,12 +10,13 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emulators.conftest import API_VERSION, START, Arm, FakeClock
-from sentinel_signl4.emulators.app import EmulatorState, EmulatorTransport, build_app
-from sentinel_signl4.emulators.entra_model import EntraModel
-from sentinel_signl4.emulators.odata import OrderBy
-from sentinel_signl4.emulators.sentinel import DEFAULT_PAGE_SIZE
-from sentinel_signl4.emulators.sentinel_model import Role, SentinelModel, WorkspaceRef
+from emulators_world import API_VERSION, Arm
+from fake_clock import START, FakeClock
+from sentinel_signl4_emulators.app import EmulatorState, EmulatorTransport, build_app
+from sentinel_signl4_emulators.common.odata import OrderBy
+from sentinel_signl4_emulators.entra.model import EntraModel
+from sentinel_signl4_emulators.sentinel.model import Role, SentinelModel, WorkspaceRef
+from sentinel_signl4_emulators.sentinel.routes import DEFAULT_PAGE_SIZE
 from spec_validation import assert_valid
 
 CONNECTOR_FILTER = (

@@ -10,9 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from emulators.conftest import Arm, FakeClock
-from sentinel_signl4.emulators.app import EmulatorState
-from sentinel_signl4.emulators.sentinel_model import SentinelError
+from emulators_world import Arm
+from fake_clock import FakeClock
+from sentinel_signl4_emulators.app import EmulatorState
+from sentinel_signl4_emulators.sentinel.model import SentinelError
 from spec_validation import assert_valid
 
 

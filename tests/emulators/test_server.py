@@ -11,9 +11,9 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientSecretCredential as SyncClientSecretCredential
 from azure.identity.aio import CertificateCredential, ClientSecretCredential
 
-from emulators.conftest import API_VERSION, ARM_SCOPE, HttpsWorld
-from sentinel_signl4.emulators.entra_model import TokenInfo
-from sentinel_signl4.emulators.faults import FaultRule, Phase
+from emulators_world import API_VERSION, ARM_SCOPE, HttpsWorld
+from sentinel_signl4_emulators.common.faults import FaultRule, Phase
+from sentinel_signl4_emulators.entra.model import TokenInfo
 
 
 async def test_async_client_secret_credential_gets_a_token_the_arm_emulator_accepts(https_world: HttpsWorld) -> None:

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from fake_clock import FakeClock
-from sentinel_signl4.emulators.signl4 import build_signl4_app
-from sentinel_signl4.emulators.signl4_model import Behaviour, RawParameter, Signl4Model
+from sentinel_signl4_emulators.signl4.model import Behaviour, RawParameter, Signl4Model
+from sentinel_signl4_emulators.signl4.routes import build_signl4_app
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 AUTH = {"X-S4-Api-Key": "key-1"}

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fake_clock import FakeClock
-from sentinel_signl4.emulators.signl4 import PayloadError, build_signl4_app, decode_payload
-from sentinel_signl4.emulators.signl4_model import AlertStatus, RateLimit, RateLimitPolicy, Signl4Model
+from sentinel_signl4_emulators.signl4.model import AlertStatus, RateLimit, RateLimitPolicy, Signl4Model
+from sentinel_signl4_emulators.signl4.routes import PayloadError, build_signl4_app, decode_payload
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 EVENT_ID = re.compile(r"^\d{19}_[0-9a-f-]{36}$")

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from fake_clock import FakeClock
-from sentinel_signl4.emulators.signl4_model import (
+from sentinel_signl4_emulators.signl4.model import (
     AlertStatus,
     ConflictError,
     EventStatus,

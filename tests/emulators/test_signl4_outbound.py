@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sentinel_signl4.emulators.signl4_model import RawParameter, Signl4Model
+from sentinel_signl4_emulators.signl4.model import RawParameter, Signl4Model
 
 RAISED_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}Z$")
 SIGNL4_ID = re.compile(r"^\d{19}_[0-9a-f-]{36}$")

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from sentinel_signl4.emulators.signl4 import build_signl4_app
-from sentinel_signl4.emulators.signl4_model import Signl4Model
+from sentinel_signl4_emulators.signl4.model import Signl4Model
+from sentinel_signl4_emulators.signl4.routes import build_signl4_app
 
 CONTROL = "/_control/signl4"
 

@@ -20,8 +20,8 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 
 from fake_clock import FakeClock
-from sentinel_signl4.emulators.signl4 import build_signl4_app
-from sentinel_signl4.emulators.signl4_model import RateLimit, RateLimitPolicy, RawParameter, Signl4Model
+from sentinel_signl4_emulators.signl4.model import RateLimit, RateLimitPolicy, RawParameter, Signl4Model
+from sentinel_signl4_emulators.signl4.routes import build_signl4_app
 
 SPEC = Path(__file__).resolve().parents[1] / "specs" / "signl4" / "openapi-v1.json"
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)

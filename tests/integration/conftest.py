@@ -3,23 +3,18 @@ emulators over real HTTPS with a generated CA."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from integration_harness import Harness
 from sentinel_signl4.clients.ratelimit import reset_limiters
 from sentinel_signl4.clients.retry import set_testing
-from sentinel_signl4.emulators.app import EmulatorState
-from sentinel_signl4.emulators.seed import seed_demo
-from sentinel_signl4.emulators.server import EmulatorServer
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from integration_harness import Harness
+from sentinel_signl4_emulators.app import EmulatorState
+from sentinel_signl4_emulators.seed import seed_demo
+from sentinel_signl4_emulators.server import EmulatorServer
 
 
 @pytest.fixture(scope="session")

@@ -29,12 +29,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from integration_harness import Harness
 
+from integration_harness import Harness
 from sentinel_signl4.domain import ActionKind, ActionState, external_id_for
-from sentinel_signl4.emulators.faults import FaultRule
 from sentinel_signl4.engine.outbox import OutboxWorker
 from sentinel_signl4.store import OutboxAction, StateStore
+from sentinel_signl4_emulators.common.faults import FaultRule
 
 __all__ = ["CONCURRENCY", "CONNECTOR", "DEADLINE", "HOLD", "INCIDENT_PUT", "SLOW", "Scenario", "free_port", "has_tag"]
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from sentinel_signl4.bootstrap import Runtime, build_runtime
 from sentinel_signl4.config import Config, parse_config
-from sentinel_signl4.emulators.app import EmulatorState
-from sentinel_signl4.emulators.connector_config import emulator_config
-from sentinel_signl4.emulators.seed import DemoWorld
-from sentinel_signl4.emulators.server import EmulatorServer
+from sentinel_signl4.demo_config import emulator_config
+from sentinel_signl4_emulators.app import EmulatorState
+from sentinel_signl4_emulators.seed import DemoWorld
+from sentinel_signl4_emulators.server import EmulatorServer
 
 __all__ = ["Harness"]
 

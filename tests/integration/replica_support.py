@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from crash_support import CONCURRENCY
 from integration_harness import Harness
-
 from sentinel_signl4.domain import ActionKind, ActionState, external_id_for
-from sentinel_signl4.emulators.faults import FaultRule
 from sentinel_signl4.store import StateStore
+from sentinel_signl4_emulators.common.faults import FaultRule
 
 __all__ = ["CONNECTOR", "DEADLINE", "LEASE", "Replica", "ReplicaSet"]
 

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from integration_harness import Harness
-from source_sides import Side, View, side_for
 
+from integration_harness import Harness
 from sentinel_signl4.bootstrap import Runtime
 from sentinel_signl4.domain import external_id_for
 from sentinel_signl4.web.app import build_web_app
+from source_sides import Side, View, side_for
 
 __all__ = ["ONLY_FRESH_HIGH", "TOKEN", "Sync", "ext", "resolves_sent", "start"]
 

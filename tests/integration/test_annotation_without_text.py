@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import structlog
+
 from integration_harness import Harness
 from sync_support import TOKEN, start
 

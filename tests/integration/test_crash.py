@@ -26,12 +26,12 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from crash_support import CONCURRENCY, DEADLINE, INCIDENT_PUT, SLOW, Scenario
 from integration_harness import Harness
-
 from sentinel_signl4.domain import ActionKind, ActionState
-from sentinel_signl4.emulators.faults import FaultRule
 from sentinel_signl4.store.factory import open_store
+from sentinel_signl4_emulators.common.faults import FaultRule
 
 pytestmark = pytest.mark.slow
 

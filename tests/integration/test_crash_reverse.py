@@ -31,14 +31,14 @@ from typing import Any
 
 import httpx
 import pytest
+
 from crash_support import CONCURRENCY, CONNECTOR, HOLD, SLOW, Scenario, free_port, has_tag
 from integration_harness import Harness
-
 from sentinel_signl4.domain import ActionKind, ActionState, external_id_for
-from sentinel_signl4.emulators.faults import FaultRule
-from sentinel_signl4.emulators.seed import DemoUser
 from sentinel_signl4.store import InboxState
 from sentinel_signl4.store.factory import open_store
+from sentinel_signl4_emulators.common.faults import FaultRule
+from sentinel_signl4_emulators.seed import DemoUser
 
 pytestmark = pytest.mark.slow
 

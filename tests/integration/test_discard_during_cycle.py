@@ -7,10 +7,9 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from integration_harness import Harness
-
 from sentinel_signl4.domain import ActionState, external_id_for
-from sentinel_signl4.emulators.faults import FaultRule
 from sentinel_signl4.engine.keys import raise_key
+from sentinel_signl4_emulators.common.faults import FaultRule
 
 BURST = 6  # more incidents than the outbox works at once (4), so some rows wait while the first sends hang
 

@@ -9,14 +9,14 @@ from typing import Any
 
 import httpx
 import pytest
-from integration_harness import Harness
 
+from integration_harness import Harness
 from sentinel_signl4.bootstrap import Runtime, build_runtime
 from sentinel_signl4.clients.http import ssl_context
 from sentinel_signl4.clients.loganalytics import reset_query_gates
 from sentinel_signl4.domain import external_id_for
-from sentinel_signl4.emulators.faults import FaultRule
-from sentinel_signl4.emulators.loganalytics_model import Fault, FaultKind
+from sentinel_signl4_emulators.common.faults import FaultRule
+from sentinel_signl4_emulators.loganalytics.model import Fault, FaultKind
 
 ALERTS_PATH = r"/incidents/[^/]+/alerts$"
 ENTITIES_PATH = r"/incidents/[^/]+/entities$"

@@ -9,13 +9,13 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import structlog
+
 from integration_harness import Harness
+from sentinel_signl4.domain import ActionState, external_id_for
+from sentinel_signl4.store import InboxEvent, InboxState
+from sentinel_signl4_emulators.common.faults import FaultRule
 from source_sides import side_for
 from sync_support import ONLY_FRESH_HIGH, TOKEN, Sync
-
-from sentinel_signl4.domain import ActionState, external_id_for
-from sentinel_signl4.emulators.faults import FaultRule
-from sentinel_signl4.store import InboxEvent, InboxState
 
 WEBHOOK = r"^/webhook/"
 

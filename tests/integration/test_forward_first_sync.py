@@ -6,7 +6,6 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from integration_harness import Harness
-
 from sentinel_signl4.domain import ActionKind, SkipReason, external_id_for
 
 

@@ -7,9 +7,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from integration_harness import Harness
-
 from sentinel_signl4.domain import ActionKind, ActionState, external_id_for
-from sentinel_signl4.emulators.faults import FaultRule
+from sentinel_signl4_emulators.common.faults import FaultRule
 
 INCIDENTS_PATH = r"/providers/Microsoft\.SecurityInsights/incidents$"
 WEBHOOK_PATH = r"^/webhook/"

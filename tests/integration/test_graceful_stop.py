@@ -7,9 +7,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from integration_harness import Harness
-
 from sentinel_signl4.domain import ActionKind, ActionState
-from sentinel_signl4.emulators.faults import FaultRule
+from sentinel_signl4_emulators.common.faults import FaultRule
 
 BURST = 24
 

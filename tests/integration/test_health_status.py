@@ -15,15 +15,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from integration_harness import Harness
 from structlog.testing import capture_logs
 
+from integration_harness import Harness
 from sentinel_signl4.bootstrap import Runtime
 from sentinel_signl4.domain import external_id_for
-from sentinel_signl4.emulators.faults import FaultRule
 from sentinel_signl4.engine.health import HealthState
 from sentinel_signl4.runner import run_once_all
 from sentinel_signl4.web.app import build_web_app
+from sentinel_signl4_emulators.common.faults import FaultRule
 
 WEBHOOK_PATH = r"^/webhook/"
 ONLY_BURST = {"severities": ["High"], "max_age": "15m"}

@@ -7,11 +7,10 @@ import contextlib
 from datetime import UTC, datetime, timedelta
 
 from integration_harness import Harness
-
 from sentinel_signl4.bootstrap import build_runtime
 from sentinel_signl4.config import parse_config
 from sentinel_signl4.domain import external_id_for
-from sentinel_signl4.emulators.faults import FaultRule
+from sentinel_signl4_emulators.common.faults import FaultRule
 
 ONLY_FRESH_HIGH = {"severities": ["High"], "max_age": "15m"}
 

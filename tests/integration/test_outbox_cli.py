@@ -19,15 +19,15 @@ from typing import Any
 
 import httpx
 import pytest
-from integration_harness import Harness
 from typer.testing import CliRunner
 
+from integration_harness import Harness
 from sentinel_signl4.bootstrap import Runtime
 from sentinel_signl4.cli import app
 from sentinel_signl4.domain import ActionKind, ActionState, external_id_for
-from sentinel_signl4.emulators.faults import FaultRule
 from sentinel_signl4.engine.keys import raise_key
 from sentinel_signl4.store import OutboxAction
+from sentinel_signl4_emulators.common.faults import FaultRule
 
 OVERRIDES = {"filter": {"severities": ["High"], "max_age": "15m"}, "logging": {"format": "json"}}
 WEBHOOK_PATH = r"^/webhook/"

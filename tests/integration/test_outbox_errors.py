@@ -8,11 +8,10 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from integration_harness import Harness
-from sync_support import start
-
 from sentinel_signl4.domain import ActionKind, ActionState, external_id_for
 from sentinel_signl4.engine.report import PollReport
 from sentinel_signl4.store import OutboxAction
+from sync_support import start
 
 ONLY_BURST = {"severities": ["High"], "max_age": "15m"}
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-from integration_harness import Harness
 
+from integration_harness import Harness
 from sentinel_signl4.bootstrap import build_runtime
 from sentinel_signl4.checks import run_checks
 from sentinel_signl4.clients.azure_actions import (

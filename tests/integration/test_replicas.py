@@ -4,16 +4,11 @@ and PID) run each connector once; every incident pages exactly once, and no repl
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from integration_harness import Harness
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from sentinel_signl4.domain import ActionState, external_id_for
 from store_fixtures import any_store_url  # noqa: F401 - fixture
 

@@ -18,12 +18,12 @@ import signal
 from collections.abc import AsyncIterator
 
 import pytest
+
 from crash_support import CONCURRENCY, HOLD, SLOW
 from integration_harness import Harness
 from replica_support import LEASE, ReplicaSet
-
-from sentinel_signl4.emulators.faults import FaultRule
 from sentinel_signl4.store.factory import open_store
+from sentinel_signl4_emulators.common.faults import FaultRule
 from store_fixtures import any_store_url  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow

@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+
 from integration_harness import Harness
 from replica_support import LEASE, ReplicaSet
-
 from sentinel_signl4.store.factory import open_store
 from store_fixtures import any_store_url  # noqa: F401 - fixture
 

@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from integration_harness import Harness
-from sync_support import ONLY_FRESH_HIGH, TOKEN, resolves_sent, start
 
+from integration_harness import Harness
 from sentinel_signl4.domain import external_id_for
-from sentinel_signl4.emulators.faults import FaultRule
-from sentinel_signl4.emulators.signl4_model import AlertStatus
 from sentinel_signl4.web.app import build_web_app
+from sentinel_signl4_emulators.common.faults import FaultRule
+from sentinel_signl4_emulators.signl4.model import AlertStatus
+from sync_support import ONLY_FRESH_HIGH, TOKEN, resolves_sent, start
 
 
 async def test_acknowledge_sets_owner_active_and_comments(harness: Harness) -> None:

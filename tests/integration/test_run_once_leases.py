@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from integration_harness import Harness
-
 from sentinel_signl4.bootstrap import instance_directory
 from sentinel_signl4.engine.health import HealthState
 from sentinel_signl4.engine.instances import InstanceRegistry

@@ -7,11 +7,11 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from integration_harness import Harness
 
-from sentinel_signl4.emulators.faults import FaultRule
+from integration_harness import Harness
 from sentinel_signl4.logs import configure_logging
 from sentinel_signl4.web.app import build_web_app
+from sentinel_signl4_emulators.common.faults import FaultRule
 
 CLIENT_SECRET = "cs-Q8~very-secret-client-value"
 TEAM_SECRET = "tm9secretteam77"

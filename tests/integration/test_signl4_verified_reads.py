@@ -10,16 +10,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from integration_harness import Harness
-from sync_support import ONLY_FRESH_HIGH, Sync, start
 
+from integration_harness import Harness
 from sentinel_signl4.bootstrap import Runtime
 from sentinel_signl4.checks import run_checks
 from sentinel_signl4.domain import ActionKind, external_id_for
-from sentinel_signl4.emulators.faults import FaultRule
-from sentinel_signl4.emulators.signl4_model import Behaviour, RawParameter
 from sentinel_signl4.engine.signl4_poll import ANNOTATIONS_PATH_CURSOR, POLL_CURSOR
 from sentinel_signl4.logs import configure_logging
+from sentinel_signl4_emulators.common.faults import FaultRule
+from sentinel_signl4_emulators.signl4.model import Behaviour, RawParameter
+from sync_support import ONLY_FRESH_HIGH, Sync, start
 
 WEBHOOK_PATH = r"^/webhook/"
 POLLING = {"mode": "poll", "poll_signl4_interval": "1s"}

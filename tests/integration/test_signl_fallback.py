@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from integration_harness import Harness
 from structlog.testing import capture_logs
 
+from integration_harness import Harness
 from sentinel_signl4.domain import ActionKind, ActionState, external_id_for
 from sentinel_signl4.engine.keys import raise_key
 

@@ -15,20 +15,20 @@ from typing import Any
 
 import httpx
 import pytest
+
 import sync_support
 from integration_harness import Harness
-from source_sides import Side, side_for
-from sync_support import ONLY_FRESH_HIGH, TOKEN, ext, resolves_sent
-
 from sentinel_signl4.bootstrap import Runtime
 from sentinel_signl4.checks import run_checks
 from sentinel_signl4.clients.graph import graph_limiter
 from sentinel_signl4.clients.retry import set_testing
 from sentinel_signl4.domain import ActionState, SkipReason, external_id_for
-from sentinel_signl4.emulators.graph_model import Permission
-from sentinel_signl4.emulators.signl4_model import AlertStatus
 from sentinel_signl4.logs import configure_logging
 from sentinel_signl4.web.app import build_web_app
+from sentinel_signl4_emulators.graph.model import Permission
+from sentinel_signl4_emulators.signl4.model import AlertStatus
+from source_sides import Side, side_for
+from sync_support import ONLY_FRESH_HIGH, TOKEN, ext, resolves_sent
 
 
 @pytest.fixture(params=["sentinel", "graph"])

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
+
 from crash_support import Scenario, free_port
 from integration_harness import Harness
-
 from sentinel_signl4.store.factory import open_store
 
 pytestmark = pytest.mark.slow

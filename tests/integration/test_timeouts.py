@@ -4,8 +4,8 @@ every remote call of a connector actually runs with."""
 from __future__ import annotations
 
 import httpx
-from integration_harness import Harness
 
+from integration_harness import Harness
 from sentinel_signl4.bootstrap import build_runtime
 from sentinel_signl4.domain import SignlRequest
 

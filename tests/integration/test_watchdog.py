@@ -10,13 +10,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from integration_harness import Harness
-
-from sentinel_signl4.emulators.signl4_model import AlertStatus
 from sentinel_signl4.engine.health import HealthState
 from sentinel_signl4.engine.loop_watch import LoopWatcher
 from sentinel_signl4.engine.watchdog import WATCHDOG_SERVICE
 from sentinel_signl4.runner import serve_until_stopped
 from sentinel_signl4.watchdog_wiring import SyncWebhookSender, build_watchdog
+from sentinel_signl4_emulators.signl4.model import AlertStatus
 
 WATCHDOG_SECRET = "platform-team-watchdog-secret"
 UNKNOWN_SECRET = "not-yet-our-team-secret"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,8 +27,6 @@ from sentinel_signl4.domain.graph_vocab import (
     status_from_graph_incident,
     verdict_for,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from spec_validation import SPECS_DIR
 
 ENUMS: dict[str, Any] = json.loads((SPECS_DIR / "graph" / "security-enums.json").read_text())

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fake_clock import START, FakeClock
 from sentinel_signl4.engine.health import ConnectorHealth, CycleOutcome, HealthState, store_error_message

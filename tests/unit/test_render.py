@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import sys
 import unicodedata
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from render_cases import alert, entity, incident, many_entities, oversize, unicode_incident
@@ -23,8 +21,6 @@ from sentinel_signl4.domain.render import (
     template_variables,
 )
 from sentinel_signl4.domain.templates import SAMPLE_VARIABLES, compile_templates
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared spec helpers
 from spec_validation import sentinel_errors
 
 CTX = RenderContext(connector="contoso", display_name="Contoso Ltd", service="Microsoft Sentinel")

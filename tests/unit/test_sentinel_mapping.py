@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,8 +25,6 @@ from sentinel_signl4.domain import (
     IncidentStatus,
     Severity,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from spec_validation import SPECS_DIR, assert_valid
 
 NOW = datetime(2026, 11, 26, 10, 0, 0, 123456, tzinfo=UTC)

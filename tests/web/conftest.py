@@ -1,8 +1,16 @@
-"""Fixtures of this folder live in web_world.py (importable by name, unlike a conftest); re-exported here."""
+"""Fixtures of this folder live in web_world.py (importable by name, unlike a conftest); registered here by name.
 
-import sys
-from pathlib import Path
+``tests/web`` is on ``sys.path`` through ``pythonpath`` in pyproject.toml.
+"""
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from web_world import *  # noqa: F403
+from web_world import (  # noqa: F401 - fixtures, found by pytest in this module's namespace
+    app,
+    captured_logs,
+    client,
+    config,
+    db_path,
+    harness,
+    migrated_database,
+    production_logs,
+    runtime,
+)

@@ -12,11 +12,11 @@ import os
 from pathlib import Path
 
 import pytest
-from web_world import NOW, SECRETS
 
 from sentinel_signl4.bootstrap import Runtime
 from sentinel_signl4.web import WebServer, build_web_app
 from store_fixtures import make_action
+from web_world import NOW, SECRETS
 
 CHROMIUM = Path("/usr/bin/chromium")
 

@@ -8,10 +8,10 @@ from urllib.parse import quote, urlsplit
 import httpx
 import pytest
 from typer.testing import CliRunner
-from web_world import ALPHA_TOKEN, SECRETS, config_text, event, inbox_rows
 
 from sentinel_signl4.cli import app
 from store_fixtures import store_url_sqlite
+from web_world import ALPHA_TOKEN, SECRETS, config_text, event, inbox_rows
 
 
 def write_config(tmp_path: Path, public_url: str) -> Path:

@@ -7,11 +7,11 @@ from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
-from web_world import ALPHA_TOKEN, API_KEY, CLIENT_SECRET, NOW, SECRETS, TEAM_SECRET, Harness
 
 from sentinel_signl4.domain.enums import ActionKind
 from sentinel_signl4.web import dashboard as dashboard_module
 from store_fixtures import make_action, make_link
+from web_world import ALPHA_TOKEN, API_KEY, CLIENT_SECRET, NOW, SECRETS, TEAM_SECRET, Harness
 
 SCRIPT = "<script>document.title='pwned'</script>"
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import httpx
-from web_world import NOW, Harness
 
 from store_fixtures import make_action
+from web_world import NOW, Harness
 
 
 async def test_a_discarded_row_is_counted_as_discarded_not_as_dead(client: httpx.AsyncClient,

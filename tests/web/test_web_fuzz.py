@@ -14,9 +14,9 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import event as hypothesis_event
 from hypothesis import strategies as st
-from web_world import ALPHA_TOKEN, BRAVO_TOKEN, POLL_TOKEN, event, inbox_rows
 
 from sentinel_signl4.web.webhook import IGNORED_EVENT_TYPES, MAX_EVENT_ID_CHARS, WEBHOOK_PREFIX, webhook_path
+from web_world import ALPHA_TOKEN, BRAVO_TOKEN, POLL_TOKEN, event, inbox_rows
 
 VALID_PATHS = {webhook_path("alpha", ALPHA_TOKEN): "alpha", webhook_path("bravo", BRAVO_TOKEN): "bravo"}
 

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
+
 from web_world import CLIENT_SECRET, NOW, SECRETS, Harness, alpha_path, event
 
 ENABLED = ["alpha", "bravo", "charlie", "delta", "foxtrot"]  # echo is disabled

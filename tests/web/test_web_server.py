@@ -13,7 +13,6 @@ from pathlib import Path
 import httpx
 import pytest
 import structlog
-from web_world import ALPHA_TOKEN, alpha_path, config_text, event, inbox_rows
 
 from sentinel_signl4.bootstrap import Runtime, build_runtime
 from sentinel_signl4.config import parse_config
@@ -24,6 +23,7 @@ from sentinel_signl4.web import WebServer, WebServerError, build_web_app
 from sentinel_signl4.web.server import ConnectionLimits
 from sentinel_signl4.web.webhook import WEBHOOK_PREFIX
 from store_fixtures import store_url_sqlite
+from web_world import ALPHA_TOKEN, alpha_path, config_text, event, inbox_rows
 
 
 def free_port() -> int:

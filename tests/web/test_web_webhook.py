@@ -11,6 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+
+from sentinel_signl4.web import webhook as webhook_module
+from sentinel_signl4.web.webhook import WEBHOOK_PREFIX, webhook_path
 from web_world import (
     ALPHA_TOKEN,
     BRAVO_TOKEN,
@@ -24,9 +27,6 @@ from web_world import (
     event,
     inbox_rows,
 )
-
-from sentinel_signl4.web import webhook as webhook_module
-from sentinel_signl4.web.webhook import WEBHOOK_PREFIX, webhook_path
 
 MiB = 1024 * 1024
 

@@ -9,7 +9,6 @@ import json
 import logging
 import shutil
 import sqlite3
-import sys
 from collections.abc import AsyncIterator, Iterator, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,8 +20,6 @@ import pytest
 import structlog
 from starlette.applications import Starlette
 from structlog.testing import capture_logs
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sentinel_signl4.bootstrap import Runtime, build_runtime
 from sentinel_signl4.config import Config, parse_config

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import sqlite3
 
-import asyncpg
 from sqlalchemy.exc import SQLAlchemyError
 
 from sentinel_signl4.store.base import StoreReplacedError
 
 __all__ = ["is_store_error"]
 
-_DRIVER_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, sqlite3.Error, asyncpg.PostgresError,
-                                                   asyncpg.InterfaceError, StoreReplacedError)
+try:
+    import asyncpg
+except ModuleNotFoundError:  # no `postgres` extra: no PostgreSQL store can be opened, so none can fail
+    _POSTGRES_ERRORS: tuple[type[BaseException], ...] = ()
+else:
+    _POSTGRES_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError)
+
+_DRIVER_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, sqlite3.Error, *_POSTGRES_ERRORS,
+                                                   StoreReplacedError)
 
 
 def is_store_error(exc: BaseException) -> bool:

@@ -19,6 +19,7 @@ Anything else is a ``ValueError`` that names the problem. Messages and ``repr``s
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -116,6 +117,9 @@ def _sqlite_path(url: str) -> str:
 # -- PostgreSQL ----------------------------------------------------------------------------------------------
 def _open_postgres(url: str, schema: str | None) -> SqlStateStore:
     shown = _redact_url(url)
+    if importlib.util.find_spec("asyncpg") is None:
+        raise ValueError(f"store URL {shown!r} needs the PostgreSQL driver, which is not installed: "
+                         "install sentinel-signl4[postgres] (pip install 'sentinel-signl4[postgres]')")
     rest = url.partition("://")[2]
     try:
         # make_url's own errors quote the whole URL, password included: never let them out.

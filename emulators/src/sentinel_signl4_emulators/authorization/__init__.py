@@ -1,0 +1,1 @@
+"""Azure RBAC (Microsoft.Authorization): role definitions and role assignments on ARM scopes."""

@@ -1,0 +1,1 @@
+"""Microsoft Entra ID: tenants, app registrations, client-credential tokens and their validation."""

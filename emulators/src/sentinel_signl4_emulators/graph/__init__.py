@@ -1,0 +1,1 @@
+"""Microsoft Graph: security incidents and alerts, users, applications and service principals."""

@@ -1,0 +1,1 @@
+"""Microsoft Sentinel incidents, comments, alerts and entities over Azure Resource Manager."""

@@ -1,0 +1,115 @@
+"""The layering rules of docs/architecture.md, read from the source with ``ast`` (every import counts: at module
+level, inside functions and under ``TYPE_CHECKING``).
+
+* ``sentinel_signl4.domain`` imports nothing of ours outside the domain.
+* ``sentinel_signl4.engine`` imports no client, configuration, source, web or emulator module.
+* ``sentinel_signl4_emulators`` imports nothing of the product.
+* The product imports the emulators only in the ``demo`` / ``emulate`` entry points.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCT = ROOT / "src" / "sentinel_signl4"
+EMULATORS = ROOT / "emulators" / "src" / "sentinel_signl4_emulators"
+
+#: The engine's imports of outer layers that exist today, each to be removed by moving the type it needs to a
+#: neutral module (errors) or by passing plain values (configuration). Remove an entry once its import is gone; an
+#: entry that no longer matches anything is harmless, so the rule can be tightened one import at a time.
+ENGINE_EXCEPTIONS: frozenset[tuple[str, str]] = frozenset({
+    # Remote-error types the engine classifies; they belong in a neutral errors module.
+    ("sentinel_signl4.engine.connector", "sentinel_signl4.clients.errors"),
+    ("sentinel_signl4.engine.enrich", "sentinel_signl4.clients.errors"),
+    ("sentinel_signl4.engine.failures", "sentinel_signl4.clients.errors"),
+    ("sentinel_signl4.engine.forward", "sentinel_signl4.clients.errors"),
+    ("sentinel_signl4.engine.outbox", "sentinel_signl4.clients.errors"),
+    ("sentinel_signl4.engine.owners", "sentinel_signl4.clients.errors"),
+    ("sentinel_signl4.engine.reverse", "sentinel_signl4.clients.errors"),
+    # Configuration models the engine takes instead of plain values.
+    ("sentinel_signl4.engine.credential_expiry", "sentinel_signl4.config"),
+    ("sentinel_signl4.engine.reverse", "sentinel_signl4.config"),
+    # SIGNL4 polling still reads the concrete REST client instead of an adapter yielding Signl4Events.
+    ("sentinel_signl4.engine.signl4_poll", "sentinel_signl4.clients.signl4"),
+    ("sentinel_signl4.engine.signl4_poll", "sentinel_signl4.clients.signl4_reads"),
+})
+
+#: The product modules that may import the emulators: ``sentinel-signl4 demo`` and ``emulate`` (the ``demo`` extra).
+EMULATOR_ENTRY_POINTS = frozenset({
+    "sentinel_signl4.cli",
+    "sentinel_signl4.demo",
+    "sentinel_signl4.demo_config",
+    "sentinel_signl4.demo_sources",
+    "sentinel_signl4.emulate",
+})
+
+ENGINE_FORBIDDEN = ("sentinel_signl4.clients", "sentinel_signl4.config", "sentinel_signl4.sources",
+                    "sentinel_signl4.web", "sentinel_signl4_emulators")
+
+
+def _module_name(path: Path, package_dir: Path) -> str:
+    parts = [package_dir.name, *path.relative_to(package_dir).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, package_dir: Path) -> Iterator[str]:
+    """Every module ``path`` imports, relative imports resolved; ``from a import b`` yields ``a.b`` and ``a``."""
+    module = _module_name(path, package_dir)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*anchor, base] if base else anchor)
+            yield base
+            yield from (f"{base}.{alias.name}" for alias in node.names)
+
+
+def _edges(package_dir: Path) -> Iterator[tuple[str, str]]:
+    for path in sorted(package_dir.rglob("*.py")):
+        module = _module_name(path, package_dir)
+        for imported in _imports(path, package_dir):
+            yield module, imported
+
+
+def _within(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def test_the_rules_see_the_imports_they_judge() -> None:
+    # The reader must find imports of every kind, or every rule below would pass on an empty list.
+    edges = set(_edges(PRODUCT))
+    assert ("sentinel_signl4.cli", "sentinel_signl4_emulators") in edges  # inside a function
+    assert ("sentinel_signl4.domain.graph_vocab", "sentinel_signl4.domain.enums") in edges
+    assert any(_within(b, "sentinel_signl4_emulators.common") for _a, b in _edges(EMULATORS))
+
+
+def test_domain_imports_nothing_of_ours_outside_the_domain() -> None:
+    bad = sorted((a, b) for a, b in _edges(PRODUCT) if _within(a, "sentinel_signl4.domain")
+                 and (_within(b, "sentinel_signl4") or _within(b, "sentinel_signl4_emulators"))
+                 and not _within(b, "sentinel_signl4.domain"))
+    assert bad == []
+
+
+def test_engine_imports_no_client_config_source_web_or_emulator() -> None:
+    bad = sorted((a, b) for a, b in _edges(PRODUCT) if _within(a, "sentinel_signl4.engine")
+                 and any(_within(b, layer) for layer in ENGINE_FORBIDDEN)
+                 and not any(a == mod and _within(b, target) for mod, target in ENGINE_EXCEPTIONS))
+    assert bad == []
+
+
+def test_emulators_import_nothing_of_the_product() -> None:
+    bad = sorted((a, b) for a, b in _edges(EMULATORS) if _within(b, "sentinel_signl4"))
+    assert bad == []
+
+
+def test_product_imports_emulators_only_in_the_demo_entry_points() -> None:
+    bad = sorted((a, b) for a, b in _edges(PRODUCT) if _within(b, "sentinel_signl4_emulators")
+                 and a not in EMULATOR_ENTRY_POINTS)
+    assert bad == []
