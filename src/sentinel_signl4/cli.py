@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from sentinel_signl4.cli_console import console_app
 from sentinel_signl4.cli_outbox import outbox_app
 from sentinel_signl4.config import Config, ConfigError, load_config
 from sentinel_signl4.provision.app import provision_app
@@ -24,6 +25,7 @@ app = typer.Typer(help="Connects Microsoft Sentinel / Defender XDR incidents to 
 config_app = typer.Typer(help="Work with configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(console_app, name="console")
 app.add_typer(provision_app, name="provision")
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Path to the TOML config file.")]

@@ -13,7 +13,7 @@ from sentinel_signl4.domain import ActionKind
 from sentinel_signl4.engine.health import HealthState
 from sentinel_signl4.logs import configure_logging
 from sentinel_signl4.watchdog_wiring import watchdog_running
-from sentinel_signl4.web import WebServer, build_web_app
+from sentinel_signl4.web import WebServer, build_console_app_for, build_web_app
 from sentinel_signl4.web.server import connection_limits
 
 __all__ = ["run_forever", "run_once_all"]
@@ -54,8 +54,8 @@ async def run_forever(config: Config, stop: asyncio.Event) -> None:
 
 
 async def serve_until_stopped(runtime: Runtime, stop: asyncio.Event, *, web: bool = True) -> None:
-    """Run the supervisor until ``stop``; with ``web``, the HTTP server (webhooks, probes, metrics, status page)
-    on ``[server]`` host and port alongside it.
+    """Run the supervisor until ``stop``; with ``web``, the HTTP server (webhooks, probes) on ``[server]`` host and
+    port alongside it, and the console (status, controls, metrics) on ``[console]`` host and port unless disabled.
 
     The server is always started when ``web`` is set: probes and metrics are needed in every sync mode. It binds
     before any connector runs, so a port in use fails the start instead of leaving connectors running unobserved.
@@ -67,6 +67,12 @@ async def serve_until_stopped(runtime: Runtime, stop: asyncio.Event, *, web: boo
             server = WebServer(build_web_app(runtime, on_event=supervisor.wake), host=runtime.config.server.host,
                                port=runtime.config.server.port, limits=connection_limits(runtime.config.server))
             await stack.enter_async_context(server.running())
+            console = runtime.config.console
+            if console.enabled:
+                # The console and /metrics: their own listener, loopback unless configured otherwise.
+                console_server = WebServer(build_console_app_for(runtime), host=console.host, port=console.port,
+                                           limits=connection_limits(runtime.config.server))
+                await stack.enter_async_context(console_server.running())
         await stack.enter_async_context(watchdog_running(runtime, replica=supervisor.owner))
         log.info("started", connectors=[n for n, p in runtime.connectors.items() if p.config.enabled],
                  replica=supervisor.owner)

@@ -126,11 +126,12 @@ async def test_readyz_is_503_while_the_store_cannot_be_written_and_200_once_it_c
 
 
 async def test_metrics_are_in_prometheus_text_format_and_count_webhooks(client: httpx.AsyncClient,
+                                                                        console: httpx.AsyncClient,
                                                                         harness: Harness) -> None:
     await client.post(alpha_path(), json=event())
     await client.post(alpha_path(), json=event())
     harness.health["alpha"].ok(NOW)  # the scrape mirrors live health into the gauges
-    response = await client.get("/metrics")
+    response = await console.get("/metrics")  # on the console listener, beside the status page
     assert response.status_code == 200
     assert response.headers["content-type"] == CONTENT_TYPE_LATEST
     families = {family.name: family for family in text_string_to_metric_families(response.text)}
@@ -144,6 +145,14 @@ async def test_metrics_are_in_prometheus_text_format_and_count_webhooks(client: 
     assert not any(secret in response.text for secret in SECRETS)
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/", "/status", "/status.json"])
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
 async def test_read_only_endpoints_refuse_post(client: httpx.AsyncClient, path: str) -> None:
     assert (await client.post(path)).status_code == 405
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/", "/status", "/status.json", "/login", "/connectors/alpha"])
+async def test_the_public_listener_serves_no_console_page_and_no_metrics(client: httpx.AsyncClient,
+                                                                         path: str) -> None:
+    """Status, console and metrics are on the console listener only (loopback by default), never beside the
+    public webhook receiver."""
+    assert (await client.get(path)).status_code == 404

@@ -32,6 +32,8 @@ __all__ = [
     "CloudEndpoints",
     "Config",
     "ConnectorConfig",
+    "ConsoleConfig",
+    "ConsoleUser",
     "CredentialConfig",
     "FilterConfig",
     "ServerConfig",
@@ -393,6 +395,42 @@ class ServerConfig(_Strict):
     max_connections: int = Field(default=100, ge=2, le=10_000)
 
 
+class ConsoleUser(_Strict):
+    """One ``[[console.users]]`` entry. ``password_hash`` is what ``sentinel-signl4 console hash-password`` prints
+    (``scrypt$…``); it may be a ``${ENV}`` reference. ``read`` sees every page; ``admin`` may also act."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
+    role: Literal["read", "admin"] = "read"
+    password_hash: SecretStr
+
+    @field_validator("password_hash")
+    @classmethod
+    def _hash(cls, value: SecretStr) -> SecretStr:
+        parts = value.get_secret_value().split("$")
+        if len(parts) != 6 or parts[0] != "scrypt":
+            raise ValueError("must be a hash printed by `sentinel-signl4 console hash-password` (scrypt$…), "
+                             "never the password itself")
+        return value
+
+
+class ConsoleConfig(_Strict):
+    """``[console]``: the operator console and ``/metrics``, on their own listener (loopback by default)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8081, ge=0, le=65535)
+    session_ttl: Annotated[PositiveDuration, within(timedelta(minutes=1), timedelta(days=7))] = timedelta(hours=8)
+    users: tuple[ConsoleUser, ...] = ()
+
+    @field_validator("users")
+    @classmethod
+    def _unique_users(cls, value: tuple[ConsoleUser, ...]) -> tuple[ConsoleUser, ...]:
+        names = [u.name for u in value]
+        if len(set(names)) != len(names):
+            raise ValueError("console user names must be unique")
+        return value
+
+
 class LoggingConfig(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["console", "json"] = "console"
@@ -402,6 +440,7 @@ class Config(_Strict):
     store: StoreConfig = Field(default_factory=StoreConfig)
     tls: TlsConfig = Field(default_factory=TlsConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     connectors: tuple[ConnectorConfig, ...] = Field(min_length=1)
     health: HealthConfig = Field(default_factory=HealthConfig)
