@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import shutil
 import sqlite3
 import sys
@@ -79,6 +80,8 @@ mode = "{mode}"
 
 
 _CONSOLE = f"""
+[logging]
+format = "json"
 [console]
 host = "127.0.0.1"
 port = 0
@@ -188,6 +191,33 @@ async def console(console_app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=console_app), base_url="http://testserver",
                                  auth=(ADMIN, ADMIN_PASSWORD)) as c:
         yield c
+
+
+@pytest.fixture
+async def browser(console_app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the console app with no credentials (it keeps cookies, like a browser)."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=console_app),
+                                 base_url="http://testserver") as c:
+        yield c
+
+
+_HIDDEN = re.compile(r'<input type="hidden" name="(login_csrf|csrf)" value="([^"]+)">')
+
+
+async def sign_in(client: httpx.AsyncClient, name: str, password: str) -> str:
+    """Sign in through the login form like a browser; return the session's CSRF token (from a page's form)."""
+    form = await client.get("/login")
+    [(_, login_csrf)] = _HIDDEN.findall(form.text)
+    response = await client.post("/login", data={"login_csrf": login_csrf, "username": name, "password": password})
+    assert response.status_code == 303, response.text
+    page = await client.get("/")
+    assert page.status_code == 200, page.text
+    return dict(_HIDDEN.findall(page.text))["csrf"]
+
+
+def audit_events(audit_log: io.StringIO) -> list[dict[str, Any]]:
+    """The console's audit events (JSON lines)."""
+    return [json.loads(line) for line in audit_log.getvalue().splitlines() if line.strip()]
 
 
 @pytest.fixture

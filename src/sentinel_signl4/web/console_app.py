@@ -306,4 +306,7 @@ def build_console_app(ctx: WebContext, auth: ConsoleAuth | None = None, *,
         Route("/metrics", probes.metrics, methods=["GET"]),
         Route("/healthz", probes.healthz, methods=["GET"]),
     ]
-    return Starlette(routes=routes)
+    app = Starlette(routes=routes)
+    # A trailing "/" gets 404, not a 307 to the route (which a client would follow, re-sending the same body).
+    app.router.redirect_slashes = False
+    return app
