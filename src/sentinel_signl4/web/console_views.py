@@ -205,9 +205,10 @@ def _signl(row: OutboxAction, links: Mapping[str, Any], acks: Mapping[str, tuple
     number = row.payload.get("incident_number")
     link = links.get(row.incident_id)
     ack = acks.get(row.incident_id)
-    status = "open" if link is not None and link.open else "closed" if link is not None else "raised"
-    if ack is not None and status == "open":
-        status = "acknowledged"
+    if link is not None and not link.open:
+        status = "closed"
+    else:
+        status = "acknowledged" if ack is not None else "open" if link is not None else "raised"
     url = row.payload.get("incident_url")
     return RecentSignl(
         key=row.key, incident_number=number if isinstance(number, int) else None,
