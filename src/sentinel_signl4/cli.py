@@ -15,6 +15,7 @@ import typer
 
 from sentinel_signl4.cli_console import console_app
 from sentinel_signl4.cli_outbox import outbox_app
+from sentinel_signl4.cli_pause import pause_app
 from sentinel_signl4.config import Config, ConfigError, load_config
 from sentinel_signl4.provision.app import provision_app
 
@@ -26,6 +27,7 @@ config_app = typer.Typer(help="Work with configuration files.", no_args_is_help=
 app.add_typer(config_app, name="config")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(console_app, name="console")
+app.add_typer(pause_app, name="pause")
 app.add_typer(provision_app, name="provision")
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Path to the TOML config file.")]

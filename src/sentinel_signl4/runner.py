@@ -12,6 +12,7 @@ from sentinel_signl4.config import Config
 from sentinel_signl4.domain import ActionKind
 from sentinel_signl4.engine.health import HealthState
 from sentinel_signl4.logs import configure_logging
+from sentinel_signl4.pause_ops import apply_config_pauses
 from sentinel_signl4.watchdog_wiring import watchdog_running
 from sentinel_signl4.web import WebServer, build_console_app_for, build_web_app
 from sentinel_signl4.web.server import connection_limits
@@ -62,6 +63,8 @@ async def serve_until_stopped(runtime: Runtime, stop: asyncio.Event, *, web: boo
     On ``stop`` the supervisor finishes its cycle first; the server keeps taking webhooks meanwhile and then drains.
     """
     supervisor = runtime.supervisor()
+    for pause in await apply_config_pauses(runtime.store, runtime.config, runtime.clock()):
+        log.info("pause_from_config", pause=pause.id, what=pause.describe())
     async with contextlib.AsyncExitStack() as stack:
         if web:
             server = WebServer(build_web_app(runtime, on_event=supervisor.wake), host=runtime.config.server.host,

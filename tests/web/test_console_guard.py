@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import string
 import weakref
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -20,6 +21,7 @@ from starlette.routing import Route
 from web_world import ADMIN, ADMIN_PASSWORD, NOW, READER, READER_PASSWORD, Harness, audit_events, sign_in
 
 from sentinel_signl4.domain.enums import ActionState
+from sentinel_signl4.store.pauses import Pause
 from store_fixtures import make_action
 
 SAFE = {"GET", "HEAD"}
@@ -37,6 +39,9 @@ def state_changing_routes(app: Starlette) -> list[tuple[str, str]]:
 
 
 async def prepare(harness: Harness) -> None:
+    """A dead letter (d1) to retry or discard, and a pause in force (p-standing) to clear."""
+    await harness.store.add_pause(Pause(id="p-standing", connector="alpha", severities=(), starts_at=NOW,
+                                        ends_at=NOW + timedelta(hours=1), mode="hold", created_at=NOW))
     await harness.store.enqueue(make_action("d1", "alpha", payload={"incident_number": 7}), NOW)
     await harness.store.mark_in_flight("d1", NOW)
     await harness.store.mark_dead("d1", NOW, "PermanentError: HTTP 400")
@@ -51,7 +56,7 @@ async def dead_state(harness: Harness) -> ActionState:
 def test_the_app_has_exactly_the_known_state_changing_routes(console_app: Starlette) -> None:
     assert sorted(state_changing_routes(console_app)) == [
         ("POST", "/connectors/alpha/discard"), ("POST", "/connectors/alpha/retry"), ("POST", "/login"),
-        ("POST", "/logout")]
+        ("POST", "/logout"), ("POST", "/pauses"), ("POST", "/pauses/clear")]
 
 
 CASES = ["nobody", "basic_admin", "session_no_csrf", "session_wrong_csrf", "session_csrf_in_query",
@@ -71,9 +76,10 @@ async def test_no_forged_request_changes_anything(console_app: Starlette, harnes
             csrf = await sign_in(client, READER, READER_PASSWORD)
         before = len(audit_events(audit_log))
         for method, path in state_changing_routes(console_app):
-            if case == "reader_with_csrf" and not path.startswith("/connectors/"):
+            if case == "reader_with_csrf" and path in ("/login", "/logout"):
                 continue  # a reader may sign out (and in): only the admin routes are refused
-            form: dict[str, str] = {"key": "d1", "reason": "forged", "username": ADMIN, "password": ADMIN_PASSWORD}
+            form: dict[str, str] = {"key": "d1", "reason": "forged", "username": ADMIN, "password": ADMIN_PASSWORD,
+                                    "connector": "alpha", "duration": "1h", "mode": "skip", "pause": "p-standing"}
             headers: dict[str, str] = {}
             kwargs: dict[str, Any] = {}
             if case in ("session_cross_origin", "session_null_origin", "reader_with_csrf"):
@@ -94,6 +100,7 @@ async def test_no_forged_request_changes_anything(console_app: Starlette, harnes
             assert response.status_code in (401, 403, 415), (case, path, response.status_code)
             assert "s4s_console" not in response.headers.get("set-cookie", "")
         assert await dead_state(harness) is ActionState.DEAD
+        assert [p.id for p in await harness.store.pauses(NOW)] == ["p-standing"]  # none added, none cleared
         assert audit_events(audit_log)[before:] == []
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -36,6 +37,7 @@ __all__ = [
     "ConsoleUser",
     "CredentialConfig",
     "FilterConfig",
+    "PauseConfig",
     "ServerConfig",
     "Signl4Config",
     "StoreConfig",
@@ -431,6 +433,24 @@ class ConsoleConfig(_Strict):
         return value
 
 
+class PauseConfig(_Strict):
+    """One ``[[pauses]]`` entry: a maintenance window known in advance (stored when the process starts; the CLI
+    and the console set ad-hoc ones). ``connector = "*"`` is every connector; no ``severities``: every severity."""
+
+    connector: str
+    severities: tuple[str, ...] = ()
+    start: AwareDatetime | None = None
+    end: AwareDatetime
+    mode: Literal["skip", "hold"] = "skip"
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _order(self) -> PauseConfig:
+        if self.start is not None and self.start >= self.end:
+            raise ValueError("start must be before end")
+        return self
+
+
 class LoggingConfig(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["console", "json"] = "console"
@@ -441,6 +461,7 @@ class Config(_Strict):
     tls: TlsConfig = Field(default_factory=TlsConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
+    pauses: tuple[PauseConfig, ...] = ()
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     connectors: tuple[ConnectorConfig, ...] = Field(min_length=1)
     health: HealthConfig = Field(default_factory=HealthConfig)

@@ -6,6 +6,8 @@ Routes:
 * ``GET /``: the overview (sorting and filtering by query parameters); ``GET /connectors/{name}``: one connector.
 * ``POST /connectors/{name}/retry`` and ``/discard``: admin only; the same store operations as ``outbox retry`` /
   ``outbox discard``, with the same audit event.
+* ``POST /pauses`` and ``/pauses/clear``: admin only; set or clear a maintenance window (``pause_ops.py``, as the
+  ``pause`` CLI). Windows in force are shown on every page.
 * ``GET /status``, ``GET /status.json``: the status cards and their JSON (``dashboard.py``), behind the login too.
 * ``GET /metrics``, ``GET /healthz``: Prometheus and liveness, unauthenticated (read-only, no secret in them;
   reachable only where the console listener is).
@@ -18,6 +20,7 @@ prove there is no other way in.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import urllib.parse
@@ -33,6 +36,8 @@ from starlette.routing import Route
 from sentinel_signl4 import __version__
 from sentinel_signl4.engine.health import HealthState
 from sentinel_signl4.operator_actions import audit, outcome, why_not
+from sentinel_signl4.pause_ops import PauseError, clear_pause, new_pause, parse_until
+from sentinel_signl4.store.pauses import Pause
 from sentinel_signl4.web.console_auth import LOGIN_COOKIE, SESSION_COOKIE, ConsoleAuth, Principal, csrf_matches
 from sentinel_signl4.web.console_views import collect_detail, collect_overview, select_rows
 from sentinel_signl4.web.context import WebContext, json_response
@@ -85,10 +90,15 @@ class Console:
 
     # -- plumbing ---------------------------------------------------------------------------------------------
 
-    def render(self, name: str, status: int = 200, *, user: Principal | None, **values: Any) -> HTMLResponse:
+    async def render(self, name: str, status: int = 200, *, user: Principal | None, **values: Any) -> HTMLResponse:
         now = self.ctx.clock()
+        active: list[Pause] = []
+        if user is not None:  # shown on every page while in force; a store failure only hides the banner
+            with contextlib.suppress(Exception):
+                active = [p for p in await self.ctx.store.pauses(now) if p.active(now)]
         page = self._env.get_template(name).render(
-            user=user, version=__version__, now=now, flash=values.pop("flash", None),
+            user=user, version=__version__, now=now, active_pauses=active, back_to=values.pop("back_to", "/"),
+            flash=values.pop("flash", None),
             problem=values.pop("problem", None), ago=lambda then: _ago(then, now), age=_age, **values)
         return HTMLResponse(page, status_code=status, headers=CONSOLE_HEADERS)
 
@@ -113,7 +123,7 @@ class Console:
                 if role == "admin" and not principal.admin:
                     raise _Refused(403, "this needs the admin role")
             except _Refused as refused:
-                return self._refusal(request, refused)
+                return await self._refusal(request, refused)
             return await handler(request, principal, form)
 
         return endpoint
@@ -140,19 +150,19 @@ class Console:
         if origin == "null" or urllib.parse.urlsplit(origin).netloc != host:
             raise _Refused(403, "cross-origin request refused")
 
-    def _refusal(self, request: Request, refused: _Refused) -> Response:
+    async def _refusal(self, request: Request, refused: _Refused) -> Response:
         if request.method in _SAFE_METHODS and request.url.path.endswith(".json"):
             return json_response(refused.status, {"error": refused.text},
                                  {"WWW-Authenticate": 'Basic realm="sentinel-signl4 console"'}
                                  if refused.status == 401 else None)
-        return self.render("message.html", refused.status, user=None, heading="Refused", text=refused.text,
+        return await self.render("message.html", refused.status, user=None, heading="Refused", text=refused.text,
                            back="/login" if refused.status == 401 else "/")
 
     # -- sessions ---------------------------------------------------------------------------------------------
 
     async def login_page(self, request: Request, *, problem: str | None = None, status: int = 200) -> Response:
         token = _token()
-        response = self.render("login.html", status, user=None, login_csrf=token, has_users=self.auth.has_users,
+        response = await self.render("login.html", status, user=None, login_csrf=token, has_users=self.auth.has_users,
                                problem=problem)
         response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", path="/login")
         return response
@@ -165,7 +175,7 @@ class Console:
             self._same_origin(request)
             form = await _read_form(request)
         except _Refused as refused:
-            return self._refusal(request, refused)
+            return await self._refusal(request, refused)
         if not csrf_matches(request.cookies.get(LOGIN_COOKIE), form.get("login_csrf")):
             return await self.login_page(request, problem="The sign-in form expired; please try again.",
                                          status=403)
@@ -203,21 +213,22 @@ class Console:
             reverse = "asc" if (key == sort and desc) or (key != sort) else "desc"
             return urllib.parse.urlencode({"sort": key, "dir": reverse, "state": state, "q": q})
 
-        return self.render("overview.html", user=principal, rows=chosen, total=len(rows), shown=len(chosen),
+        return await self.render("overview.html", user=principal, rows=chosen, total=len(rows), shown=len(chosen),
                            sort=sort, desc=desc, state=state, q=q, query_for=query_for,
                            states=[s.value for s in HealthState])
 
     async def connector(self, request: Request, principal: Principal, _form: Mapping[str, str]) -> Response:
         cfg = self._connector(request)
         if cfg is None:
-            return self.render("message.html", 404, user=principal, heading="Not found",
+            return await self.render("message.html", 404, user=principal, heading="Not found",
                                text="No connector of that name.", back="/")
         detail = await collect_detail(self.ctx, cfg)
         done, n = request.query_params.get("done", ""), request.query_params.get("n", "0")
         flash = _DONE_MESSAGES[done].format(n=int(n) if n.isdigit() else 0) if done in _DONE_MESSAGES else None
         refused = request.query_params.get("refused", "")
         problem = "Some rows were refused (they changed meanwhile); see the tables below." if refused else None
-        return self.render("connector.html", user=principal, d=detail, flash=flash, problem=problem)
+        return await self.render("connector.html", user=principal, d=detail, flash=flash, problem=problem,
+                                 back_to=f"/connectors/{cfg.name}")
 
     def _connector(self, request: Request) -> Any:
         name = request.path_params.get("name", "")
@@ -236,10 +247,10 @@ class Console:
         cfg = self._connector(request)
         key, reason = form.get("key", ""), form.get("reason", "").strip()[:500]
         if cfg is None or not key:
-            return self.render("message.html", 404, user=principal, heading="Not found",
+            return await self.render("message.html", 404, user=principal, heading="Not found",
                                text="No such connector or outbox row.", back="/")
         if action == "discard" and not reason:
-            return self.render("message.html", 400, user=principal, heading="Reason needed",
+            return await self.render("message.html", 400, user=principal, heading="Reason needed",
                                text="Discarding needs a reason (it is kept with the row and in the audit log).",
                                back=f"/connectors/{cfg.name}")
         store, now = self.ctx.store, self.ctx.clock()
@@ -253,6 +264,41 @@ class Console:
                    refused=refused, connector=cfg.name)
         query = urllib.parse.urlencode({"done": action, "n": len(changed), **({"refused": 1} if refused else {})})
         return RedirectResponse(f"/connectors/{cfg.name}?{query}", status_code=303, headers=CONSOLE_HEADERS)
+
+
+    # -- maintenance windows ----------------------------------------------------------------------------------
+
+    async def pause(self, request: Request, principal: Principal, form: Mapping[str, str]) -> Response:
+        now = self.ctx.clock()
+        connector = form.get("connector", "")
+        back = f"/connectors/{connector}" if connector != "*" else "/"
+        try:
+            ends = parse_until(now, until=form.get("until") or None, duration=form.get("duration") or None)
+            severities = [s for s in form.get("severities", "").replace(" ", "").split(",") if s]
+            pause = new_pause(self.ctx.config, connector=connector, severities=severities, ends_at=ends,
+                              mode=form.get("mode", "skip"), reason=form.get("reason", ""), by=principal.name,
+                              now=now)
+        except PauseError as exc:
+            return await self.render("message.html", 400, user=principal, heading="Cannot pause", text=str(exc),
+                                     back=back if connector in self._names() or connector == "*" else "/")
+        await self.ctx.store.add_pause(pause)
+        self.audit(principal.name, "pause", keys=[pause.id], outcome="ok", reason=pause.reason,
+                   connector=pause.connector, severities=list(pause.severities), mode=pause.mode,
+                   until=pause.ends_at.isoformat())
+        return RedirectResponse(back, status_code=303, headers=CONSOLE_HEADERS)
+
+    async def unpause(self, request: Request, principal: Principal, form: Mapping[str, str]) -> Response:
+        pause_id = form.get("pause", "")
+        cleared, released = await clear_pause(self.ctx.store, self.ctx.config, pause_id, now=self.ctx.clock(),
+                                              by=principal.name)
+        self.audit(principal.name, "unpause", keys=[pause_id], outcome="ok" if cleared else "nothing_to_do",
+                   released=released)
+        back = form.get("back", "/")
+        return RedirectResponse(back if back.startswith("/") and not back.startswith("//") else "/",
+                                status_code=303, headers=CONSOLE_HEADERS)
+
+    def _names(self) -> set[str]:
+        return {c.name for c in self.ctx.config.connectors}
 
 
 def _token() -> str:
@@ -303,6 +349,8 @@ def build_console_app(ctx: WebContext, auth: ConsoleAuth | None = None, *,
         Route("/connectors/{name}/retry", guard(console.retry, role="admin", changes_state=True), methods=["POST"]),
         Route("/connectors/{name}/discard", guard(console.discard, role="admin", changes_state=True),
               methods=["POST"]),
+        Route("/pauses", guard(console.pause, role="admin", changes_state=True), methods=["POST"]),
+        Route("/pauses/clear", guard(console.unpause, role="admin", changes_state=True), methods=["POST"]),
         Route("/status", guard(status_page), methods=["GET"]),
         Route("/status.json", guard(status_json), methods=["GET"]),
         Route("/metrics", probes.metrics, methods=["GET"]),
