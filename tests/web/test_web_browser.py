@@ -96,6 +96,41 @@ async def test_console_in_a_browser_sign_in_overview_retry_and_injected_markup(r
     assert row is not None and row.state is ActionState.PENDING
 
 
+async def test_console_in_a_browser_set_and_clear_a_maintenance_window(runtime: Runtime, tmp_path: Path) -> None:
+    """An admin pauses High incidents of alpha for 2 h from the connector page; the window is shown on every page
+    until it is cleared with its button; a reader sees it but has no button."""
+    shots = artifacts_dir()
+    server = WebServer(build_console_app_for(runtime), host="127.0.0.1", port=0)
+    async with server.running(), chromium_page(tmp_path / "profile") as page:
+        base = f"http://127.0.0.1:{server.port}"
+        await sign_in(page, base, ADMIN, ADMIN_PASSWORD)
+        await page.goto(f"{base}/connectors/alpha")
+        assert await page.evaluate("document.querySelector('section.notice')") is None
+        await page.submit("""document.getElementById('pause-duration').value = '2h';
+            document.getElementById('pause-severities').value = 'High';
+            document.getElementById('pause-mode').value = 'hold';
+            document.getElementById('pause-reason').value = 'Firewall <upgrade>';
+            document.querySelector('form[action="/pauses"]').submit()""")
+        notice = await page.evaluate("document.querySelector('section.notice').innerText")
+        assert "hold High of alpha until" in notice and "(Firewall <upgrade>)" in notice and f"set by {ADMIN}" in notice
+        await page.screenshot(shots / "maintenance-window.png")
+        await page.goto(f"{base}/")
+        assert "hold High of alpha" in await page.evaluate("document.querySelector('section.notice').innerText")
+        [pause] = await runtime.store.pauses(NOW)
+        assert (pause.connector, pause.severities, pause.mode, pause.created_by) == ("alpha", ("High",), "hold", ADMIN)
+        await page.submit("document.querySelector('button[aria-label^=\"Clear pause\"]').click()")
+        assert await page.evaluate("document.querySelector('section.notice')") is None
+    assert await runtime.store.pauses(NOW) == []
+
+
+async def sign_in(page: Page, base: str, name: str, password: str) -> None:
+    await page.goto(f"{base}/login")
+    await page.submit(f"""document.getElementById('username').value = {name!r};
+        document.getElementById('password').value = {password!r};
+        document.querySelector('form[action="/login"]').submit()""")
+    assert await page.evaluate("location.pathname") == "/", await page.evaluate("document.body.innerText")
+
+
 async def assert_no_injection(page: Page) -> None:
     assert await page.evaluate("document.body.getAttribute('data-pwned')") is None
     assert "pwned" not in await page.evaluate("document.title")
