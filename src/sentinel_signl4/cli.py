@@ -65,11 +65,17 @@ def config_validate(config: ConfigOption) -> None:
 @app.command()
 def run(config: ConfigOption,
         once: Annotated[bool, typer.Option("--once", help="Run one cycle of every connector, then exit.")] = False,
+        dry_run: Annotated[bool, typer.Option(
+            "--dry-run", help="Poll once and print what would be paged, as the phone shows it; send and write "
+                              "nothing.")] = False,
         ) -> None:
     """Run the connectors (and the webhook/health server) until SIGTERM or Ctrl-C."""
+    from sentinel_signl4.runner import dry_run as preview_run
     from sentinel_signl4.runner import run_forever, run_once_all
 
     cfg = _load(config)
+    if dry_run:
+        sys.exit(asyncio.run(preview_run(cfg, typer.echo)))
     if once:
         sys.exit(asyncio.run(run_once_all(cfg)))
     asyncio.run(_with_signals(lambda stop: run_forever(cfg, stop)))

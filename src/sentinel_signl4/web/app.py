@@ -46,6 +46,7 @@ def web_context(runtime: Runtime, *, clock: Callable[[], datetime] | None = None
         clock=clock or runtime.clock,
         redactor=Redactor(config.secrets()),
         on_event=on_event,
+        forwards={name: parts.runtime.forward for name, parts in runtime.connectors.items()},
     )
 
 

@@ -3,7 +3,8 @@
 Routes:
 
 * ``GET /login``, ``POST /login``, ``POST /logout``: sessions (``console_auth.py``).
-* ``GET /``: the overview (sorting and filtering by query parameters); ``GET /connectors/{name}``: one connector.
+* ``GET /``: the overview (sorting and filtering by query parameters); ``GET /connectors/{name}``: one connector;
+  ``GET /connectors/{name}/preview``: what it would page now, as the phone shows it (nothing is sent or written).
 * ``POST /connectors/{name}/retry`` and ``/discard``: admin only; the same store operations as ``outbox retry`` /
   ``outbox discard``, with the same audit event.
 * ``POST /pauses`` and ``/pauses/clear``: admin only; set or clear a maintenance window (``pause_ops.py``, as the
@@ -20,6 +21,7 @@ prove there is no other way in.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import secrets
@@ -34,7 +36,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from sentinel_signl4 import __version__
+from sentinel_signl4.domain.phone_view import format_phone_view
 from sentinel_signl4.engine.health import HealthState
+from sentinel_signl4.engine.preview import preview
 from sentinel_signl4.operator_actions import audit, outcome, why_not
 from sentinel_signl4.pause_ops import PauseError, clear_pause, new_pause, parse_until
 from sentinel_signl4.store.pauses import Pause
@@ -266,6 +270,22 @@ class Console:
         return RedirectResponse(f"/connectors/{cfg.name}?{query}", status_code=303, headers=CONSOLE_HEADERS)
 
 
+    async def preview(self, request: Request, principal: Principal, _form: Mapping[str, str]) -> Response:
+        cfg = self._connector(request)
+        forward = self.ctx.forwards.get(cfg.name) if cfg is not None else None
+        if cfg is None or forward is None:
+            return await self.render("message.html", 404, user=principal, heading="Not found",
+                                     text="No connector of that name runs in this process.", back="/")
+        problem, items = None, []
+        try:
+            async with asyncio.timeout(30):
+                items = await preview(forward, self.ctx.clock())
+        except Exception as exc:  # noqa: BLE001 - shown to the operator instead of a 500
+            problem = self.ctx.redactor.redact(f"The preview failed: {type(exc).__name__}: {exc}")
+        views = [(item, format_phone_view(item.request)) for item in items]
+        return await self.render("preview.html", user=principal, connector_name=cfg.name, views=views, problem=problem,
+                                 back_to=f"/connectors/{cfg.name}/preview")
+
     # -- maintenance windows ----------------------------------------------------------------------------------
 
     async def pause(self, request: Request, principal: Principal, form: Mapping[str, str]) -> Response:
@@ -346,6 +366,7 @@ def build_console_app(ctx: WebContext, auth: ConsoleAuth | None = None, *,
         Route("/logout", guard(console.logout, changes_state=True), methods=["POST"]),
         Route("/", guard(console.overview), methods=["GET"]),
         Route("/connectors/{name}", guard(console.connector), methods=["GET"]),
+        Route("/connectors/{name}/preview", guard(console.preview), methods=["GET"]),
         Route("/connectors/{name}/retry", guard(console.retry, role="admin", changes_state=True), methods=["POST"]),
         Route("/connectors/{name}/discard", guard(console.discard, role="admin", changes_state=True),
               methods=["POST"]),
