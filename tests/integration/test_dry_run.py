@@ -6,9 +6,9 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
-from console_access import console_client, console_for
 from integration_harness import Harness
 
+from console_access import console_client, console_for
 from sentinel_signl4.domain import external_id_for
 from sentinel_signl4.pause_ops import new_pause
 from sentinel_signl4.runner import dry_run
