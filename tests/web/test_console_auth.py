@@ -168,3 +168,23 @@ async def test_sessions_expire(harness: Harness) -> None:
     assert auth.session(principal.session) == principal
     now[0] = NOW + harness.config.console.session_ttl
     assert auth.session(principal.session) is None
+
+
+async def test_clearing_a_window_redirects_only_within_the_console(browser: httpx.AsyncClient,
+                                                                    harness: Harness) -> None:
+    csrf = await sign_in(browser, ADMIN, ADMIN_PASSWORD)
+    for back, expected in (("/connectors/alpha", "/connectors/alpha"), ("//evil.example/x", "/"),
+                           ("/\\evil.example", "/"), ("https://evil.example/", "/"), ("/a/../../b", "/")):
+        response = await browser.post("/pauses", data={"csrf": csrf, "connector": "alpha", "duration": "1h",
+                                                       "mode": "skip"})
+        assert response.status_code == 303
+        [pause] = await harness.store.pauses(NOW)
+        cleared = await browser.post("/pauses/clear", data={"csrf": csrf, "pause": pause.id, "back": back})
+        assert cleared.headers["location"] == expected, back
+        assert await harness.store.pauses(NOW) == []
+
+
+def test_the_console_listens_on_loopback_unless_configured() -> None:
+    from sentinel_signl4.config import ConsoleConfig
+
+    assert (ConsoleConfig().host, ConsoleConfig().port, ConsoleConfig().users) == ("127.0.0.1", 8081, ())

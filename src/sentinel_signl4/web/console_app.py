@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import secrets
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
@@ -62,6 +63,7 @@ CONSOLE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 MAX_FORM_BYTES = 64 * 1024
+_LOCAL_PATH = re.compile(r"/(?:[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+)*)?")
 _SAFE_METHODS = ("GET", "HEAD")
 _DONE_MESSAGES = {
     "retry": "{n} dead row(s) queued again; the connector's next cycle sends them.",
@@ -314,8 +316,9 @@ class Console:
         self.audit(principal.name, "unpause", keys=[pause_id], outcome="ok" if cleared else "nothing_to_do",
                    released=released)
         back = form.get("back", "/")
-        return RedirectResponse(back if back.startswith("/") and not back.startswith("//") else "/",
-                                status_code=303, headers=CONSOLE_HEADERS)
+        # Only a path of this console: never "//host" or "/\\host", which browsers follow to another site.
+        return RedirectResponse(back if _LOCAL_PATH.fullmatch(back) else "/", status_code=303,
+                                headers=CONSOLE_HEADERS)
 
     def _names(self) -> set[str]:
         return {c.name for c in self.ctx.config.connectors}
