@@ -119,7 +119,7 @@ async def serve_until_stopped(runtime: Runtime, stop: asyncio.Event, *, web: boo
                                port=runtime.config.server.port, limits=connection_limits(runtime.config.server))
             await stack.enter_async_context(server.running())
             console = runtime.config.console
-            if console.enabled:
+            if console.active:
                 # The console and /metrics: their own listener, loopback unless configured otherwise.
                 console_server = WebServer(build_console_app_for(runtime), host=console.host, port=console.port,
                                            limits=connection_limits(runtime.config.server))

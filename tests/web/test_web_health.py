@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
-from web_world import CLIENT_SECRET, NOW, SECRETS, Harness, alpha_path, event
+from web_world import CLIENT_SECRET, NOW, SECRETS, Harness, alpha_path, config_text, event
+
+from sentinel_signl4.config import parse_config
+from sentinel_signl4.web import build_web_app_from_context
 
 ENABLED = ["alpha", "bravo", "charlie", "delta", "foxtrot"]  # echo is disabled
 
@@ -156,3 +160,17 @@ async def test_the_public_listener_serves_no_console_page_and_no_metrics(client:
     """Status, console and metrics are on the console listener only (loopback by default), never beside the
     public webhook receiver."""
     assert (await client.get(path)).status_code == 404
+
+
+async def test_without_console_users_metrics_stay_on_the_public_listener(harness: Harness) -> None:
+    """No console user, no console listener: Prometheus still scrapes /metrics where it did before; the status
+    page, which needs a sign-in, is not served."""
+    text = config_text(harness.config.store.url).split("[console]")[0] + "[[connectors]]" + config_text(
+        harness.config.store.url).split("[[connectors]]", 1)[1]
+    config = parse_config(text, env={})
+    assert config.console.users == () and not config.console.active
+    ctx = replace(harness.context(), config=config)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_web_app_from_context(ctx)),
+                                 base_url="http://testserver") as public:
+        assert (await public.get("/metrics")).status_code == 200
+        assert (await public.get("/status")).status_code == 404

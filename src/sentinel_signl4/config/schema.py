@@ -418,11 +418,18 @@ class ConsoleUser(_Strict):
 class ConsoleConfig(_Strict):
     """``[console]``: the operator console and ``/metrics``, on their own listener (loopback by default)."""
 
-    enabled: bool = True
+    # Default: on when there is a user to sign in. Off, /metrics stays on the public listener (as before the
+    # console existed) and there is no status page.
+    enabled: bool | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8081, ge=0, le=65535)
     session_ttl: Annotated[PositiveDuration, within(timedelta(minutes=1), timedelta(days=7))] = timedelta(hours=8)
     users: tuple[ConsoleUser, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        """Whether ``run`` serves the console listener."""
+        return self.enabled if self.enabled is not None else bool(self.users)
 
     @field_validator("users")
     @classmethod

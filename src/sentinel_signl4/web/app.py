@@ -65,6 +65,9 @@ def build_web_app_from_context(ctx: WebContext, *, ready_timeout: float = DEFAUL
         Route("/healthz", probes.healthz),
         Route("/readyz", probes.readyz),
     ]
+    if not ctx.config.console.active:
+        # No console listener (no user configured): Prometheus still finds /metrics where it always was.
+        routes.append(Route("/metrics", probes.metrics))
     return Starlette(routes=routes)
 
 
