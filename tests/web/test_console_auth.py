@@ -5,17 +5,23 @@ from __future__ import annotations
 import io
 
 import httpx
+import pytest
+from typer.testing import CliRunner
 from web_world import (
     ADMIN,
+    ADMIN_HASH,
     ADMIN_PASSWORD,
     NOW,
     READER,
     READER_PASSWORD,
     Harness,
     audit_events,
+    config_text,
     sign_in,
 )
 
+from sentinel_signl4.cli import app
+from sentinel_signl4.config import ConfigError, ConsoleConfig, parse_config
 from sentinel_signl4.domain.enums import ActionState
 from sentinel_signl4.web.console_auth import ConsoleAuth, hash_password, verify_password
 from store_fixtures import make_action
@@ -185,6 +191,20 @@ async def test_clearing_a_window_redirects_only_within_the_console(browser: http
 
 
 def test_the_console_listens_on_loopback_unless_configured() -> None:
-    from sentinel_signl4.config import ConsoleConfig
-
     assert (ConsoleConfig().host, ConsoleConfig().port, ConsoleConfig().users) == ("127.0.0.1", 8081, ())
+
+
+def test_hash_password_command_prints_a_hash_that_verifies() -> None:
+    result = CliRunner().invoke(app, ["console", "hash-password", "--stdin"], input="a long enough password\n")
+    assert result.exit_code == 0, result.output
+    printed = result.stdout.strip()
+    assert verify_password("a long enough password", printed) and "a long enough password" not in printed
+    short = CliRunner().invoke(app, ["console", "hash-password", "--stdin"], input="short\n")
+    assert short.exit_code == 2 and "12 characters" in short.stderr
+
+
+def test_a_plain_password_in_the_config_is_refused(harness: Harness) -> None:
+    text = config_text(harness.config.store.url).replace(ADMIN_HASH, "hunter2-plain-password")
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, env={})
+    assert "hash-password" in str(caught.value) and "hunter2" not in str(caught.value)
