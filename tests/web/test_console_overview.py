@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from web_world import ADMIN, ADMIN_PASSWORD, NOW, SECRETS, Harness, config_text
+from web_world import ADMIN, ADMIN_PASSWORD, NOW, SECRETS, Harness, config_text, sign_in
 
 from sentinel_signl4.config import parse_config
 from sentinel_signl4.domain.enums import ActionKind
@@ -155,3 +155,29 @@ async def test_connector_page_shows_signls_rows_and_configuration_without_secret
     assert not any(secret in page for secret in SECRETS)
     assert SCRIPT not in page
     assert (await console.get("/connectors/nosuch")).status_code == 404
+
+
+async def test_every_form_field_has_a_label_and_every_button_a_name(console: httpx.AsyncClient,
+                                                                    browser: httpx.AsyncClient,
+                                                                    harness: Harness) -> None:
+    """Accessibility basics, on every page with a form: a visible label for each field, an accessible name for each
+    button (screen readers, and keyboard users who tab through them)."""
+    await harness.store.enqueue(make_action("d1", "alpha"), NOW)
+    await harness.store.mark_in_flight("d1", NOW)
+    await harness.store.mark_dead("d1", NOW, "PermanentError: HTTP 400")
+    await harness.store.enqueue(make_action("p1", "alpha"), NOW)
+    pages = [(await browser.get("/login")).text]
+    await sign_in(browser, ADMIN, ADMIN_PASSWORD)
+    pages += [(await browser.get(path)).text for path in ("/", "/connectors/alpha")]
+    for page in pages:
+        fields = re.findall(r"<(?:input|select)\b([^>]*)>", page)
+        visible = [f for f in fields if 'type="hidden"' not in f]
+        assert visible
+        for attributes in visible:
+            [ident] = re.findall(r'\bid="([^"]+)"', attributes)
+            assert page.count(f'<label for="{ident}">') == 1, ident
+        for button in re.findall(r"<button\b([^>]*)>([^<]*)</button>", page):
+            assert button[1].strip() or "aria-label=" in button[0]
+    for page in pages:
+        page_ids = re.findall(r'\bid="([^"]+)"', page)
+        assert len(page_ids) == len(set(page_ids)), "duplicate ids break label association"
