@@ -59,6 +59,7 @@ async def test_overview_shows_signls_of_24h_p95_dead_letters_and_oldest_pending(
     cells = [re.sub(r"<[^>]+>", " ", c).split() for c in row.split("<td>")[1:]]
     assert cells[1][0] == "ERROR" and "&lt;script&gt;" in row and SCRIPT not in page
     assert cells[2] == ["7", "min", "ago"]
+    assert cells[3] == ["never", "failing", "since", "7", "min", "ago"]
     assert cells[4] == ["20"]  # the 30-hour-old Signl is not in the last 24 h
     assert cells[5] == ["19", "s"]  # p95 of 1..20 s, the 999 s one excluded
     assert cells[6] == ["3", "min"]

@@ -62,6 +62,7 @@ class OverviewRow:
     oldest_pending_age: float | None
     dead_letters: int
     store_error: str | None = None
+    failing_since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +134,7 @@ async def _overview_row(ctx: WebContext, cfg: ConnectorConfig, done: Sequence[Ou
         oldest_pending_age=health.oldest_pending_age(now) if health else None,
         dead_letters=health.dead_letters if health else 0,
         store_error=store_error,
+        failing_since=health.failing_since if health else None,
     )
 
 
