@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 _CANDIDATES = ("postgresql://postgres@127.0.0.1:5432/test", "postgresql://root@127.0.0.1:5432/test")
-STORE_TABLES = ("outbox", "links", "inbox", "leases", "cursors")
+STORE_TABLES = ("outbox", "links", "inbox", "leases", "cursors", "pauses")
 _T = TypeVar("_T")
 
 

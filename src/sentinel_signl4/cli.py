@@ -13,7 +13,9 @@ from typing import Annotated
 
 import typer
 
+from sentinel_signl4.cli_console import console_app
 from sentinel_signl4.cli_outbox import outbox_app
+from sentinel_signl4.cli_pause import pause_app
 from sentinel_signl4.config import Config, ConfigError, load_config
 from sentinel_signl4.provision.app import provision_app
 
@@ -24,6 +26,8 @@ app = typer.Typer(help="Connects Microsoft Sentinel / Defender XDR incidents to 
 config_app = typer.Typer(help="Work with configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(console_app, name="console")
+app.add_typer(pause_app, name="pause")
 app.add_typer(provision_app, name="provision")
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Path to the TOML config file.")]
@@ -61,11 +65,17 @@ def config_validate(config: ConfigOption) -> None:
 @app.command()
 def run(config: ConfigOption,
         once: Annotated[bool, typer.Option("--once", help="Run one cycle of every connector, then exit.")] = False,
+        dry_run: Annotated[bool, typer.Option(
+            "--dry-run", help="Poll once and print what would be paged, as the phone shows it; send and write "
+                              "nothing.")] = False,
         ) -> None:
     """Run the connectors (and the webhook/health server) until SIGTERM or Ctrl-C."""
+    from sentinel_signl4.runner import dry_run as preview_run
     from sentinel_signl4.runner import run_forever, run_once_all
 
     cfg = _load(config)
+    if dry_run:
+        sys.exit(asyncio.run(preview_run(cfg, typer.echo)))
     if once:
         sys.exit(asyncio.run(run_once_all(cfg)))
     asyncio.run(_with_signals(lambda stop: run_forever(cfg, stop)))

@@ -21,7 +21,9 @@ import typer
 
 from sentinel_signl4.config import Config, ConfigError, load_config
 from sentinel_signl4.domain.enums import ActionState
-from sentinel_signl4.logs import standalone_logger
+from sentinel_signl4.operator_actions import audit as operator_audit
+from sentinel_signl4.operator_actions import outcome as action_outcome
+from sentinel_signl4.operator_actions import why_not
 from sentinel_signl4.redact import Redactor
 from sentinel_signl4.store import OutboxAction, StateStore
 
@@ -76,10 +78,8 @@ class _Session:
 
     def audit(self, action: str, *, keys: Sequence[str], outcome: str, reason: str = "",
               **details: Any) -> None:
-        log = standalone_logger("sentinel_signl4.operator", redactor=self.redactor,
-                                fmt=self.config.logging.format)
-        log.info("operator_action", actor=_actor(), action=action, keys=list(keys), reason=reason,
-                 outcome=outcome, **details)
+        operator_audit(redactor=self.redactor, fmt=self.config.logging.format, actor=_actor(), action=action,
+                       keys=list(keys), reason=reason, outcome=outcome, **details)
 
     def check_connector(self, connector: str | None) -> None:
         if connector is not None and connector not in self.connectors:
@@ -185,11 +185,11 @@ def retry(
         requeued = await store.requeue_dead(now, keys=[k for k in wanted if k not in refused], connector=connector)
         for key in wanted:
             if key not in requeued and key not in refused:
-                refused[key] = await _why_not(store, key, connector, "retried")
+                refused[key] = await why_not(store, key, connector, "retried")
         return requeued, refused
 
     requeued, refused = session.run(act)
-    outcome = _outcome(requeued, refused)
+    outcome = action_outcome(requeued, refused)
     session.audit("retry", keys=requeued, outcome=outcome, reason=reason, refused=refused, connector=connector)
     _report(session, refused)
     scope = f" of connector {connector}" if connector else ""
@@ -229,11 +229,11 @@ def discard(
             return await store.discard_actions(now, reason, connector=connector, by=actor), {}
         wanted = list(dict.fromkeys(keys or []))
         discarded = await store.discard_actions(now, reason, keys=wanted, connector=connector, by=actor)
-        refused = {key: await _why_not(store, key, connector, "discarded") for key in wanted if key not in discarded}
+        refused = {key: await why_not(store, key, connector, "discarded") for key in wanted if key not in discarded}
         return discarded, refused
 
     discarded, refused = session.run(act)
-    session.audit("discard", keys=discarded, outcome=_outcome(discarded, refused), reason=reason, refused=refused,
+    session.audit("discard", keys=discarded, outcome=action_outcome(discarded, refused), reason=reason, refused=refused,
                   connector=connector)
     _report(session, refused)
     scope = f" of connector {connector}" if connector else ""
@@ -248,29 +248,6 @@ def _one_selection(session: _Session, keys: Sequence[str] | None, all_dead: bool
     if bool(keys) == all_dead:
         session.echo("Name the rows: give KEY… or --all-dead (not both).", err=True)
         raise typer.Exit(2)
-
-
-async def _why_not(store: StateStore, key: str, connector: str | None, verb: str) -> str:
-    """Why ``key`` was not changed, read after the attempt (the row may have moved on meanwhile)."""
-    row = await store.get_action(key)
-    if row is None:
-        return "no such outbox row"
-    if connector is not None and row.connector != connector:
-        return f"it belongs to connector {row.connector!r}, not {connector!r}"
-    reasons = {
-        ActionState.DONE: "it is done: the side effect happened, and repeating it could page twice",
-        ActionState.PENDING: "it is pending, not dead: it is already queued",
-        ActionState.IN_FLIGHT: "it is in flight: an attempt is under way; look again after the cycle",
-        ActionState.DEAD: "it is dead, but no longer matched (changed meanwhile)",
-        ActionState.DISCARDED: "it was discarded by an operator",
-    }
-    return f"cannot be {verb}: {reasons[row.state]}"
-
-
-def _outcome(changed: Sequence[str], refused: Mapping[str, str]) -> str:
-    if refused:
-        return "partial" if changed else "refused"
-    return "ok" if changed else "nothing_to_do"
 
 
 def _report(session: _Session, refused: Mapping[str, str]) -> None:

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 
 import structlog
 
 from sentinel_signl4.bootstrap import Runtime, build_runtime
-from sentinel_signl4.config import Config
+from sentinel_signl4.config import Config, StoreConfig
 from sentinel_signl4.domain import ActionKind
+from sentinel_signl4.domain.phone_view import format_phone_view
 from sentinel_signl4.engine.health import HealthState
+from sentinel_signl4.engine.preview import preview
 from sentinel_signl4.logs import configure_logging
+from sentinel_signl4.pause_ops import apply_config_pauses
+from sentinel_signl4.redact import Redactor
 from sentinel_signl4.watchdog_wiring import watchdog_running
-from sentinel_signl4.web import WebServer, build_web_app
+from sentinel_signl4.web import WebServer, build_console_app_for, build_web_app
 from sentinel_signl4.web.server import connection_limits
 
-__all__ = ["run_forever", "run_once_all"]
+__all__ = ["dry_run", "run_forever", "run_once_all"]
 
 log = structlog.get_logger("sentinel_signl4.runner")
 
@@ -44,6 +51,48 @@ async def run_once_all(config: Config) -> int:
         await runtime.aclose()
 
 
+async def dry_run(config: Config, echo: Callable[[str], None]) -> int:
+    """``run --dry-run``: poll every enabled connector once and print what it would page, as the phone shows it.
+    Nothing is sent to SIGNL4 and nothing is written (the store is not migrated, no lease is taken); exit code 1
+    when a connector could not be polled."""
+    configure_logging(level=config.logging.level, fmt=config.logging.format, secrets=config.secrets())
+    redact = Redactor(config.secrets()).redact
+    with tempfile.TemporaryDirectory(prefix="s4s-dry-run-") as scratch:
+        runtime = await build_runtime(config, migrate=False)
+        try:
+            await runtime.store.pauses(runtime.clock())  # the newest table: is the schema there?
+        except Exception:  # noqa: BLE001 - no (or an older) schema: nothing was paged from it yet
+            await runtime.aclose()
+            echo("The state store has no current schema yet (first run): previewing against an empty one.")
+            scratch_store = StoreConfig(url=f"sqlite:///{Path(scratch) / 'preview.db'}")
+            runtime = await build_runtime(config.model_copy(update={"store": scratch_store}))
+        return await _preview_all(runtime, echo, redact)
+
+
+async def _preview_all(runtime: Runtime, echo: Callable[[str], None], redact: Callable[[str], str]) -> int:
+    failed = False
+    try:
+        now = runtime.clock()
+        for name, parts in runtime.connectors.items():
+            if not parts.config.enabled:
+                continue
+            try:
+                items = await preview(parts.runtime.forward, now)
+            except Exception as exc:  # noqa: BLE001 - reported per connector; the others are still previewed
+                echo(redact(f"== {name}: cannot poll: {type(exc).__name__}: {exc}"))
+                failed = True
+                continue
+            echo(f"== {name}: {len(items)} incident(s) without a Signl")
+            for item in items:
+                verdict = {"page": "would page", "queued": "already queued"}.get(
+                    item.verdict, f"{item.verdict} (maintenance window {item.pause.id if item.pause else ''})")
+                echo(redact(f"#{item.incident.number} {item.incident.severity.value}: {verdict}"))
+                echo(redact(format_phone_view(item.request)))
+    finally:
+        await runtime.aclose()
+    return 1 if failed else 0
+
+
 async def run_forever(config: Config, stop: asyncio.Event) -> None:
     configure_logging(level=config.logging.level, fmt=config.logging.format, secrets=config.secrets())
     runtime = await build_runtime(config)
@@ -54,19 +103,27 @@ async def run_forever(config: Config, stop: asyncio.Event) -> None:
 
 
 async def serve_until_stopped(runtime: Runtime, stop: asyncio.Event, *, web: bool = True) -> None:
-    """Run the supervisor until ``stop``; with ``web``, the HTTP server (webhooks, probes, metrics, status page)
-    on ``[server]`` host and port alongside it.
+    """Run the supervisor until ``stop``; with ``web``, the HTTP server (webhooks, probes) on ``[server]`` host and
+    port alongside it, and the console (status, controls, metrics) on ``[console]`` host and port unless disabled.
 
     The server is always started when ``web`` is set: probes and metrics are needed in every sync mode. It binds
     before any connector runs, so a port in use fails the start instead of leaving connectors running unobserved.
     On ``stop`` the supervisor finishes its cycle first; the server keeps taking webhooks meanwhile and then drains.
     """
     supervisor = runtime.supervisor()
+    for pause in await apply_config_pauses(runtime.store, runtime.config, runtime.clock()):
+        log.info("pause_from_config", pause=pause.id, what=pause.describe())
     async with contextlib.AsyncExitStack() as stack:
         if web:
             server = WebServer(build_web_app(runtime, on_event=supervisor.wake), host=runtime.config.server.host,
                                port=runtime.config.server.port, limits=connection_limits(runtime.config.server))
             await stack.enter_async_context(server.running())
+            console = runtime.config.console
+            if console.active:
+                # The console and /metrics: their own listener, loopback unless configured otherwise.
+                console_server = WebServer(build_console_app_for(runtime), host=console.host, port=console.port,
+                                           limits=connection_limits(runtime.config.server))
+                await stack.enter_async_context(console_server.running())
         await stack.enter_async_context(watchdog_running(runtime, replica=supervisor.owner))
         log.info("started", connectors=[n for n, p in runtime.connectors.items() if p.config.enabled],
                  replica=supervisor.owner)

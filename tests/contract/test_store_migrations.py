@@ -17,7 +17,7 @@ from sentinel_signl4.store.sql import SqlStateStore
 from sentinel_signl4.store.tables import metadata
 from store_fixtures import open_sql_store
 
-STORE_TABLES = {"outbox", "links", "inbox", "leases", "cursors"}
+STORE_TABLES = {"outbox", "links", "inbox", "leases", "cursors", "pauses"}
 
 
 def _describe(conn: Connection) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 from structlog.testing import capture_logs
 
+from console_access import console_client, console_for
 from integration_harness import Harness
 from sentinel_signl4.bootstrap import Runtime
 from sentinel_signl4.domain import external_id_for
@@ -39,14 +40,18 @@ def seed_one(harness: Harness) -> str:
 
 
 class Status:
-    """``/status.json`` and ``/metrics`` of ``runtime``'s web app, at the test's clock."""
+    """``/status.json`` and ``/metrics`` of ``runtime``'s console app, at the test's clock."""
 
     def __init__(self, runtime: Runtime, clock: Callable[[], datetime]) -> None:
-        self._app = build_web_app(runtime, clock=clock)
+        self._app = console_for(runtime, clock=clock)
+        self._public = build_web_app(runtime, clock=clock)
 
     async def get(self, path: str) -> httpx.Response:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=self._app),
-                                     base_url="http://connector.test") as web:
+        if path == "/readyz":  # a probe of the public listener
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=self._public),
+                                         base_url="http://connector.test") as public:
+                return await public.get(path)
+        async with console_client(self._app) as web:
             return await web.get(path)
 
     async def contoso(self) -> dict[str, Any]:
@@ -129,7 +134,7 @@ async def test_a_dead_lettered_page_keeps_the_connector_in_error_across_cycles(h
     assert await status.gauge("s4s_connector_up") == 0
     assert await status.gauge("s4s_connector_state", state="error") == 1
     assert await status.gauge("s4s_connector_state", state="ok") == 0
-    page = (await status.get("/")).text
+    page = (await status.get("/status")).text
     assert "dead-lettered pages: 1" in page and "ERROR" in page
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from console_access import console_client, console_for
 from integration_harness import Harness
 from sentinel_signl4.logs import configure_logging
 from sentinel_signl4.web.app import build_web_app
@@ -51,9 +52,12 @@ async def test_no_secret_reaches_logs_errors_metrics_pages_or_reprs(harness: Har
             errors.append(str(row.last_error))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_web_app(runtime2)),
                                      base_url="http://connector.test") as web:
-            pages = [(await web.get(path)).text for path in ("/", "/status.json", "/metrics", "/readyz")]
+            pages = [(await web.get("/readyz")).text]
             wrong_token = await web.post("/webhooks/signl4/contoso/guess", json={"id": "1", "eventType": 200})
             pages.append(wrong_token.text)
+        async with console_client(console_for(runtime2)) as console:
+            pages += [(await console.get(path)).text
+                      for path in ("/", "/status", "/status.json", "/metrics", "/connectors/contoso")]
         reprs = [repr(config), repr(runtime2.connectors["contoso"].signl4), repr(runtime2.connectors["contoso"]),
                  str(config.model_dump())]
     finally:

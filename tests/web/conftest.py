@@ -5,9 +5,13 @@
 
 from web_world import (  # noqa: F401 - fixtures, found by pytest in this module's namespace
     app,
+    audit_log,
+    browser,
     captured_logs,
     client,
     config,
+    console,
+    console_app,
     db_path,
     harness,
     migrated_database,

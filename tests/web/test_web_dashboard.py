@@ -44,9 +44,9 @@ async def populate(harness: Harness) -> None:
 
 
 async def test_page_lists_every_connector_with_state_error_outbox_dead_actions_and_links(
-        client: httpx.AsyncClient, harness: Harness) -> None:
+        console: httpx.AsyncClient, harness: Harness) -> None:
     await populate(harness)
-    response = await client.get("/")
+    response = await console.get("/status")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     page = response.text
@@ -63,12 +63,12 @@ async def test_page_lists_every_connector_with_state_error_outbox_dead_actions_a
     assert "<td>2</td><td>0</td><td>0</td><td>1</td>" in alpha.replace("\n", "").replace(" ", "")
     assert "<td>3</td>" in alpha
     assert "raise_signl" in alpha and "inc-d1" in alpha
-    assert (await client.get("/status")).text.count("<section") == 6
+    assert (await console.get("/status")).text.count("<section") == 6
 
 
-async def test_page_escapes_every_value_and_forbids_scripts(client: httpx.AsyncClient, harness: Harness) -> None:
+async def test_page_escapes_every_value_and_forbids_scripts(console: httpx.AsyncClient, harness: Harness) -> None:
     await populate(harness)
-    response = await client.get("/")
+    response = await console.get("/status")
     page = response.text
     assert "<script" not in page
     assert "<b>bold</b>" not in page
@@ -80,17 +80,17 @@ async def test_page_escapes_every_value_and_forbids_scripts(client: httpx.AsyncC
     assert response.headers["x-frame-options"] == "DENY"
 
 
-async def test_no_secret_on_the_page_or_in_status_json(client: httpx.AsyncClient, harness: Harness) -> None:
+async def test_no_secret_on_the_page_or_in_status_json(console: httpx.AsyncClient, harness: Harness) -> None:
     await populate(harness)
-    page = (await client.get("/")).text
-    document = (await client.get("/status.json")).text
+    page = (await console.get("/status")).text
+    document = (await console.get("/status.json")).text
     assert leaked(page) == []
     assert leaked(document) == []
 
 
-async def test_status_json_carries_the_same_data(client: httpx.AsyncClient, harness: Harness) -> None:
+async def test_status_json_carries_the_same_data(console: httpx.AsyncClient, harness: Harness) -> None:
     await populate(harness)
-    response = await client.get("/status.json")
+    response = await console.get("/status.json")
     assert response.status_code == 200
     body = response.json()
     assert body["generated_at"] == NOW.isoformat()
@@ -113,15 +113,15 @@ async def test_status_json_carries_the_same_data(client: httpx.AsyncClient, harn
 
 
 async def test_open_links_beyond_the_counting_limit_are_shown_as_a_lower_bound(
-        client: httpx.AsyncClient, harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+        console: httpx.AsyncClient, harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     await populate(harness)
     monkeypatch.setattr(dashboard_module, "OPEN_LINKS_COUNTED", 2)
-    alpha = (await client.get("/status.json")).json()["connectors"][0]
+    alpha = (await console.get("/status.json")).json()["connectors"][0]
     assert (alpha["open_links"], alpha["open_links_capped"]) == (2, True)
-    assert "<td>2+</td>" in (await client.get("/")).text
+    assert "<td>2+</td>" in (await console.get("/status")).text
 
 
-async def test_page_still_shows_health_when_the_store_fails(client: httpx.AsyncClient, harness: Harness,
+async def test_page_still_shows_health_when_the_store_fails(console: httpx.AsyncClient, harness: Harness,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     await populate(harness)
 
@@ -129,11 +129,11 @@ async def test_page_still_shows_health_when_the_store_fails(client: httpx.AsyncC
         raise ConnectionError(f"database gone (password {CLIENT_SECRET})")
 
     monkeypatch.setattr(harness.store, "count_actions", broken)
-    response = await client.get("/")
+    response = await console.get("/status")
     assert response.status_code == 200
     assert "State store unreadable:</strong> ConnectionError: database gone (password ***)" in response.text
     assert '<span class="state error">ERROR</span>' in response.text
-    body = (await client.get("/status.json")).json()
+    body = (await console.get("/status.json")).json()
     assert body["connectors"][0]["outbox"] is None
     assert body["connectors"][0]["store_error"] == "ConnectionError: database gone (password ***)"
     assert leaked(response.text) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -12,7 +13,9 @@ import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
-from web_world import CLIENT_SECRET, NOW, SECRETS, Harness, alpha_path, event
+from sentinel_signl4.config import parse_config
+from sentinel_signl4.web import build_web_app_from_context
+from web_world import CLIENT_SECRET, NOW, SECRETS, Harness, alpha_path, config_text, event
 
 ENABLED = ["alpha", "bravo", "charlie", "delta", "foxtrot"]  # echo is disabled
 
@@ -127,11 +130,12 @@ async def test_readyz_is_503_while_the_store_cannot_be_written_and_200_once_it_c
 
 
 async def test_metrics_are_in_prometheus_text_format_and_count_webhooks(client: httpx.AsyncClient,
+                                                                        console: httpx.AsyncClient,
                                                                         harness: Harness) -> None:
     await client.post(alpha_path(), json=event())
     await client.post(alpha_path(), json=event())
     harness.health["alpha"].ok(NOW)  # the scrape mirrors live health into the gauges
-    response = await client.get("/metrics")
+    response = await console.get("/metrics")  # on the console listener, beside the status page
     assert response.status_code == 200
     assert response.headers["content-type"] == CONTENT_TYPE_LATEST
     families = {family.name: family for family in text_string_to_metric_families(response.text)}
@@ -145,6 +149,28 @@ async def test_metrics_are_in_prometheus_text_format_and_count_webhooks(client: 
     assert not any(secret in response.text for secret in SECRETS)
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/", "/status", "/status.json"])
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
 async def test_read_only_endpoints_refuse_post(client: httpx.AsyncClient, path: str) -> None:
     assert (await client.post(path)).status_code == 405
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/", "/status", "/status.json", "/login", "/connectors/alpha"])
+async def test_the_public_listener_serves_no_console_page_and_no_metrics(client: httpx.AsyncClient,
+                                                                         path: str) -> None:
+    """Status, console and metrics are on the console listener only (loopback by default), never beside the
+    public webhook receiver."""
+    assert (await client.get(path)).status_code == 404
+
+
+async def test_without_console_users_metrics_stay_on_the_public_listener(harness: Harness) -> None:
+    """No console user, no console listener: Prometheus still scrapes /metrics where it did before; the status
+    page, which needs a sign-in, is not served."""
+    text = config_text(harness.config.store.url).split("[console]")[0] + "[[connectors]]" + config_text(
+        harness.config.store.url).split("[[connectors]]", 1)[1]
+    config = parse_config(text, env={})
+    assert config.console.users == () and not config.console.active
+    ctx = replace(harness.context(), config=config)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_web_app_from_context(ctx)),
+                                 base_url="http://testserver") as public:
+        assert (await public.get("/metrics")).status_code == 200
+        assert (await public.get("/status")).status_code == 404

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import shutil
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, MutableMapping
@@ -29,7 +30,8 @@ from sentinel_signl4.metrics import Metrics
 from sentinel_signl4.redact import Redactor
 from sentinel_signl4.store import StateStore
 from sentinel_signl4.store.factory import open_store
-from sentinel_signl4.web import WebContext, build_web_app_from_context
+from sentinel_signl4.web import WebContext, build_console_app, build_web_app_from_context
+from sentinel_signl4.web.console_auth import hash_password
 from sentinel_signl4.web.webhook import webhook_path
 from store_fixtures import run_sync, store_url_sqlite
 
@@ -44,7 +46,13 @@ OFF_TOKEN = "foxtrot-token-off-mode-secret"
 CLIENT_SECRET = "azure-client-secret-Q1w2E3r4"
 TEAM_SECRET = "team-secret-5t6y7u8i9o"
 API_KEY = "signl4-api-key-a1s2d3f4g5"
-SECRETS = (ALPHA_TOKEN, BRAVO_TOKEN, POLL_TOKEN, DISABLED_TOKEN, OFF_TOKEN, CLIENT_SECRET, TEAM_SECRET, API_KEY)
+# Console users: the hashes are made once per run (scrypt is deliberately slow), with a fixed salt.
+ADMIN, ADMIN_PASSWORD = "ada", "admin-password-<&>-123"
+READER, READER_PASSWORD = "rex", "reader-password-456789"
+ADMIN_HASH = hash_password(ADMIN_PASSWORD, salt=b"test-salt-admin")
+READER_HASH = hash_password(READER_PASSWORD, salt=b"test-salt-read")
+SECRETS = (ADMIN_PASSWORD, READER_PASSWORD, ALPHA_TOKEN, BRAVO_TOKEN,
+           POLL_TOKEN, DISABLED_TOKEN, OFF_TOKEN, CLIENT_SECRET, TEAM_SECRET, API_KEY)
 
 _CONNECTOR = """
 [[connectors]]
@@ -68,8 +76,26 @@ mode = "{mode}"
 """
 
 
+_CONSOLE = f"""
+[logging]
+format = "json"
+[console]
+host = "127.0.0.1"
+port = 0
+[[console.users]]
+name = "{ADMIN}"
+role = "admin"
+password_hash = "{ADMIN_HASH}"
+[[console.users]]
+name = "{READER}"
+role = "read"
+password_hash = "{READER_HASH}"
+"""
+
+
 def config_text(db_url: str, *, public_url: str = "https://s4.example.org", port: int = 0) -> str:
-    """A config with one connector per webhook situation (see the table in web/webhook.py)."""
+    """A config with one connector per webhook situation (see the table in web/webhook.py), and two console users
+    (an admin and a reader)."""
     connectors = [
         ("alpha", "Alpha <Corp> & Co", "true", "webhook", ALPHA_TOKEN),
         ("bravo", "Bravo", "true", "auto", BRAVO_TOKEN),  # auto + token + api_key = both
@@ -79,6 +105,7 @@ def config_text(db_url: str, *, public_url: str = "https://s4.example.org", port
         ("foxtrot", "Foxtrot", "true", "off", OFF_TOKEN),
     ]
     text = f'[store]\nurl = "{db_url}"\n[server]\nhost = "127.0.0.1"\nport = {port}\npublic_url = "{public_url}"\n'
+    text += _CONSOLE
     for name, display, enabled, mode, token in connectors:
         token_line = f"webhook_token = {json.dumps(token)}" if token else ""
         text += _CONNECTOR.format(name=name, display=display, enabled=enabled, mode=mode, token_line=token_line,
@@ -142,6 +169,52 @@ def app(harness: Harness) -> Starlette:
 async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
         yield c
+
+
+@pytest.fixture
+def audit_log() -> io.StringIO:
+    """Where the console app of the ``console`` fixture writes its audit events."""
+    return io.StringIO()
+
+
+@pytest.fixture
+def console_app(harness: Harness, audit_log: io.StringIO) -> Starlette:
+    return build_console_app(harness.context(), audit_stream=audit_log)
+
+
+@pytest.fixture
+async def console(console_app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the console app that reads as the admin with Basic auth (no session: it cannot act)."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=console_app), base_url="http://testserver",
+                                 auth=(ADMIN, ADMIN_PASSWORD)) as c:
+        yield c
+
+
+@pytest.fixture
+async def browser(console_app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the console app with no credentials (it keeps cookies, like a browser)."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=console_app),
+                                 base_url="http://testserver") as c:
+        yield c
+
+
+_HIDDEN = re.compile(r'<input type="hidden" name="(login_csrf|csrf)" value="([^"]+)">')
+
+
+async def sign_in(client: httpx.AsyncClient, name: str, password: str) -> str:
+    """Sign in through the login form like a browser; return the session's CSRF token (from a page's form)."""
+    form = await client.get("/login")
+    [(_, login_csrf)] = _HIDDEN.findall(form.text)
+    response = await client.post("/login", data={"login_csrf": login_csrf, "username": name, "password": password})
+    assert response.status_code == 303, response.text
+    page = await client.get("/")
+    assert page.status_code == 200, page.text
+    return dict(_HIDDEN.findall(page.text))["csrf"]
+
+
+def audit_events(audit_log: io.StringIO) -> list[dict[str, Any]]:
+    """The console's audit events (JSON lines)."""
+    return [json.loads(line) for line in audit_log.getvalue().splitlines() if line.strip()]
 
 
 @pytest.fixture

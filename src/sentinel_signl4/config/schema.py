@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -32,8 +33,11 @@ __all__ = [
     "CloudEndpoints",
     "Config",
     "ConnectorConfig",
+    "ConsoleConfig",
+    "ConsoleUser",
     "CredentialConfig",
     "FilterConfig",
+    "PauseConfig",
     "ServerConfig",
     "Signl4Config",
     "StoreConfig",
@@ -386,6 +390,67 @@ class ServerConfig(_Strict):
     max_connections: int = Field(default=100, ge=2, le=10_000)
 
 
+class ConsoleUser(_Strict):
+    """One ``[[console.users]]`` entry. ``password_hash`` is what ``sentinel-signl4 console hash-password`` prints
+    (``scrypt$…``); it may be a ``${ENV}`` reference. ``read`` sees every page; ``admin`` may also act."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
+    role: Literal["read", "admin"] = "read"
+    password_hash: SecretStr
+
+    @field_validator("password_hash")
+    @classmethod
+    def _hash(cls, value: SecretStr) -> SecretStr:
+        parts = value.get_secret_value().split("$")
+        if len(parts) != 6 or parts[0] != "scrypt":
+            raise ValueError("must be a hash printed by `sentinel-signl4 console hash-password` (scrypt$…), "
+                             "never the password itself")
+        return value
+
+
+class ConsoleConfig(_Strict):
+    """``[console]``: the operator console and ``/metrics``, on their own listener (loopback by default)."""
+
+    # Default: on when there is a user to sign in. Off, /metrics stays on the public listener (as before the
+    # console existed) and there is no status page.
+    enabled: bool | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8081, ge=0, le=65535)
+    session_ttl: Annotated[PositiveDuration, within(timedelta(minutes=1), timedelta(days=7))] = timedelta(hours=8)
+    users: tuple[ConsoleUser, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        """Whether ``run`` serves the console listener."""
+        return self.enabled if self.enabled is not None else bool(self.users)
+
+    @field_validator("users")
+    @classmethod
+    def _unique_users(cls, value: tuple[ConsoleUser, ...]) -> tuple[ConsoleUser, ...]:
+        names = [u.name for u in value]
+        if len(set(names)) != len(names):
+            raise ValueError("console user names must be unique")
+        return value
+
+
+class PauseConfig(_Strict):
+    """One ``[[pauses]]`` entry: a maintenance window known in advance (stored when the process starts; the CLI
+    and the console set ad-hoc ones). ``connector = "*"`` is every connector; no ``severities``: every severity."""
+
+    connector: str
+    severities: tuple[str, ...] = ()
+    start: AwareDatetime | None = None
+    end: AwareDatetime
+    mode: Literal["skip", "hold"] = "skip"
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _order(self) -> PauseConfig:
+        if self.start is not None and self.start >= self.end:
+            raise ValueError("start must be before end")
+        return self
+
+
 class LoggingConfig(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["console", "json"] = "console"
@@ -395,6 +460,8 @@ class Config(_Strict):
     store: StoreConfig = Field(default_factory=StoreConfig)
     tls: TlsConfig = Field(default_factory=TlsConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
+    pauses: tuple[PauseConfig, ...] = ()
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     connectors: tuple[ConnectorConfig, ...] = Field(min_length=1)
     health: HealthConfig = Field(default_factory=HealthConfig)

@@ -20,6 +20,7 @@ from sentinel_signl4.domain import (
 from sentinel_signl4.domain.render import RenderContext, minimal_signl, render_signl
 from sentinel_signl4.engine.keys import raise_key, tag_key
 from sentinel_signl4.engine.outbox import Done
+from sentinel_signl4.engine.pausing import covering, enqueue_time, paused_action
 from sentinel_signl4.engine.ports import Enricher, IncidentSource, Pager
 from sentinel_signl4.engine.report import PollReport
 from sentinel_signl4.metrics import Metrics
@@ -71,6 +72,8 @@ class ForwardPath:
             fresh.append(incident)
         # Enrichment is batched over the whole poll (one Log Analytics query, not one per incident).
         enrichments = await self.enricher.enrich(fresh, now) if (self.enricher and fresh) else {}
+        # Maintenance windows and pauses (store/pauses.py): read once per poll, applied per incident below.
+        pauses = await self.store.pauses(now, connector=self.connector) if fresh else []
         for incident in fresh:
             request = render_signl(incident, self.render, enrichments.get(incident.resource_id))
             action = OutboxAction(
@@ -80,7 +83,17 @@ class ForwardPath:
                          "incident_created": incident.created.isoformat(),
                          "severity": incident.severity.value, "incident_url": incident.url},
             )
-            if await self.store.enqueue(action, now):
+            pause = covering(pauses, self.connector, incident.severity.value, now)
+            if pause is not None:
+                action = paused_action(action, pause, now)
+                log.warning("incident_paused", connector=self.connector, incident=incident.number,
+                            severity=incident.severity.value, pause=pause.id, mode=pause.mode,
+                            until=pause.ends_at.isoformat(), reason=pause.reason)
+                if pause.mode == "skip":
+                    if await self.store.enqueue(action, now):
+                        self.metrics.incidents_skipped.labels(self.connector, "paused").inc()
+                    continue
+            if await self.store.enqueue(action, enqueue_time(action, now)):
                 report.enqueued.append(incident)
                 self.metrics.incidents_forwarded.labels(self.connector).inc()
                 log.info("incident_queued", connector=self.connector, incident=incident.number,

@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from sentinel_signl4.domain.enums import ActionKind, ActionState
+from sentinel_signl4.store.pauses import Pause
 
 __all__ = [
     "ActionClosedError",
@@ -389,3 +390,23 @@ class StateStore(abc.ABC):
     @abc.abstractmethod
     async def outbox_health(self, connector: str) -> OutboxHealth:
         """The figures of ``OutboxHealth`` for ``connector``, in one read statement."""
+
+    # -- maintenance windows and pauses (``store/pauses.py``) -------------------------------------------------
+    @abc.abstractmethod
+    async def add_pause(self, pause: Pause) -> None:
+        """Store a new pause (its id must be new)."""
+
+    @abc.abstractmethod
+    async def pauses(self, now: datetime, *, connector: str | None = None) -> list[Pause]:
+        """Pauses not cleared that have not ended by ``now`` (in force or still to come), of ``connector`` and of
+        every connector (``*``) when given; soonest end first."""
+
+    @abc.abstractmethod
+    async def clear_pause(self, pause_id: str, now: datetime, *, by: str) -> Pause | None:
+        """End a pause now. Returns it as cleared, or None when no such pause is still to end (ended, cleared or
+        unknown)."""
+
+    @abc.abstractmethod
+    async def release_held(self, connector: str, held_until: datetime, now: datetime) -> list[str]:
+        """Make PENDING rows of ``connector`` that wait for exactly ``held_until`` (rows held by a window that
+        ends then) due, and counted as queued, from ``now``; return their keys."""

@@ -44,7 +44,8 @@ from sentinel_signl4.store.base import (
     StateStore,
 )
 from sentinel_signl4.store.migrate import upgrade_to_head
-from sentinel_signl4.store.tables import UTCDateTime, cursors, inbox, leases, links, outbox, to_utc
+from sentinel_signl4.store.pauses import Pause, PauseMode
+from sentinel_signl4.store.tables import UTCDateTime, cursors, inbox, leases, links, outbox, pauses, to_utc
 
 __all__ = ["SqlStateStore"]
 
@@ -572,6 +573,47 @@ class SqlStateStore(StateStore):
                             retrying=int(retrying))
 
 
+    # -- maintenance windows and pauses ----------------------------------------------------------------------
+    async def add_pause(self, pause: Pause) -> None:
+        values = {
+            "id": pause.id, "connector": pause.connector, "severities": ",".join(pause.severities),
+            "starts_at": to_utc(pause.starts_at), "ends_at": to_utc(pause.ends_at), "mode": pause.mode,
+            "reason": pause.reason, "created_by": pause.created_by,
+            "created_at": to_utc(pause.created_at or pause.starts_at),
+            "cleared_at": _utc_or_none(pause.cleared_at), "cleared_by": pause.cleared_by,
+        }
+        async with self._writer.begin() as conn:
+            await conn.execute(sa.insert(pauses).values(**values))
+
+    async def pauses(self, now: datetime, *, connector: str | None = None) -> list[Pause]:
+        stmt = sa.select(pauses).where(pauses.c.cleared_at.is_(None), pauses.c.ends_at > to_utc(now))
+        if connector is not None:
+            stmt = stmt.where(pauses.c.connector.in_([connector, "*"]))
+        stmt = stmt.order_by(pauses.c.ends_at, pauses.c.id)
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        return [_pause_from_row(row) for row in rows]
+
+    async def clear_pause(self, pause_id: str, now: datetime, *, by: str) -> Pause | None:
+        now = to_utc(now)
+        stmt = (sa.update(pauses)
+                .where(pauses.c.id == pause_id, pauses.c.cleared_at.is_(None), pauses.c.ends_at > now)
+                .values(cleared_at=now, cleared_by=by)
+                .returning(*pauses.c))
+        async with self._writer.begin() as conn:
+            row = (await conn.execute(stmt)).mappings().first()
+        return None if row is None else _pause_from_row(row)
+
+    async def release_held(self, connector: str, held_until: datetime, now: datetime) -> list[str]:
+        now = to_utc(now)
+        stmt = (sa.update(outbox)
+                .where(outbox.c.connector == connector, outbox.c.state == ActionState.PENDING.value,
+                       outbox.c.next_attempt_at == to_utc(held_until))
+                .values(next_attempt_at=now, created_at=now, updated_at=now)
+                .returning(outbox.c.key))
+        async with self._writer.begin() as conn:
+            return sorted(str(key) for key in (await conn.execute(stmt)).scalars().all())
+
 # -- rows → domain objects -----------------------------------------------------------------------------------
 def _lease(name: str, owner: str, row: Sequence[Any] | None) -> Lease | None:
     """The lease ``owner`` got, from a ``RETURNING owner, epoch, expires_at`` row (None: someone else has it)."""
@@ -641,3 +683,14 @@ def _mapping(value: Any) -> dict[str, Any]:
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+def _pause_from_row(row: sa.RowMapping) -> Pause:
+    mode: PauseMode = "hold" if row["mode"] == "hold" else "skip"
+    return Pause(
+        id=row["id"], connector=row["connector"],
+        severities=tuple(s for s in str(row["severities"]).split(",") if s),
+        starts_at=row["starts_at"], ends_at=row["ends_at"], mode=mode, reason=row["reason"],
+        created_by=row["created_by"], created_at=row["created_at"], cleared_at=row["cleared_at"],
+        cleared_by=row["cleared_by"],
+    )

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
-__all__ = ["UTCDateTime", "cursors", "inbox", "leases", "links", "metadata", "outbox", "to_utc"]
+__all__ = ["UTCDateTime", "cursors", "inbox", "leases", "links", "metadata", "outbox", "pauses", "to_utc"]
 
 
 def to_utc(value: datetime) -> datetime:
@@ -130,4 +130,21 @@ cursors = sa.Table(
     sa.Column("connector", sa.Text, primary_key=True),
     sa.Column("name", sa.Text, primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
+)
+
+pauses = sa.Table(
+    "pauses",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("connector", sa.Text, nullable=False),
+    sa.Column("severities", sa.Text, nullable=False, server_default=""),
+    sa.Column("starts_at", UTCDateTime, nullable=False),
+    sa.Column("ends_at", UTCDateTime, nullable=False),
+    sa.Column("mode", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_by", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("cleared_at", UTCDateTime, nullable=True),
+    sa.Column("cleared_by", sa.Text, nullable=True),
+    sa.Index("ix_pauses_connector_ends_at", "connector", "ends_at"),
 )

@@ -1,15 +1,18 @@
-"""The HTTP server: SIGNL4 outbound webhooks, probes, metrics and the status page.
+"""The HTTP servers: SIGNL4 outbound webhooks and probes (public), and the operator console with metrics.
 
-Routes (built by ``build_web_app``):
+Public listener (``[server]``, built by ``build_web_app``):
 
 * ``POST /webhooks/signl4/{connector}/{token}``: SIGNL4 outbound webhooks into the inbox (``webhook.py``).
-* ``GET /healthz``, ``GET /readyz``, ``GET /metrics``: probes and Prometheus metrics (``health.py``).
-* ``GET /``, ``GET /status``, ``GET /status.json``: the status page (``dashboard.py``).
+* ``GET /healthz``, ``GET /readyz``: probes (``health.py``).
+
+Console listener (``[console]``, loopback by default, built by ``build_console_app``; see ``console_app.py``):
+sign-in, overview, connector pages with retry/discard, the status page and ``status.json``, ``GET /metrics``.
 
 ``WebServer`` (``server.py``) serves the app with uvicorn until the supervisor's stop event is set.
 """
 
-from sentinel_signl4.web.app import build_web_app, build_web_app_from_context
+from sentinel_signl4.web.app import build_console_app_for, build_web_app, build_web_app_from_context, web_context
+from sentinel_signl4.web.console_app import build_console_app
 from sentinel_signl4.web.context import WebContext
 from sentinel_signl4.web.server import WebServer, WebServerError
 from sentinel_signl4.web.webhook import WEBHOOK_PREFIX, WebhookUrlError, webhook_url
@@ -20,7 +23,10 @@ __all__ = [
     "WebServer",
     "WebServerError",
     "WebhookUrlError",
+    "build_console_app",
+    "build_console_app_for",
     "build_web_app",
     "build_web_app_from_context",
+    "web_context",
     "webhook_url",
 ]

@@ -1,4 +1,5 @@
-"""Build the Starlette app: routes only; each endpoint lives in its own module."""
+"""Build the public Starlette app (webhooks and probes); each endpoint lives in its own module. The status page,
+the console and ``/metrics`` are on the console's own listener (``console_app.py``)."""
 
 from __future__ import annotations
 
@@ -10,27 +11,34 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from sentinel_signl4.redact import Redactor
+from sentinel_signl4.web.console_app import build_console_app
 from sentinel_signl4.web.context import WebContext
-from sentinel_signl4.web.dashboard import Dashboard
 from sentinel_signl4.web.health import DEFAULT_READY_TIMEOUT, HealthEndpoints
 from sentinel_signl4.web.webhook import WEBHOOK_PREFIX, WebhookReceiver
 
 if TYPE_CHECKING:
     from sentinel_signl4.bootstrap import Runtime
 
-__all__ = ["build_web_app", "build_web_app_from_context"]
+__all__ = ["build_console_app_for", "build_web_app", "build_web_app_from_context", "web_context"]
 
 
 def build_web_app(runtime: Runtime, *, clock: Callable[[], datetime] | None = None,
                   ready_timeout: float = DEFAULT_READY_TIMEOUT,
                   on_event: Callable[[str], None] | None = None) -> Starlette:
-    """The app for ``runtime``: its config, store, metrics and connectors' live health.
+    """The public app for ``runtime``: its config, store, metrics and connectors' live health.
 
     ``clock`` (default: the runtime's) stamps inbox events and the status page; ``ready_timeout`` bounds the store
     ping of ``/readyz`` in seconds.
     """
+    return build_web_app_from_context(web_context(runtime, clock=clock, on_event=on_event),
+                                      ready_timeout=ready_timeout)
+
+
+def web_context(runtime: Runtime, *, clock: Callable[[], datetime] | None = None,
+                on_event: Callable[[str], None] | None = None) -> WebContext:
+    """What the endpoints of both listeners need from ``runtime``."""
     config = runtime.config
-    ctx = WebContext(
+    return WebContext(
         config=config,
         store=runtime.store,
         metrics=runtime.metrics,
@@ -38,8 +46,8 @@ def build_web_app(runtime: Runtime, *, clock: Callable[[], datetime] | None = No
         clock=clock or runtime.clock,
         redactor=Redactor(config.secrets()),
         on_event=on_event,
+        forwards={name: parts.runtime.forward for name, parts in runtime.connectors.items()},
     )
-    return build_web_app_from_context(ctx, ready_timeout=ready_timeout)
 
 
 def build_web_app_from_context(ctx: WebContext, *, ready_timeout: float = DEFAULT_READY_TIMEOUT) -> Starlette:
@@ -48,7 +56,6 @@ def build_web_app_from_context(ctx: WebContext, *, ready_timeout: float = DEFAUL
                                max_body_bytes=ctx.config.server.max_body_bytes, on_event=ctx.on_event,
                                body_timeout=ctx.config.server.body_timeout.total_seconds())
     probes = HealthEndpoints(ctx, ready_timeout=ready_timeout)
-    dashboard = Dashboard(ctx)
     routes = [
         # One route for the whole prefix: the receiver splits connector and token itself, so that a token
         # containing "/" still works and every malformed path gets the same 404 as a wrong token.
@@ -57,9 +64,13 @@ def build_web_app_from_context(ctx: WebContext, *, ready_timeout: float = DEFAUL
         Route(WEBHOOK_PREFIX, receiver.handle, methods=["POST"]),
         Route("/healthz", probes.healthz),
         Route("/readyz", probes.readyz),
-        Route("/metrics", probes.metrics),
-        Route("/", dashboard.page),
-        Route("/status", dashboard.page),
-        Route("/status.json", dashboard.json),
     ]
+    if not ctx.config.console.active:
+        # No console listener (no user configured): Prometheus still finds /metrics where it always was.
+        routes.append(Route("/metrics", probes.metrics))
     return Starlette(routes=routes)
+
+
+def build_console_app_for(runtime: Runtime, *, clock: Callable[[], datetime] | None = None) -> Starlette:
+    """The console app (``[console]``) for ``runtime``."""
+    return build_console_app(web_context(runtime, clock=clock))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from starlette.responses import JSONResponse
 
 from sentinel_signl4.config import Config
+from sentinel_signl4.engine.forward import ForwardPath
 from sentinel_signl4.engine.health import ConnectorHealth
 from sentinel_signl4.metrics import Metrics
 from sentinel_signl4.redact import Redactor
@@ -38,6 +39,8 @@ class WebContext:
     redactor: Redactor
     #: Told the connector's name when a new webhook event is stored (the supervisor runs its cycle at once).
     on_event: Callable[[str], None] | None = None
+    #: Each connector's forward path, for the console's read-only preview (``engine/preview.py``); empty: none.
+    forwards: Mapping[str, ForwardPath] = field(default_factory=dict)
 
 
 def json_response(status: int, body: object, headers: Mapping[str, str] | None = None) -> JSONResponse:

@@ -10,8 +10,7 @@ Content-Security-Policy forbids scripts outright, so text that came from a remot
 incident id) can never run in the reader's browser. Every free-text field is passed through the config's
 ``Redactor`` before it is rendered: a secret that slipped into an error upstream still never reaches the page.
 
-The page is unauthenticated, like ``/metrics``: expose only ``/webhooks/`` to the internet (reverse proxy) and keep
-the rest on the internal network.
+The page is served on the console's listener only (loopback by default), behind its sign-in (``console_app.py``).
 """
 
 from __future__ import annotations
