@@ -7,7 +7,6 @@ from typing import Any
 
 import structlog
 
-from sentinel_signl4.clients.errors import PermanentError
 from sentinel_signl4.domain import (
     ActionKind,
     Incident,
@@ -22,6 +21,7 @@ from sentinel_signl4.engine.keys import raise_key, tag_key
 from sentinel_signl4.engine.outbox import Done
 from sentinel_signl4.engine.ports import Enricher, IncidentSource, Pager
 from sentinel_signl4.engine.report import PollReport
+from sentinel_signl4.errors import PermanentError
 from sentinel_signl4.metrics import Metrics
 from sentinel_signl4.store import Link, OutboxAction, StateStore
 

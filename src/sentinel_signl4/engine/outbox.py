@@ -18,7 +18,12 @@ from typing import Any
 
 import structlog
 
-from sentinel_signl4.clients.errors import (
+from sentinel_signl4.domain import ActionKind, ActionState
+from sentinel_signl4.engine.backoff import OutboxBackoff
+from sentinel_signl4.engine.failures import describe_error
+from sentinel_signl4.engine.leases import current_fence
+from sentinel_signl4.engine.report import PollReport
+from sentinel_signl4.errors import (
     AuthError,
     ConflictError,
     NotFoundError,
@@ -26,11 +31,6 @@ from sentinel_signl4.clients.errors import (
     RateLimitedError,
     RemoteError,
 )
-from sentinel_signl4.domain import ActionKind, ActionState
-from sentinel_signl4.engine.backoff import OutboxBackoff
-from sentinel_signl4.engine.failures import describe_error
-from sentinel_signl4.engine.leases import current_fence
-from sentinel_signl4.engine.report import PollReport
 from sentinel_signl4.store import LeaseLostError, Link, OutboxAction, StateStore
 from sentinel_signl4.store.base import ActionClosedError
 

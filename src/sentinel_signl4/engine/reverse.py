@@ -24,8 +24,6 @@ from typing import Any
 
 import structlog
 
-from sentinel_signl4.clients.errors import NotFoundError
-from sentinel_signl4.config import SyncConfig
 from sentinel_signl4.domain import (
     ActionKind,
     ActionState,
@@ -57,10 +55,11 @@ from sentinel_signl4.engine.outbox import Done
 from sentinel_signl4.engine.owners import OwnerDirectory
 from sentinel_signl4.engine.ports import IncidentSource, Pager
 from sentinel_signl4.engine.report import PollReport
+from sentinel_signl4.errors import NotFoundError
 from sentinel_signl4.metrics import Metrics
 from sentinel_signl4.store import InboxEvent, InboxState, Link, OutboxAction, StateStore
 
-__all__ = ["ReversePath"]
+__all__ = ["ReversePath", "ReverseSettings"]
 
 log = structlog.get_logger("sentinel_signl4.reverse")
 
@@ -70,6 +69,19 @@ _OUR_CLOSES = ("sentinel", "merge")
 # Sentinel's lastModifiedTimeUtc and our clock can disagree by a little; re-reading a short overlap is cheap and
 # the actions it produces are keyed, so nothing is done twice.
 LIFECYCLE_OVERLAP = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class ReverseSettings:
+    """What the reverse path is told to do (built from ``[connectors.sync]`` by the bootstrap)."""
+
+    close_choice: ClassificationChoice
+    assign_owner_on: frozenset[str] = frozenset({"acknowledged", "closed"})
+    comment_on_escalation: bool = False
+    resolve_signl_on_close: bool = True
+    reraise_on_reopen: bool = False
+    #: How long an event for a Signl of this connector waits in the inbox for its link before it is finished DEAD.
+    unmatched_event_limit: timedelta = timedelta(hours=24)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +100,7 @@ _WAIT = _Wait()
 
 class ReversePath:
     def __init__(self, connector: str, *, source: IncidentSource, pager: Pager, store: StateStore,
-                 sync: SyncConfig, owners: OwnerDirectory, render: RenderContext, metrics: Metrics,
+                 sync: ReverseSettings, owners: OwnerDirectory, render: RenderContext, metrics: Metrics,
                  max_age: timedelta) -> None:
         self.connector = connector
         self.source = source
@@ -207,7 +219,7 @@ class ReversePath:
 
     def _choice(self, link: Link | None) -> ClassificationChoice:
         annotated = ClassificationChoice.from_json(link.data.get("classification")) if link else None
-        return annotated or ClassificationChoice(self.sync.close_classification, self.sync.close_classification_reason)
+        return annotated or self.sync.close_choice
 
     # -- handlers ---------------------------------------------------------------------------------------------------
     async def _link_of(self, row: OutboxAction, event: Signl4Event) -> Link | None:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
-
-import asyncpg
-from sqlalchemy.exc import SQLAlchemyError
 
 from sentinel_signl4.store.base import StoreReplacedError
 
 __all__ = ["is_store_error"]
 
-_DRIVER_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, sqlite3.Error, asyncpg.PostgresError,
-                                                   asyncpg.InterfaceError, StoreReplacedError)
+
+@functools.cache
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    # Imported on first use: the engine (which asks this question) loads no database driver by itself.
+    import asyncpg
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (SQLAlchemyError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError, StoreReplacedError)
 
 
 def is_store_error(exc: BaseException) -> bool:
@@ -21,4 +25,4 @@ def is_store_error(exc: BaseException) -> bool:
     The remote clients wrap their own transport errors in ``RemoteError``, so a bare ``ConnectionError`` reaching
     the engine comes from the store's driver (asyncpg raises ``ConnectionRefusedError`` unwrapped on connect).
     """
-    return isinstance(exc, (*_DRIVER_ERRORS, ConnectionError))
+    return isinstance(exc, (*_driver_errors(), ConnectionError))
