@@ -39,6 +39,7 @@ from sentinel_signl4.metrics import Metrics
 from sentinel_signl4.sources.graph import GraphSource
 from sentinel_signl4.sources.pager import Signl4Pager
 from sentinel_signl4.sources.sentinel import SentinelSource
+from sentinel_signl4.sources.signl4_changes import Signl4ChangeFeed
 from sentinel_signl4.store import StateStore
 from sentinel_signl4.store.factory import open_store, sqlite_file
 
@@ -208,7 +209,8 @@ def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
         )
     poller = None
     if mode in ("poll", "both"):
-        poller = Signl4Poller(cfg.name, client=signl4, store=runtime.store, interval=sync.poll_signl4_interval)
+        poller = Signl4Poller(cfg.name, changes=Signl4ChangeFeed(signl4), store=runtime.store,
+                              interval=sync.poll_signl4_interval)
     rt = ConnectorRuntime(cfg.name, store=runtime.store, forward=forward, metrics=metrics, reverse=reverse,
                           signl4_poller=poller, reconcile_every=sync.reconcile_interval,
                           retention=config.store.retention, stuck_after=config.stuck_after(cfg),

@@ -39,3 +39,7 @@ def test_the_outbox_loads_no_sdk() -> None:
     loaded = _loaded_after_import("sentinel_signl4.engine.outbox")
     assert "sentinel_signl4.engine.outbox" in loaded
     assert _offenders(loaded) == []
+def test_the_whole_engine_loads_no_sdk_no_client_and_no_config_model() -> None:
+    assert len(ENGINE_MODULES) > 10  # the listing found the engine, not an empty package
+    loaded = _loaded_after_import(*ENGINE_MODULES)
+    assert _offenders(loaded) == []

@@ -35,7 +35,7 @@ from sentinel_signl4.domain import (
     external_id_prefix,
 )
 from sentinel_signl4.domain.render import RenderContext, render_signl
-from sentinel_signl4.domain.signl4_events import EventKind, Signl4Event, Signl4User, parse_event
+from sentinel_signl4.domain.signl4_events import EventKind, Signl4Event
 from sentinel_signl4.domain.sync import (
     ClassificationChoice,
     MergeOutcome,
@@ -133,7 +133,7 @@ class ReversePath:
 
     async def _process_event(self, item: InboxEvent, now: datetime) -> None:
         try:
-            event = parse_event(item.payload)
+            event = Signl4Event.from_inbox(item.payload)
         except ValueError as exc:
             await self.store.finish_inbox(self.connector, item.event_id, now, state=InboxState.DEAD,
                                           error=str(exc), fence=current_fence())
@@ -178,7 +178,7 @@ class ReversePath:
             return []  # an alert this connector did not raise (another integration of the same team)
         if event.kind is EventKind.ANNOTATED and is_connector_note(event.annotation):
             return []  # our own note (e.g. "merged into #N"), not a responder's
-        record = _event_record(event)
+        record = event.to_record()
         actions: list[OutboxAction] = []
         target = _target_of(link)
 
@@ -234,7 +234,7 @@ class ReversePath:
         return _target_of(link) if link is not None else row.incident_id
 
     async def update_incident(self, row: OutboxAction, now: datetime) -> Done:
-        event = _event_from_record(row.payload.get("event", {}))
+        event = Signl4Event.from_record(row.payload.get("event", {}))
         op = row.payload.get("op")
         wants_owner = (op == "acknowledge" and "acknowledged" in self.sync.assign_owner_on) or (
             op == "close" and "closed" in self.sync.assign_owner_on)
@@ -268,7 +268,7 @@ class ReversePath:
     async def add_comment(self, row: OutboxAction, now: datetime) -> Done:
         target = row.incident_id
         if "event" in row.payload:  # a responder's note: it follows the Signl's incident
-            target = await self._target(row, _event_from_record(row.payload["event"]))
+            target = await self._target(row, Signl4Event.from_record(row.payload["event"]))
         await self.source.add_comment(target, str(row.payload["comment_id"]), str(row.payload["message"]))
         return Done(result={"comment_id": row.payload["comment_id"]})
 
@@ -457,26 +457,3 @@ def _target_of(link: Link) -> str:
     """The incident a Signl's actions go to: the survivor when its incident was merged into one that has its own
     Signl, else the linked incident (a link that followed a merge already names the survivor)."""
     return str(link.data.get("merged_into") or link.incident_id)
-
-
-def _event_record(event: Signl4Event) -> dict[str, Any]:
-    user = event.user
-    return {
-        "id": event.event_id, "kind": event.kind.value, "type": event.event_type,
-        "raised_at": event.raised_at.isoformat() if event.raised_at else None,
-        "external_id": event.external_id, "alert_id": event.alert_id,
-        "user": {"id": user.id, "name": user.name, "mail": user.mail} if user else None,
-        "annotation": event.annotation, "annotation_id": event.annotation_id,
-    }
-
-
-def _event_from_record(record: Any) -> Signl4Event:
-    user = record.get("user") if isinstance(record, dict) else None
-    raised = record.get("raised_at") if isinstance(record, dict) else None
-    return Signl4Event(
-        event_id=str(record.get("id", "")), kind=EventKind(record.get("kind", "other")),
-        event_type=int(record.get("type", 0)), raised_at=datetime.fromisoformat(raised) if raised else None,
-        external_id=record.get("external_id"), alert_id=record.get("alert_id"),
-        user=Signl4User(id=user.get("id"), name=user.get("name"), mail=user.get("mail")) if user else None,
-        annotation=record.get("annotation"), annotation_id=record.get("annotation_id"),
-    )
