@@ -3,7 +3,7 @@
 The store keeps a row's payload as JSON (``to_record``). Records carry ``"v"``, the version of their form; records
 written before versions existed have none and are read as version 1, whose keys they already use. A record of a
 later version than this code knows, or one that lacks what its kind needs, raises ``PayloadError`` (the outbox
-dead-letters such a row with that message instead of guessing; ``outbox requeue`` brings it back).
+dead-letters such a row with that message instead of guessing; ``outbox retry`` brings it back).
 """
 
 from __future__ import annotations
