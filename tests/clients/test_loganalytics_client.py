@@ -13,7 +13,7 @@ from sentinel_signl4.clients.errors import AuthError, NotFoundError, PermanentEr
 from sentinel_signl4.clients.identity import TokenProvider, build_credential
 from sentinel_signl4.clients.loganalytics import LogAnalyticsClient, QueryGate
 from sentinel_signl4.clients.retry import NO_RETRY
-from sentinel_signl4.config.presentation import DEFAULT_COLUMNS, DEFAULT_QUERY
+from sentinel_signl4.config.signl_content import DEFAULT_COLUMNS, DEFAULT_QUERY
 from sentinel_signl4.emulators.app import EmulatorState
 from sentinel_signl4.emulators.loganalytics_model import Fault, FaultKind
 from sentinel_signl4.emulators.seed import DemoWorld, seed_demo
