@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 
-from sentinel_signl4.clients.errors import AuthError
 from sentinel_signl4.clients.http import build_http_client
 from sentinel_signl4.clients.identity import TokenProvider
 from sentinel_signl4.clients.ratelimit import SlidingWindowLimiter
@@ -25,6 +24,7 @@ from sentinel_signl4.clients.sentinel import SentinelClient
 from sentinel_signl4.clients.signl4 import Signl4Client
 from sentinel_signl4.emulators.app import EmulatorState, EmulatorTransport, build_app
 from sentinel_signl4.emulators.sentinel_model import Role, Workspace
+from sentinel_signl4.errors import AuthError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 

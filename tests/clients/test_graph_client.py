@@ -9,7 +9,6 @@ import httpx
 import pytest
 from clients_world import CLIENT_ID, ORIGIN, TENANT, EmulatorTokenProvider, FakeClock, World
 
-from sentinel_signl4.clients.errors import AuthError, OutcomeUnknownError, PermanentError, RateLimitedError
 from sentinel_signl4.clients.graph import GraphClient, GraphUser, graph_limiter
 from sentinel_signl4.clients.ratelimit import SlidingWindowLimiter, reset_limiters
 from sentinel_signl4.clients.retry import RetryPolicy, RetryStats
@@ -17,6 +16,7 @@ from sentinel_signl4.domain import IncidentFilter, IncidentStatus, Severity
 from sentinel_signl4.emulators.app import EmulatorState
 from sentinel_signl4.emulators.faults import FaultRule
 from sentinel_signl4.emulators.graph_model import AlertSeed, GraphModel, Permission
+from sentinel_signl4.errors import AuthError, OutcomeUnknownError, PermanentError, RateLimitedError
 
 ALL_PERMISSIONS = [Permission.SECURITY_INCIDENT_READ_WRITE, Permission.SECURITY_ALERT_READ_WRITE,
                    Permission.USER_READ_ALL]

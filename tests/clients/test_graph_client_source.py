@@ -9,7 +9,6 @@ import httpx
 import pytest
 from clients_world import CLIENT_ID, ORIGIN, TENANT, EmulatorTokenProvider, FakeClock, World
 
-from sentinel_signl4.clients.errors import AuthError
 from sentinel_signl4.clients.graph import GraphClient
 from sentinel_signl4.clients.retry import RetryPolicy
 from sentinel_signl4.domain import (
@@ -24,6 +23,7 @@ from sentinel_signl4.domain.graph_sync import comment_marker
 from sentinel_signl4.domain.sync import ClassificationChoice
 from sentinel_signl4.emulators.graph_model import AlertSeed, GraphModel, Permission
 from sentinel_signl4.engine.ports import OwnerRef
+from sentinel_signl4.errors import AuthError
 from sentinel_signl4.sources.graph import GraphSource, graph_incident_id, graph_resource_id
 
 

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sentinel_signl4.clients.errors import AuthError, NotFoundError, PermanentError, RateLimitedError, RemoteError
 from sentinel_signl4.clients.identity import TokenProvider, build_credential
 from sentinel_signl4.clients.loganalytics import LogAnalyticsClient, QueryGate
 from sentinel_signl4.clients.retry import NO_RETRY
@@ -19,6 +18,7 @@ from sentinel_signl4.emulators.loganalytics_model import Fault, FaultKind
 from sentinel_signl4.emulators.seed import DemoWorld, seed_demo
 from sentinel_signl4.emulators.server import EmulatorServer
 from sentinel_signl4.engine.enrich import build_query
+from sentinel_signl4.errors import AuthError, NotFoundError, PermanentError, RateLimitedError, RemoteError
 from spec_validation import schema_errors
 
 LA = "loganalytics-query-v1.schema.json"

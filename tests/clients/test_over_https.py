@@ -21,7 +21,6 @@ from clients_world import (
     WORKSPACE,
 )
 
-from sentinel_signl4.clients.errors import AuthError, OutcomeUnknownError, PermanentError, RemoteError
 from sentinel_signl4.clients.http import build_http_client
 from sentinel_signl4.clients.identity import TokenProvider, build_credential
 from sentinel_signl4.clients.ratelimit import SlidingWindowLimiter
@@ -34,6 +33,7 @@ from sentinel_signl4.emulators.app import EmulatorState
 from sentinel_signl4.emulators.faults import FaultRule
 from sentinel_signl4.emulators.sentinel_model import Role
 from sentinel_signl4.emulators.server import EmulatorServer
+from sentinel_signl4.errors import AuthError, OutcomeUnknownError, PermanentError, RemoteError
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,12 @@ import httpx
 import pytest
 from clients_world import API_KEY, ORIGIN, TEAM_SECRET, FakeClock, World, fake_time_limiter, make_signl4
 
-from sentinel_signl4.clients.errors import (
+from sentinel_signl4.clients.retry import RetryPolicy, RetryStats
+from sentinel_signl4.clients.signl4 import Signl4Client
+from sentinel_signl4.domain import SignlRequest, SignlStatus
+from sentinel_signl4.emulators.faults import FaultRule
+from sentinel_signl4.emulators.signl4_model import AlertStatus, RateLimit, RateLimitPolicy, RawParameter
+from sentinel_signl4.errors import (
     AuthError,
     ConflictError,
     NotFoundError,
@@ -17,11 +22,6 @@ from sentinel_signl4.clients.errors import (
     PermanentError,
     RateLimitedError,
 )
-from sentinel_signl4.clients.retry import RetryPolicy, RetryStats
-from sentinel_signl4.clients.signl4 import Signl4Client
-from sentinel_signl4.domain import SignlRequest, SignlStatus
-from sentinel_signl4.emulators.faults import FaultRule
-from sentinel_signl4.emulators.signl4_model import AlertStatus, RateLimit, RateLimitPolicy, RawParameter
 
 
 def request(external_id: str = "s4s:soc:abc123", title: str = "42 | Suspicious sign-in") -> SignlRequest:
