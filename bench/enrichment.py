@@ -36,7 +36,7 @@ from sentinel_signl4.clients.identity import TokenProvider, build_credential
 from sentinel_signl4.clients.loganalytics import LogAnalyticsClient, QueryGate
 from sentinel_signl4.clients.retry import RetryPolicy
 from sentinel_signl4.clients.sentinel import SentinelClient
-from sentinel_signl4.config.presentation import DEFAULT_COLUMNS, DEFAULT_QUERY
+from sentinel_signl4.config.signl_content import DEFAULT_COLUMNS, DEFAULT_QUERY
 from sentinel_signl4.domain import Incident, Severity
 from sentinel_signl4.engine.enrich import EnrichmentSettings, SentinelEnricher
 

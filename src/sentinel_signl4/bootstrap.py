@@ -19,25 +19,27 @@ from sentinel_signl4.clients.ratelimit import limiter_for
 from sentinel_signl4.clients.retry import RetryPolicy
 from sentinel_signl4.clients.sentinel import SentinelClient
 from sentinel_signl4.clients.signl4 import Signl4Client
-from sentinel_signl4.config import Config, ConnectorConfig
+from sentinel_signl4.config import Config, ConnectorConfig, CredentialConfig, SyncConfig
 from sentinel_signl4.domain import IncidentFilter
 from sentinel_signl4.domain.presentation import PresentationOptions
 from sentinel_signl4.domain.render import RenderContext
+from sentinel_signl4.domain.sync import ClassificationChoice
 from sentinel_signl4.engine.connector import ConnectorRuntime
-from sentinel_signl4.engine.credential_expiry import credential_expiry
+from sentinel_signl4.engine.credential_expiry import CredentialExpiry, credential_expiry
 from sentinel_signl4.engine.enrich import EnrichmentSettings, SentinelEnricher
 from sentinel_signl4.engine.forward import ForwardPath
 from sentinel_signl4.engine.instances import InstanceRegistry
 from sentinel_signl4.engine.leases import replica_id
 from sentinel_signl4.engine.owners import OwnerDirectory, UserLookup
 from sentinel_signl4.engine.ports import OwnerRef
-from sentinel_signl4.engine.reverse import ReversePath
+from sentinel_signl4.engine.reverse import ReversePath, ReverseSettings
 from sentinel_signl4.engine.signl4_poll import Signl4Poller
 from sentinel_signl4.engine.supervisor import ScheduledConnector, Supervisor
 from sentinel_signl4.metrics import Metrics
 from sentinel_signl4.sources.graph import GraphSource
 from sentinel_signl4.sources.pager import Signl4Pager
 from sentinel_signl4.sources.sentinel import SentinelSource
+from sentinel_signl4.sources.signl4_changes import Signl4ChangeFeed
 from sentinel_signl4.store import StateStore
 from sentinel_signl4.store.factory import open_store, sqlite_file
 
@@ -200,20 +202,37 @@ def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
     mode = cfg.sync_mode
     if mode != "off" or sync.resolve_signl_on_close or sync.reraise_on_reopen:
         reverse = ReversePath(
-            cfg.name, source=source, pager=pager, store=runtime.store, sync=sync,
+            cfg.name, source=source, pager=pager, store=runtime.store, sync=reverse_settings(sync),
             owners=OwnerDirectory(sync.owner_map, _owner_lookup(graph) if sync.assign_owner_on else None),
             render=render, metrics=metrics,
             max_age=cfg.filter.max_age,
         )
     poller = None
     if mode in ("poll", "both"):
-        poller = Signl4Poller(cfg.name, client=signl4, store=runtime.store, interval=sync.poll_signl4_interval)
+        poller = Signl4Poller(cfg.name, changes=Signl4ChangeFeed(signl4), store=runtime.store,
+                              interval=sync.poll_signl4_interval)
     rt = ConnectorRuntime(cfg.name, store=runtime.store, forward=forward, metrics=metrics, reverse=reverse,
                           signl4_poller=poller, reconcile_every=sync.reconcile_interval,
                           retention=config.store.retention, stuck_after=config.stuck_after(cfg),
-                          credential_expiry=lambda: credential_expiry(cred))
+                          credential_expiry=lambda: _credential_expiry(cred))
     return ConnectorParts(config=cfg, runtime=rt, source=source, pager=pager, sentinel=sentinel,
                           signl4=signl4, tokens=tokens, graph=graph)
+
+
+def reverse_settings(sync: SyncConfig) -> ReverseSettings:
+    """The plain values the reverse path takes from ``[connectors.sync]``."""
+    return ReverseSettings(
+        close_choice=ClassificationChoice(sync.close_classification, sync.close_classification_reason),
+        assign_owner_on=frozenset(sync.assign_owner_on), comment_on_escalation=sync.comment_on_escalation,
+        resolve_signl_on_close=sync.resolve_signl_on_close, reraise_on_reopen=sync.reraise_on_reopen,
+        unmatched_event_limit=sync.unmatched_event_limit)
+
+
+def _credential_expiry(cred: CredentialConfig) -> CredentialExpiry | None:
+    return credential_expiry(
+        secret_expires=cred.expires,
+        certificate_path=cred.certificate_path if cred.kind == "certificate" else None,
+        certificate_password=cred.certificate_password.get_secret_value() if cred.certificate_password else None)
 
 
 def _graph_client(cfg: ConnectorConfig, runtime: Runtime, tokens: TokenProvider,

@@ -6,10 +6,10 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 
 from sentinel_signl4.bootstrap import ConnectorParts, build_runtime
-from sentinel_signl4.clients.errors import RemoteError
 from sentinel_signl4.clients.signl4 import Signl4AccessReport
 from sentinel_signl4.config import Config
 from sentinel_signl4.engine.enrich import SentinelEnricher
+from sentinel_signl4.errors import RemoteError
 from sentinel_signl4.logs import configure_logging
 
 __all__ = ["run_checks"]

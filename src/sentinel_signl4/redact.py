@@ -15,11 +15,13 @@ exception message in the first place.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable, MutableMapping
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
-import httpx
+if TYPE_CHECKING:  # the engine (the watchdog) redacts too, and must not load an HTTP stack for it
+    import httpx
 
 __all__ = [
     "MASK",
@@ -159,6 +161,7 @@ class Redactor:
             return [self._redact_value(v) for v in value]
         if isinstance(value, tuple):
             return tuple(self._redact_value(v) for v in value)
-        if isinstance(value, httpx.URL):
+        loaded = sys.modules.get("httpx")  # an httpx.URL exists only when httpx was loaded by someone
+        if loaded is not None and isinstance(value, loaded.URL):
             return self.redact(redact_url(value))
         return value

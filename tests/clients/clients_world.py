@@ -15,13 +15,13 @@ import httpx
 import pytest
 
 from fake_clock import FakeClock
-from sentinel_signl4.clients.errors import AuthError
 from sentinel_signl4.clients.http import build_http_client
 from sentinel_signl4.clients.identity import TokenProvider
 from sentinel_signl4.clients.ratelimit import SlidingWindowLimiter
 from sentinel_signl4.clients.retry import RetryPolicy, RetryStats, set_testing
 from sentinel_signl4.clients.sentinel import SentinelClient
 from sentinel_signl4.clients.signl4 import Signl4Client
+from sentinel_signl4.errors import AuthError
 from sentinel_signl4_emulators.app import EmulatorState, EmulatorTransport, build_app
 from sentinel_signl4_emulators.sentinel.model import Role, Workspace
 

@@ -16,11 +16,11 @@ from clients_world import (
     World,
 )
 from fake_clock import FakeClock
-from sentinel_signl4.clients.errors import AuthError, OutcomeUnknownError, PermanentError, RateLimitedError
 from sentinel_signl4.clients.graph import GraphClient, GraphUser, graph_limiter
 from sentinel_signl4.clients.ratelimit import SlidingWindowLimiter, reset_limiters
 from sentinel_signl4.clients.retry import RetryPolicy, RetryStats
 from sentinel_signl4.domain import IncidentFilter, IncidentStatus, Severity
+from sentinel_signl4.errors import AuthError, OutcomeUnknownError, PermanentError, RateLimitedError
 from sentinel_signl4_emulators.app import EmulatorState
 from sentinel_signl4_emulators.common.faults import FaultRule
 from sentinel_signl4_emulators.graph.model import AlertSeed, GraphModel, Permission

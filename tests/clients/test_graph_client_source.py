@@ -16,7 +16,6 @@ from clients_world import (
     World,
 )
 from fake_clock import FakeClock
-from sentinel_signl4.clients.errors import AuthError
 from sentinel_signl4.clients.graph import GraphClient
 from sentinel_signl4.clients.retry import RetryPolicy
 from sentinel_signl4.domain import (
@@ -30,6 +29,7 @@ from sentinel_signl4.domain import (
 from sentinel_signl4.domain.graph_sync import comment_marker
 from sentinel_signl4.domain.sync import ClassificationChoice
 from sentinel_signl4.engine.ports import OwnerRef
+from sentinel_signl4.errors import AuthError
 from sentinel_signl4.sources.graph import GraphSource, graph_incident_id, graph_resource_id
 from sentinel_signl4_emulators.graph.model import AlertSeed, GraphModel, Permission
 

@@ -9,7 +9,13 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from sentinel_signl4.clients.errors import (
+from sentinel_signl4.clients.http import (
+    build_http_client,
+    classify_response,
+    classify_transport_error,
+    parse_retry_after,
+)
+from sentinel_signl4.errors import (
     AuthError,
     ConflictError,
     NotFoundError,
@@ -18,12 +24,6 @@ from sentinel_signl4.clients.errors import (
     RateLimitedError,
     RemoteError,
     TransientError,
-)
-from sentinel_signl4.clients.http import (
-    build_http_client,
-    classify_response,
-    classify_transport_error,
-    parse_retry_after,
 )
 from sentinel_signl4.redact import Redactor
 

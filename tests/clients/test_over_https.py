@@ -21,7 +21,6 @@ from clients_world import (
     TENANT,
     WORKSPACE,
 )
-from sentinel_signl4.clients.errors import AuthError, OutcomeUnknownError, PermanentError, RemoteError
 from sentinel_signl4.clients.http import build_http_client
 from sentinel_signl4.clients.identity import TokenProvider, build_credential
 from sentinel_signl4.clients.ratelimit import SlidingWindowLimiter
@@ -30,6 +29,7 @@ from sentinel_signl4.clients.sentinel import SentinelClient
 from sentinel_signl4.clients.sentinel_mapping import with_label, writable_properties
 from sentinel_signl4.clients.signl4 import Signl4Client
 from sentinel_signl4.domain import IncidentFilter, SignlRequest
+from sentinel_signl4.errors import AuthError, OutcomeUnknownError, PermanentError, RemoteError
 from sentinel_signl4_emulators.app import EmulatorState
 from sentinel_signl4_emulators.common.faults import FaultRule
 from sentinel_signl4_emulators.sentinel.model import Role

@@ -9,11 +9,11 @@ import httpx
 import pytest
 
 from clients_world import CLIENT_ID, ORIGIN, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, EmulatorTokenProvider, World
-from sentinel_signl4.clients.errors import AuthError, ConflictError, NotFoundError, PermanentError
 from sentinel_signl4.clients.retry import RetryPolicy, RetryStats
 from sentinel_signl4.clients.sentinel import SentinelClient
 from sentinel_signl4.clients.sentinel_mapping import with_label, writable_properties
 from sentinel_signl4.domain import Classification, IncidentFilter, IncidentStatus, Severity
+from sentinel_signl4.errors import AuthError, ConflictError, NotFoundError, PermanentError
 from sentinel_signl4_emulators.common.faults import FaultRule
 from sentinel_signl4_emulators.sentinel.model import EntitySeed, Role, SecurityAlertSeed
 from spec_validation import assert_valid

@@ -17,7 +17,10 @@ from clients_world import (
     make_signl4,
 )
 from fake_clock import FakeClock
-from sentinel_signl4.clients.errors import (
+from sentinel_signl4.clients.retry import RetryPolicy, RetryStats
+from sentinel_signl4.clients.signl4 import Signl4Client
+from sentinel_signl4.domain import SignlRequest, SignlStatus
+from sentinel_signl4.errors import (
     AuthError,
     ConflictError,
     NotFoundError,
@@ -25,9 +28,6 @@ from sentinel_signl4.clients.errors import (
     PermanentError,
     RateLimitedError,
 )
-from sentinel_signl4.clients.retry import RetryPolicy, RetryStats
-from sentinel_signl4.clients.signl4 import Signl4Client
-from sentinel_signl4.domain import SignlRequest, SignlStatus
 from sentinel_signl4_emulators.common.faults import FaultRule
 from sentinel_signl4_emulators.signl4.model import AlertStatus, RateLimit, RateLimitPolicy, RawParameter
 

@@ -1,6 +1,7 @@
 """Outbox errors tell their cause and stay local: a row another worker finished meanwhile (the store's per-row
-guard, ``ActionClosedError``) does not abort the other rows of the pass, and a cycle that crashes reports the
-underlying error, never "ExceptionGroup: unhandled errors in a TaskGroup"."""
+guard, ``ActionClosedError``) does not abort the other rows of the pass, and a row that cannot be read is a dead
+letter saying why while the other rows go out. (Describing a crash by its underlying error, never "ExceptionGroup:
+unhandled errors in a TaskGroup", is ``tests/unit/test_failures.py``.)"""
 
 from __future__ import annotations
 
@@ -53,24 +54,26 @@ async def test_a_row_another_worker_finished_does_not_abort_the_other_rows_of_th
     assert any("ActionClosedError" in error and "already done" in error for error in report.errors), report.errors
 
 
-async def test_a_crashing_cycle_reports_the_underlying_error_and_the_other_rows_still_go_out(
+async def test_an_unreadable_row_is_a_dead_letter_with_its_reason_and_the_other_rows_still_go_out(
         harness: Harness) -> None:
     s = await start(harness, api_key=False)
     runtime = s.runtime
-    # A row the handler cannot perform (written by a newer version, or by hand): a plain ValueError in one task.
+    # A row the handler cannot read (written by a newer version, or by hand). It used to crash its task and stay
+    # in flight for ever; it is a dead letter now, kept with its payload and the reason.
     await runtime.store.enqueue(OutboxAction(
         key="contoso|bogus-update", connector="contoso", kind=ActionKind.UPDATE_INCIDENT,
         incident_id=s.resource_id, payload={"op": "teleport"}), datetime.now(UTC))
     names = seed(harness, 2, "Alongside")
     reports = await runtime.supervisor().run_each_once()
 
-    health = s.connector.health
-    assert health.error is not None
-    assert "ValueError: unknown update op 'teleport'" in health.error, health.error
-    assert "TaskGroup" not in health.error and "ExceptionGroup" not in health.error
     report = reports["contoso"]
-    assert report is not None  # the outbox pass failed, the cycle still finished and reported it …
-    assert report.errors == ["outbox: ValueError: unknown update op 'teleport'"], report.errors
-    assert signls_per_incident(harness, names) == [1, 1]  # … after every other row of the pass was performed
-    in_flight = [row.key for row in await runtime.store.list_actions("contoso", states=[ActionState.IN_FLIGHT])]
-    assert in_flight == ["contoso|bogus-update"], "rows of other incidents were cancelled mid-attempt"
+    assert report is not None and report.errors == [], report.errors
+    assert report.dead[ActionKind.UPDATE_INCIDENT] == 1
+    assert signls_per_incident(harness, names) == [1, 1]
+    row = await runtime.store.get_action("contoso|bogus-update")
+    assert row is not None and row.state is ActionState.DEAD
+    assert row.last_error == "unreadable payload: unknown update op 'teleport'", row.last_error
+    assert dict(row.payload) == {"op": "teleport"}
+    assert await runtime.store.list_actions("contoso", states=[ActionState.IN_FLIGHT]) == []
+    health = s.connector.health
+    assert health.error is None or ("TaskGroup" not in health.error and "ExceptionGroup" not in health.error)

@@ -18,11 +18,11 @@ from integration_harness import Harness
 from sentinel_signl4.bootstrap import build_runtime
 from sentinel_signl4.checks import run_checks
 from sentinel_signl4.clients.azure_actions import COMMENTS_WRITE
-from sentinel_signl4.clients.errors import AuthError
 from sentinel_signl4.clients.http import build_http_client
 from sentinel_signl4.clients.identity import TokenProvider, build_credential
 from sentinel_signl4.clients.loganalytics import reset_query_gates
 from sentinel_signl4.config import parse_config
+from sentinel_signl4.errors import AuthError
 from sentinel_signl4.provision.apply import TenantOutcome, apply_plans
 from sentinel_signl4.provision.plan import PlanOptions, build_plan
 from sentinel_signl4.provision.targets import parse_targets

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 from sentinel_signl4.config import CredentialConfig
-from sentinel_signl4.engine.credential_expiry import certificate_not_after, credential_expiry
+from sentinel_signl4.engine.credential_expiry import CredentialExpiry, certificate_not_after, credential_expiry
 
 NOT_AFTER = datetime(2027, 3, 4, 5, 6, 7, tzinfo=UTC)
 
@@ -55,11 +55,19 @@ def test_the_earliest_of_a_configured_date_and_the_certificate_wins(tmp_path: Pa
     path = tmp_path / "app.pem"
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     cred = CredentialConfig(kind="certificate", client_id="c", certificate_path=str(path))
-    expiry = credential_expiry(cred)
+    expiry = _expiry_of(cred)
     assert expiry is not None and (expiry.at, expiry.what) == (NOT_AFTER, "certificate app.pem")
     earlier = CredentialConfig(kind="client_secret", client_id="c", client_secret="s3cr3t-value",
                                expires=date(2026, 12, 24))
-    expiry = credential_expiry(earlier)
+    expiry = _expiry_of(earlier)
     assert expiry is not None
     assert (expiry.at, expiry.what) == (datetime(2026, 12, 24, tzinfo=UTC), "client secret")
-    assert credential_expiry(CredentialConfig(kind="managed_identity")) is None
+    assert _expiry_of(CredentialConfig(kind="managed_identity")) is None
+
+
+def _expiry_of(cred: CredentialConfig) -> CredentialExpiry | None:
+    """The plain values the connector's bootstrap passes for ``cred``."""
+    return credential_expiry(
+        secret_expires=cred.expires,
+        certificate_path=cred.certificate_path if cred.kind == "certificate" else None,
+        certificate_password=cred.certificate_password.get_secret_value() if cred.certificate_password else None)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sentinel_signl4.clients.errors import RemoteError
 from sentinel_signl4.engine.failures import describe_error
+from sentinel_signl4.errors import RemoteError
 
 
 def test_nested_groups_are_flattened_to_their_causes_without_repeats() -> None:

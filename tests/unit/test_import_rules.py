@@ -22,13 +22,13 @@ EMULATORS = ROOT / "emulators" / "src" / "sentinel_signl4_emulators"
 #: entry that no longer matches anything is harmless, so the rule can be tightened one import at a time.
 ENGINE_EXCEPTIONS: frozenset[tuple[str, str]] = frozenset({
     # Remote-error types the engine classifies; they belong in a neutral errors module.
-    ("sentinel_signl4.engine.connector", "sentinel_signl4.clients.errors"),
-    ("sentinel_signl4.engine.enrich", "sentinel_signl4.clients.errors"),
-    ("sentinel_signl4.engine.failures", "sentinel_signl4.clients.errors"),
-    ("sentinel_signl4.engine.forward", "sentinel_signl4.clients.errors"),
-    ("sentinel_signl4.engine.outbox", "sentinel_signl4.clients.errors"),
-    ("sentinel_signl4.engine.owners", "sentinel_signl4.clients.errors"),
-    ("sentinel_signl4.engine.reverse", "sentinel_signl4.clients.errors"),
+    ("sentinel_signl4.engine.connector", "sentinel_signl4.errors"),
+    ("sentinel_signl4.engine.enrich", "sentinel_signl4.errors"),
+    ("sentinel_signl4.engine.failures", "sentinel_signl4.errors"),
+    ("sentinel_signl4.engine.forward", "sentinel_signl4.errors"),
+    ("sentinel_signl4.engine.outbox", "sentinel_signl4.errors"),
+    ("sentinel_signl4.engine.owners", "sentinel_signl4.errors"),
+    ("sentinel_signl4.engine.reverse", "sentinel_signl4.errors"),
     # Configuration models the engine takes instead of plain values.
     ("sentinel_signl4.engine.credential_expiry", "sentinel_signl4.config"),
     ("sentinel_signl4.engine.reverse", "sentinel_signl4.config"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sentinel_signl4.config.presentation import DEFAULT_QUERY
+from sentinel_signl4.config.signl_content import DEFAULT_QUERY
 from sentinel_signl4.domain.kql_tables import KqlTablesError, tables_read_by
 
 

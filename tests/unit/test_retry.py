@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from sentinel_signl4.clients.errors import (
+from sentinel_signl4.clients.retry import RetryPolicy, RetryStats, call_with_retry, is_retryable, set_testing
+from sentinel_signl4.errors import (
     AuthError,
     ConflictError,
     NotFoundError,
@@ -17,7 +18,6 @@ from sentinel_signl4.clients.errors import (
     RemoteError,
     TransientError,
 )
-from sentinel_signl4.clients.retry import RetryPolicy, RetryStats, call_with_retry, is_retryable, set_testing
 
 
 @pytest.fixture(autouse=True)

@@ -11,8 +11,8 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from sentinel_signl4.clients.errors import PermanentError
 from sentinel_signl4.clients.http import classify_response, classify_transport_error
+from sentinel_signl4.errors import PermanentError
 from sentinel_signl4.redact import Redactor, redact_url
 
 __all__ = ["checked_next_link", "decode_json", "decode_json_object", "origin", "path_segment", "send_once"]

@@ -27,7 +27,6 @@ import httpx
 import structlog
 
 from sentinel_signl4.clients._rest import checked_next_link, origin, path_segment, send_once
-from sentinel_signl4.clients.errors import AuthError, NotFoundError, PermanentError
 from sentinel_signl4.clients.http import DEFAULT_TIMEOUT
 from sentinel_signl4.clients.identity import TokenProvider
 from sentinel_signl4.clients.ratelimit import SlidingWindowLimiter, limiter_for
@@ -36,6 +35,7 @@ from sentinel_signl4.clients.sentinel_mapping import format_odata_datetime
 from sentinel_signl4.domain.enums import Severity
 from sentinel_signl4.domain.filtering import IncidentFilter
 from sentinel_signl4.domain.graph_vocab import alert_statuses_for, graph_severities_for, incident_statuses_for
+from sentinel_signl4.errors import AuthError, NotFoundError, PermanentError
 from sentinel_signl4.redact import Redactor, redact_url
 
 __all__ = [

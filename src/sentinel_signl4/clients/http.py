@@ -1,7 +1,7 @@
 """The shared HTTP client and the shared failure classification of every remote call.
 
 All clients (Sentinel, SIGNL4, …) send through one :class:`httpx.AsyncClient` built here, and turn every non-2xx
-response and every transport failure into one of the typed errors of :mod:`sentinel_signl4.clients.errors` with
+response and every transport failure into one of the typed errors of :mod:`sentinel_signl4.errors` with
 :func:`classify_response` and :func:`classify_transport_error`. Messages name the service, the method, the
 *redacted* URL, the status and the remote error code and message; never a header or a secret.
 """
@@ -20,7 +20,7 @@ import certifi
 import httpx
 
 from sentinel_signl4 import __version__
-from sentinel_signl4.clients.errors import (
+from sentinel_signl4.errors import (
     AuthError,
     ConflictError,
     NotFoundError,

@@ -31,8 +31,8 @@ from azure.identity.aio import (
     WorkloadIdentityCredential,
 )
 
-from sentinel_signl4.clients.errors import AuthError, PermanentError, RateLimitedError, RemoteError, TransientError
 from sentinel_signl4.clients.http import tls_failure
+from sentinel_signl4.errors import AuthError, PermanentError, RateLimitedError, RemoteError, TransientError
 from sentinel_signl4.redact import Redactor, SecretLike, reveal
 
 __all__ = [

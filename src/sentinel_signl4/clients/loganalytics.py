@@ -39,7 +39,12 @@ from sentinel_signl4.clients.azure_actions import (
     requires_actions,
     table_read_action,
 )
-from sentinel_signl4.clients.errors import (
+from sentinel_signl4.clients.http import parse_retry_after
+from sentinel_signl4.clients.identity import TokenProvider
+from sentinel_signl4.clients.ratelimit import SlidingWindowLimiter
+from sentinel_signl4.clients.retry import OnRetry, RetryPolicy, call_with_retry
+from sentinel_signl4.domain.kql import LogRows
+from sentinel_signl4.errors import (
     AuthError,
     NotFoundError,
     OutcomeUnknownError,
@@ -48,11 +53,6 @@ from sentinel_signl4.clients.errors import (
     RemoteError,
     TransientError,
 )
-from sentinel_signl4.clients.http import parse_retry_after
-from sentinel_signl4.clients.identity import TokenProvider
-from sentinel_signl4.clients.ratelimit import SlidingWindowLimiter
-from sentinel_signl4.clients.retry import OnRetry, RetryPolicy, call_with_retry
-from sentinel_signl4.domain.kql import LogRows
 
 __all__ = [
     "LOG_ANALYTICS_ENDPOINT",

@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState
 
-from sentinel_signl4.clients.errors import OutcomeUnknownError, RateLimitedError, RemoteError
+from sentinel_signl4.errors import OutcomeUnknownError, RateLimitedError, RemoteError
 
 __all__ = [
     "NO_RETRY",

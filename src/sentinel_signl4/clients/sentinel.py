@@ -19,7 +19,6 @@ import structlog
 from sentinel_signl4.clients._rest import checked_next_link, origin, path_segment, send_once
 from sentinel_signl4.clients.azure_actions import COMMENTS_READ, COMMENTS_WRITE, INCIDENTS_READ, INCIDENTS_WRITE
 from sentinel_signl4.clients.azure_actions import requires_actions as requires
-from sentinel_signl4.clients.errors import AuthError, NotFoundError, PermanentError
 from sentinel_signl4.clients.http import DEFAULT_TIMEOUT
 from sentinel_signl4.clients.identity import TokenProvider
 from sentinel_signl4.clients.retry import OnRetry, RetryPolicy, call_with_retry
@@ -32,6 +31,7 @@ from sentinel_signl4.clients.sentinel_mapping import (
 from sentinel_signl4.domain.enums import IncidentStatus
 from sentinel_signl4.domain.filtering import IncidentFilter
 from sentinel_signl4.domain.incident import Incident
+from sentinel_signl4.errors import AuthError, NotFoundError, PermanentError
 from sentinel_signl4.redact import Redactor, redact_url
 
 __all__ = ["ARM_ENDPOINT", "ARM_SCOPE", "DEFAULT_API_VERSION", "SentinelClient"]

@@ -25,13 +25,6 @@ import httpx
 import structlog
 
 from sentinel_signl4.clients._rest import decode_json
-from sentinel_signl4.clients.errors import (
-    NotFoundError,
-    OutcomeUnknownError,
-    PermanentError,
-    RateLimitedError,
-    RemoteError,
-)
 from sentinel_signl4.clients.http import (
     DEFAULT_TIMEOUT,
     classify_response,
@@ -55,6 +48,13 @@ from sentinel_signl4.clients.signl4_reads import (
 )
 from sentinel_signl4.domain.enums import SignlStatus
 from sentinel_signl4.domain.signl import SignlRequest, team_secret_of
+from sentinel_signl4.errors import (
+    NotFoundError,
+    OutcomeUnknownError,
+    PermanentError,
+    RateLimitedError,
+    RemoteError,
+)
 from sentinel_signl4.redact import Redactor, SecretLike, redact_url, reveal
 
 __all__ = [

@@ -20,8 +20,8 @@ from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-from sentinel_signl4.clients.errors import PermanentError
 from sentinel_signl4.domain.signl4_events import parse_signl4_time
+from sentinel_signl4.errors import PermanentError
 
 __all__ = [
     "ANNOTATION_PATHS",

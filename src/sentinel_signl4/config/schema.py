@@ -21,7 +21,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from sentinel_signl4.config.durations import PositiveDuration, within
 from sentinel_signl4.config.graph import GraphSourceConfig, SourceKind
-from sentinel_signl4.config.presentation import EnrichmentConfig, PresentationConfig
+from sentinel_signl4.config.signl_content import EnrichmentConfig, PresentationConfig
 from sentinel_signl4.config.watchdog import WatchdogConfig
 from sentinel_signl4.domain.enums import Classification, ClassificationReason, IncidentStatus, Severity
 from sentinel_signl4.domain.signl import check_team_webhook_url, team_secret_of

@@ -14,7 +14,11 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["EventKind", "Signl4Event", "Signl4User", "parse_event", "parse_signl4_time"]
+__all__ = ["EVENT_RECORD_VERSION", "EventKind", "Signl4Event", "Signl4User", "parse_event", "parse_signl4_time",
+           "text_or_none"]
+
+#: Version of :meth:`Signl4Event.to_record`'s form. Records written before it existed carry no ``v`` and are v1.
+EVENT_RECORD_VERSION = 1
 
 STATUS_ACKNOWLEDGED = 2
 STATUS_CLOSED = 4
@@ -39,6 +43,12 @@ class Signl4User:
         if self.name and self.mail:
             return f"{self.name} ({self.mail})"
         return self.name or self.mail or "an unknown user"
+
+    @classmethod
+    def of(cls, user_id: Any, name: Any, mail: Any) -> Signl4User | None:
+        """A user from loosely typed fields (blank strings are absent); None when nothing identifies anyone."""
+        user = cls(id=_str(user_id), name=_str(name), mail=_str(mail))
+        return user if (user.id or user.name or user.mail) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +80,50 @@ class Signl4Event:
             return f"annotation:{self.annotation_id}"
         return f"event:{self.event_id}"
 
+    def to_record(self) -> dict[str, Any]:
+        """The JSON form kept in the store (inbox rows of polled events, the ``event`` of outbox payloads)."""
+        user = self.user
+        return {
+            "v": EVENT_RECORD_VERSION, "id": self.event_id, "kind": self.kind.value, "type": self.event_type,
+            "raised_at": self.raised_at.isoformat() if self.raised_at else None,
+            "external_id": self.external_id, "alert_id": self.alert_id,
+            "user": {"id": user.id, "name": user.name, "mail": user.mail} if user else None,
+            "annotation": self.annotation, "annotation_id": self.annotation_id,
+        }
+
+    @classmethod
+    def from_record(cls, record: Any) -> Signl4Event:
+        """Read :meth:`to_record`'s form, also as written before it carried ``v``. ``ValueError`` when ``record``
+        is not such a record (or of a later version than this code knows)."""
+        if not isinstance(record, Mapping):
+            raise ValueError("event record is not an object")
+        version = record.get("v", 1)
+        if version != EVENT_RECORD_VERSION:
+            raise ValueError(f"event record version {version!r} is not known (this version reads "
+                             f"{EVENT_RECORD_VERSION})")
+        user = _obj(record.get("user"))
+        raised = record.get("raised_at")
+        event_type = record.get("type", 0)
+        return cls(
+            event_id=str(record.get("id", "")), kind=EventKind(record.get("kind", "other")),
+            event_type=event_type if isinstance(event_type, int) else 0,
+            raised_at=datetime.fromisoformat(raised) if isinstance(raised, str) and raised else None,
+            external_id=_str(record.get("external_id")), alert_id=_str(record.get("alert_id")),
+            user=Signl4User.of(user.get("id"), user.get("name"), user.get("mail")),
+            annotation=_str(record.get("annotation")), annotation_id=_str(record.get("annotation_id")),
+        )
+
+    @classmethod
+    def from_inbox(cls, payload: Mapping[str, Any]) -> Signl4Event:
+        """An inbox row's event: a webhook envelope as SIGNL4 delivered it (it has ``eventType``, see
+        :func:`parse_event`), or a polled event stored as :meth:`to_record`. ``ValueError`` when it is neither."""
+        if "eventType" in payload:
+            return parse_event(payload)
+        event = cls.from_record(payload)
+        if not event.event_id:
+            raise ValueError("event has no id")
+        return event
+
 
 def parse_event(payload: Mapping[str, Any]) -> Signl4Event:
     """Parse one event. Raises ``ValueError`` only when ``id`` or ``eventType`` is missing or of the wrong type."""
@@ -80,13 +134,8 @@ def parse_event(payload: Mapping[str, Any]) -> Signl4Event:
     if not isinstance(event_type, int) or isinstance(event_type, bool):
         raise ValueError("event has no integer eventType")
     alert = _obj(payload.get("alert"))
-    user_obj = payload.get("user")
-    user = None
-    if isinstance(user_obj, Mapping):
-        user = Signl4User(id=_str(user_obj.get("id")), name=_str(user_obj.get("username")),
-                          mail=_str(user_obj.get("mailaddress")))
-        if not (user.id or user.name or user.mail):
-            user = None
+    user_obj = _obj(payload.get("user"))
+    user = Signl4User.of(user_obj.get("id"), user_obj.get("username"), user_obj.get("mailaddress"))
     annotation = _obj(payload.get("annotation"))
     status = alert.get("statusCode")
     kind = EventKind.OTHER
@@ -110,6 +159,11 @@ def parse_event(payload: Mapping[str, Any]) -> Signl4Event:
 
 def _obj(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
+
+
+def text_or_none(value: Any) -> str | None:
+    """A loosely typed field as text: stripped, None when absent, blank or a boolean."""
+    return _str(value)
 
 
 def _str(value: Any) -> str | None:

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from sentinel_signl4.clients.errors import AuthError, NotFoundError, RemoteError
 from sentinel_signl4.domain import ActionKind, ActionState
 from sentinel_signl4.engine.credential_expiry import CredentialExpiry
 from sentinel_signl4.engine.failures import describe_error, leaf_errors
@@ -18,6 +17,7 @@ from sentinel_signl4.engine.outbox import Handler, OutboxWorker
 from sentinel_signl4.engine.report import PollReport
 from sentinel_signl4.engine.reverse import ReversePath
 from sentinel_signl4.engine.signl4_poll import Signl4Poller
+from sentinel_signl4.errors import AuthError, NotFoundError, RemoteError
 from sentinel_signl4.metrics import Metrics
 from sentinel_signl4.store import LeaseLostError, StateStore, is_store_error
 

@@ -8,13 +8,8 @@ from the file on every check so that a rotated file is noticed without a restart
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import pkcs12
-
-from sentinel_signl4.config import CredentialConfig
 
 __all__ = ["CredentialExpiry", "certificate_not_after", "credential_expiry"]
 
@@ -25,22 +20,26 @@ class CredentialExpiry:
     what: str  # "client secret" or "certificate <file name>"
 
 
-def credential_expiry(cred: CredentialConfig) -> CredentialExpiry | None:
-    """The earliest known expiry of ``cred``, or None when nothing is known. Raises ``ValueError`` (with the file
-    name, never its content) when a certificate file cannot be read."""
+def credential_expiry(*, secret_expires: date | None = None, certificate_path: str | None = None,
+                      certificate_password: str | None = None) -> CredentialExpiry | None:
+    """The earliest known expiry of a credential (the configured secret date, the certificate file's ``notAfter``),
+    or None when nothing is known. Raises ``ValueError`` (with the file name, never its content) when a certificate
+    file cannot be read."""
     found: list[CredentialExpiry] = []
-    if cred.expires is not None:
+    if secret_expires is not None:
         # The date Entra shows; the secret is treated as gone from the start of that day (UTC).
-        found.append(CredentialExpiry(datetime.combine(cred.expires, time(0), UTC), "client secret"))
-    if cred.kind == "certificate" and cred.certificate_path:
-        password = cred.certificate_password.get_secret_value() if cred.certificate_password else None
-        found.append(CredentialExpiry(certificate_not_after(Path(cred.certificate_path), password),
-                                      f"certificate {Path(cred.certificate_path).name}"))
+        found.append(CredentialExpiry(datetime.combine(secret_expires, time(0), UTC), "client secret"))
+    if certificate_path:
+        found.append(CredentialExpiry(certificate_not_after(Path(certificate_path), certificate_password),
+                                      f"certificate {Path(certificate_path).name}"))
     return min(found, key=lambda e: e.at) if found else None
 
 
 def certificate_not_after(path: Path, password: str | None = None) -> datetime:
     """The earliest ``notAfter`` of the certificates in ``path`` (PEM, or PKCS#12 as azure-identity accepts)."""
+    from cryptography import x509  # loaded only when a certificate is configured
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
     try:
         data = path.read_bytes()
     except OSError as exc:

@@ -26,10 +26,10 @@ from typing import Any, Protocol
 
 import structlog
 
-from sentinel_signl4.clients.errors import AuthError, NotFoundError, PermanentError, RateLimitedError, RemoteError
 from sentinel_signl4.domain.incident import Incident
 from sentinel_signl4.domain.kql import LogRows, kql_string
 from sentinel_signl4.domain.render import Enrichment
+from sentinel_signl4.errors import AuthError, NotFoundError, PermanentError, RateLimitedError, RemoteError
 
 __all__ = [
     "CORRELATION_COLUMNS",

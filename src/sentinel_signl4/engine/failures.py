@@ -7,7 +7,7 @@ report, logs) describes it with :func:`describe_error`.
 
 from __future__ import annotations
 
-from sentinel_signl4.clients.errors import RemoteError
+from sentinel_signl4.errors import RemoteError
 
 __all__ = ["describe_error", "leaf_errors"]
 

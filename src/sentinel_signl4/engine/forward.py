@@ -7,22 +7,22 @@ from typing import Any
 
 import structlog
 
-from sentinel_signl4.clients.errors import PermanentError
 from sentinel_signl4.domain import (
     ActionKind,
     Incident,
     IncidentFilter,
-    SignlRequest,
     SkipReason,
     external_id_for,
     skip_reason,
 )
+from sentinel_signl4.domain.actions import RaiseSignl, TagIncident
 from sentinel_signl4.domain.render import RenderContext, minimal_signl, render_signl
 from sentinel_signl4.engine.keys import raise_key, tag_key
-from sentinel_signl4.engine.outbox import Done
+from sentinel_signl4.engine.outbox import Done, payload
 from sentinel_signl4.engine.pausing import covering, enqueue_time, paused_action
 from sentinel_signl4.engine.ports import Enricher, IncidentSource, Pager
 from sentinel_signl4.engine.report import PollReport
+from sentinel_signl4.errors import PermanentError
 from sentinel_signl4.metrics import Metrics
 from sentinel_signl4.store import Link, OutboxAction, StateStore
 
@@ -76,12 +76,11 @@ class ForwardPath:
         pauses = await self.store.pauses(now, connector=self.connector) if fresh else []
         for incident in fresh:
             request = render_signl(incident, self.render, enrichments.get(incident.resource_id))
+            raise_ = RaiseSignl(request=request, incident_number=incident.number, incident_created=incident.created,
+                                severity=incident.severity.value, incident_url=incident.url)
             action = OutboxAction(
                 key=raise_key(self.connector, request.external_id), connector=self.connector,
-                kind=ActionKind.RAISE_SIGNL, incident_id=incident.resource_id,
-                payload={"request": request.to_record(), "incident_number": incident.number,
-                         "incident_created": incident.created.isoformat(),
-                         "severity": incident.severity.value, "incident_url": incident.url},
+                kind=ActionKind.RAISE_SIGNL, incident_id=incident.resource_id, payload=raise_.to_record(),
             )
             pause = covering(pauses, self.connector, incident.severity.value, now)
             if pause is not None:
@@ -115,7 +114,8 @@ class ForwardPath:
 
     # -- handlers ---------------------------------------------------------------------------------------------------
     async def raise_signl(self, row: OutboxAction, now: datetime) -> Done:
-        request = SignlRequest.from_record(row.payload["request"])
+        action = payload(row, RaiseSignl)
+        request = action.request
         if row.in_doubt and self.pager.can_lookup:
             # Only an alert created with exactly this ExternalID proves the page went out (docs/decisions.md).
             found = [alert for alert in await self.pager.find_by_external_id(request.external_id)
@@ -124,17 +124,17 @@ class ForwardPath:
                 alert = found[0]
                 log.info("in_doubt_send_found", connector=self.connector, external_id=request.external_id,
                          alert_id=alert.alert_id)
-                return self._raised(row, request, now, event_id=alert.event_id, alert_id=alert.alert_id,
+                return self._raised(row, action, now, event_id=alert.event_id, alert_id=alert.alert_id,
                                     reconciled=True)
         try:
             event_id = await self.pager.send(request)
         except PermanentError as exc:
             if exc.status not in _BODY_REJECTED:
                 raise
-            return await self._raise_minimal(row, request, now, exc)
-        return self._raised(row, request, now, event_id=event_id, alert_id=None, reconciled=False)
+            return await self._raise_minimal(row, action, now, exc)
+        return self._raised(row, action, now, event_id=event_id, alert_id=None, reconciled=False)
 
-    async def _raise_minimal(self, row: OutboxAction, rich: SignlRequest, now: datetime,
+    async def _raise_minimal(self, row: OutboxAction, action: RaiseSignl, now: datetime,
                              rejection: PermanentError) -> Done:
         """SIGNL4 refused the rich Signl's body: page with the minimal one (same ExternalID) instead.
 
@@ -143,11 +143,9 @@ class ForwardPath:
         its outcome is unknown.
         """
         status = int(rejection.status or 0)
-        number = int(row.payload.get("incident_number", 0))
-        severity, url = row.payload.get("severity"), row.payload.get("incident_url")
-        minimal = minimal_signl(rich, rejected_status=status, incident_number=number,
-                                severity=severity if isinstance(severity, str) else None,
-                                link=url if isinstance(url, str) else None)
+        number = action.incident_number
+        minimal = minimal_signl(action.request, rejected_status=status, incident_number=number,
+                                severity=action.severity, link=action.incident_url)
         log.warning("signl_fallback_minimal", connector=self.connector, incident=number, status=status,
                     error=rejection.message)
         self.metrics.signl_fallbacks.labels(self.connector).inc()
@@ -159,26 +157,27 @@ class ForwardPath:
             raise PermanentError(
                 f"SIGNL4 rejected the Signl (HTTP {status}) and the minimal fallback Signl too "
                 f"(HTTP {exc.status}): {exc.message}", status=exc.status, code=exc.code) from exc
-        return self._raised(row, rich, now, event_id=event_id, alert_id=None, reconciled=False,
+        return self._raised(row, action, now, event_id=event_id, alert_id=None, reconciled=False,
                             fallback={"fallback": "minimal", "rejected_status": status,
                                       "rejected_error": rejection.message})
 
-    def _raised(self, row: OutboxAction, request: SignlRequest, now: datetime, *, event_id: str | None,
+    def _raised(self, row: OutboxAction, action: RaiseSignl, now: datetime, *, event_id: str | None,
                 alert_id: str | None, reconciled: bool, fallback: dict[str, Any] | None = None) -> Done:
-        number = int(row.payload.get("incident_number", 0))
+        number = action.incident_number
+        request = action.request
+        generation = action.generation if action.generation is not None else self.render.generation
         link = Link(connector=self.connector, incident_id=row.incident_id, external_id=request.external_id,
-                    incident_number=number, event_id=event_id, alert_id=alert_id,
-                    generation=int(row.payload.get("generation", self.render.generation)))
+                    incident_number=number, event_id=event_id, alert_id=alert_id, generation=generation)
         follow_ups: list[OutboxAction] = []
         if self.tag:
             follow_ups.append(OutboxAction(
                 key=tag_key(self.connector, request.external_id, self.tag), connector=self.connector,
-                kind=ActionKind.TAG_INCIDENT, incident_id=row.incident_id, payload={"tag": self.tag},
+                kind=ActionKind.TAG_INCIDENT, incident_id=row.incident_id,
+                payload=TagIncident(self.tag).to_record(),
             ))
         self.metrics.signls_raised.labels(self.connector).inc()
-        created = row.payload.get("incident_created")
-        if isinstance(created, str):
-            latency = (now - datetime.fromisoformat(created)).total_seconds()
+        if action.incident_created is not None:
+            latency = (now - action.incident_created).total_seconds()
             self.metrics.page_latency.labels(self.connector).observe(max(0.0, latency))
         log.info("signl_raised", connector=self.connector, incident=number, event_id=event_id,
                  reconciled=reconciled, minimal=fallback is not None)
@@ -187,7 +186,7 @@ class ForwardPath:
         return Done(result=result, link=link, follow_ups=follow_ups)
 
     async def tag_incident(self, row: OutboxAction, now: datetime) -> Done:
-        tag = str(row.payload["tag"])
+        tag = payload(row, TagIncident).tag
         written = await self.source.add_tag(row.incident_id, tag)
         log.info("incident_tagged", connector=self.connector, incident_id=row.incident_id.rsplit("/", 1)[-1],
                  tag=tag, written=written)

@@ -14,11 +14,17 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
-from sentinel_signl4.clients.errors import (
+from sentinel_signl4.domain import ActionKind, ActionState
+from sentinel_signl4.domain.actions import ActionPayload, PayloadError, payload_of
+from sentinel_signl4.engine.backoff import OutboxBackoff
+from sentinel_signl4.engine.failures import describe_error
+from sentinel_signl4.engine.leases import current_fence
+from sentinel_signl4.engine.report import PollReport
+from sentinel_signl4.errors import (
     AuthError,
     ConflictError,
     NotFoundError,
@@ -26,15 +32,10 @@ from sentinel_signl4.clients.errors import (
     RateLimitedError,
     RemoteError,
 )
-from sentinel_signl4.domain import ActionKind, ActionState
-from sentinel_signl4.engine.backoff import OutboxBackoff
-from sentinel_signl4.engine.failures import describe_error
-from sentinel_signl4.engine.leases import current_fence
-from sentinel_signl4.engine.report import PollReport
 from sentinel_signl4.store import LeaseLostError, Link, OutboxAction, StateStore
 from sentinel_signl4.store.base import ActionClosedError
 
-__all__ = ["Done", "Handler", "OutboxWorker"]
+__all__ = ["Done", "Handler", "OutboxWorker", "payload"]
 
 log = structlog.get_logger("sentinel_signl4.outbox")
 
@@ -49,6 +50,16 @@ class Done:
 
 
 Handler = Callable[[OutboxAction, datetime], Awaitable[Done]]
+
+_P = TypeVar("_P", bound=ActionPayload)
+
+
+def payload(row: OutboxAction, kind: type[_P]) -> _P:
+    """``row``'s payload as ``kind``. ``PayloadError`` (the row is dead-lettered) when it cannot be read as such."""
+    found = payload_of(row.kind, row.payload)
+    if not isinstance(found, kind):
+        raise PayloadError(f"a {row.kind.value} row cannot be handled as {kind.__name__}")
+    return found
 
 # Configuration problems (wrong secret, missing role) are retried slowly, never dead-lettered: the page must go
 # out once the operator fixes the config, and the connector's status says what is wrong meanwhile.
@@ -156,6 +167,13 @@ class OutboxWorker:
             done = await handler(row, now)
         except RemoteError as exc:
             await _shielded(self._failed(row, now, exc, report))
+            return False
+        except PayloadError as exc:
+            # Written by a later version, or edited by hand: retrying cannot help. Kept (with its payload) as a
+            # dead letter that says why; ``outbox requeue`` brings it back once a version that reads it runs.
+            await _shielded(self.store.mark_dead(row.key, now, f"unreadable payload: {exc}", fence=fence))
+            report.dead[row.kind] += 1
+            log.error("action_dead", connector=self.connector, key=row.key, kind=row.kind.value, error=str(exc))
             return False
         await _shielded(self.store.complete(row.key, now, done.result, link=done.link,
                                             follow_ups=done.follow_ups, fence=fence))

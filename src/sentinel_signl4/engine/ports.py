@@ -9,9 +9,11 @@ from typing import Any, Protocol
 
 from sentinel_signl4.domain import Incident, IncidentFilter, SignlRequest
 from sentinel_signl4.domain.render import Enrichment
+from sentinel_signl4.domain.signl4_events import Signl4Event
 from sentinel_signl4.domain.sync import ClassificationChoice
 
-__all__ = ["Enricher", "FoundAlert", "IncidentSource", "OwnerRef", "Pager"]
+__all__ = ["AlertEvents", "ChangedAlert", "Enricher", "FoundAlert", "IncidentSource", "OwnerRef", "Pager",
+           "Signl4Changes"]
 
 
 class IncidentSource(Protocol):
@@ -116,4 +118,43 @@ class Enricher(Protocol):
 
     async def enrich(self, incidents: list[Incident], now: datetime) -> dict[str, Enrichment]:
         """Enrichment keyed by incident resource id (missing keys mean: nothing to add)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChangedAlert:
+    """A SIGNL4 alert that changed, as the poll port lists it."""
+
+    alert_id: str
+    external_id: str
+    #: Differs whenever anything of the alert does: a catch-up spanning cycles skips an alert read at this revision.
+    revision: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvents:
+    """What polling one changed alert found: its events (deterministic ids, so a change seen twice, or seen by the
+    webhook too, is one inbox row) and, when its annotations could not be read, why."""
+
+    events: list[Signl4Event]
+    annotations_unreadable: str | None = None
+
+
+class Signl4Changes(Protocol):
+    """SIGNL4 changes read over its REST API, for networks that take no inbound calls (``sources/signl4_changes.py``).
+
+    ``annotations_path`` names the annotation read that answered (None until one did); the engine keeps it in the
+    store and hands it back after a restart, so the adapter does not probe the other one again. A value the adapter
+    does not know is ignored.
+    """
+
+    annotations_path: str | None
+
+    async def changed_since(self, since: datetime) -> list[ChangedAlert]:
+        """Alerts modified at or after ``since`` that carry an ExternalID, newest first, all pages."""
+        ...
+
+    async def events_of(self, alert: ChangedAlert, now: datetime) -> AlertEvents:
+        """The acknowledgement, annotations and close of ``alert``, each stamped with when it happened in SIGNL4
+        (``now`` when SIGNL4 gives no time). An unreadable annotation list is reported in the result, never raised."""
         ...

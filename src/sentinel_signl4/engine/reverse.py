@@ -24,8 +24,6 @@ from typing import Any
 
 import structlog
 
-from sentinel_signl4.clients.errors import NotFoundError
-from sentinel_signl4.config import SyncConfig
 from sentinel_signl4.domain import (
     ActionKind,
     ActionState,
@@ -36,8 +34,17 @@ from sentinel_signl4.domain import (
     external_id_for,
     external_id_prefix,
 )
+from sentinel_signl4.domain.actions import (
+    AddComment,
+    AnnotateSignl,
+    RaiseSignl,
+    ResolveSignl,
+    UpdateIncident,
+    UpdateOp,
+)
+from sentinel_signl4.domain.link_state import ClosedBy
 from sentinel_signl4.domain.render import RenderContext, render_signl
-from sentinel_signl4.domain.signl4_events import EventKind, Signl4Event, Signl4User, parse_event
+from sentinel_signl4.domain.signl4_events import EventKind, Signl4Event
 from sentinel_signl4.domain.sync import (
     ClassificationChoice,
     MergeOutcome,
@@ -53,23 +60,37 @@ from sentinel_signl4.domain.sync import (
 )
 from sentinel_signl4.engine.keys import comment_key, merge_key, raise_key, resolve_key
 from sentinel_signl4.engine.leases import current_fence
-from sentinel_signl4.engine.outbox import Done
+from sentinel_signl4.engine.outbox import Done, payload
 from sentinel_signl4.engine.owners import OwnerDirectory
 from sentinel_signl4.engine.ports import IncidentSource, Pager
 from sentinel_signl4.engine.report import PollReport
+from sentinel_signl4.errors import NotFoundError
 from sentinel_signl4.metrics import Metrics
 from sentinel_signl4.store import InboxEvent, InboxState, Link, OutboxAction, StateStore
 
-__all__ = ["ReversePath"]
+__all__ = ["ReversePath", "ReverseSettings"]
 
 log = structlog.get_logger("sentinel_signl4.reverse")
 
 LIFECYCLE_CURSOR = "lifecycle_since"
-#: ``Link.data["closed_by"]`` values whose SIGNL4 "closed" echo is ours and must not close the incident.
-_OUR_CLOSES = ("sentinel", "merge")
+#: Who closed a link first when its SIGNL4 "closed" echo is ours and must not close the incident.
+_OUR_CLOSES = (ClosedBy.SOURCE, ClosedBy.MERGE)
 # Sentinel's lastModifiedTimeUtc and our clock can disagree by a little; re-reading a short overlap is cheap and
 # the actions it produces are keyed, so nothing is done twice.
 LIFECYCLE_OVERLAP = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class ReverseSettings:
+    """What the reverse path is told to do (built from ``[connectors.sync]`` by the bootstrap)."""
+
+    close_choice: ClassificationChoice
+    assign_owner_on: frozenset[str] = frozenset({"acknowledged", "closed"})
+    comment_on_escalation: bool = False
+    resolve_signl_on_close: bool = True
+    reraise_on_reopen: bool = False
+    #: How long an event for a Signl of this connector waits in the inbox for its link before it is finished DEAD.
+    unmatched_event_limit: timedelta = timedelta(hours=24)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +109,7 @@ _WAIT = _Wait()
 
 class ReversePath:
     def __init__(self, connector: str, *, source: IncidentSource, pager: Pager, store: StateStore,
-                 sync: SyncConfig, owners: OwnerDirectory, render: RenderContext, metrics: Metrics,
+                 sync: ReverseSettings, owners: OwnerDirectory, render: RenderContext, metrics: Metrics,
                  max_age: timedelta) -> None:
         self.connector = connector
         self.source = source
@@ -121,7 +142,7 @@ class ReversePath:
 
     async def _process_event(self, item: InboxEvent, now: datetime) -> None:
         try:
-            event = parse_event(item.payload)
+            event = Signl4Event.from_inbox(item.payload)
         except ValueError as exc:
             await self.store.finish_inbox(self.connector, item.event_id, now, state=InboxState.DEAD,
                                           error=str(exc), fence=current_fence())
@@ -166,39 +187,37 @@ class ReversePath:
             return []  # an alert this connector did not raise (another integration of the same team)
         if event.kind is EventKind.ANNOTATED and is_connector_note(event.annotation):
             return []  # our own note (e.g. "merged into #N"), not a responder's
-        record = _event_record(event)
         actions: list[OutboxAction] = []
         target = _target_of(link)
+        state = link.state
 
-        def action(kind: ActionKind, purpose: str, payload: dict[str, Any]) -> None:
+        def action(purpose: str, payload: UpdateIncident | AddComment) -> None:
             actions.append(OutboxAction(key=comment_key(self.connector, event.intent_id, purpose),
-                                        connector=self.connector, kind=kind, incident_id=target,
-                                        payload={**payload, "event": record}))
+                                        connector=self.connector, kind=payload.KIND, incident_id=target,
+                                        payload=payload.to_record()))
 
         def comment(purpose: str, message: str) -> None:
-            action(ActionKind.ADD_COMMENT, purpose,
-                   {"comment_id": comment_id_for(self.connector, event.intent_id, purpose), "message": message})
+            action(purpose, AddComment(comment_id_for(self.connector, event.intent_id, purpose), message, event))
 
         if event.kind is EventKind.ACKNOWLEDGED:
-            action(ActionKind.UPDATE_INCIDENT, "ack", {"op": "acknowledge"})
+            action("ack", UpdateIncident(UpdateOp.ACKNOWLEDGE, event))
             comment("ack-comment", ack_comment(event))
         elif event.kind is EventKind.CLOSED:
-            if link.data.get("closed_by") in _OUR_CLOSES:
+            if state.closed_by in _OUR_CLOSES:
                 return []  # the echo of our own resolve: the incident was closed (or merged) in the source first
             # The link records which row applies the close: until that row is done, the incident is not closed
             # *yet*, and a lifecycle pass must not take it for a reopen (``_close_not_applied``).
             close_action = comment_key(self.connector, event.intent_id, "close")
-            await self.store.put_link(replace(link, open=False, data={**link.data, "closed_by": "signl4",
-                                                                       "close_action": close_action}), now)
+            await self.store.put_link(link.with_state(replace(state, closed_by=ClosedBy.SIGNL4,
+                                                              close_action=close_action), open=False), now)
             # The classification is decided when the close is applied, so an annotation keyword processed in the
             # same cycle (even if delivered after the close) still counts.
-            action(ActionKind.UPDATE_INCIDENT, "close", {"op": "close"})
+            action("close", UpdateIncident(UpdateOp.CLOSE, event))
         elif event.kind is EventKind.ANNOTATED:
             comment("annotation", annotation_comment(event))
             keyword = parse_keywords(event.annotation or "")
             if keyword is not None and keyword.choice is not None:
-                await self.store.put_link(replace(link, data={**link.data,
-                                                               "classification": keyword.choice.to_json()}), now)
+                await self.store.put_link(link.with_state(replace(state, classification=keyword.choice)), now)
             elif keyword is not None and keyword.error:
                 comment("keyword-help", f"[SIGNL4] {keyword.error}")
         elif event.kind is EventKind.ESCALATED and self.sync.comment_on_escalation:
@@ -206,8 +225,8 @@ class ReversePath:
         return actions
 
     def _choice(self, link: Link | None) -> ClassificationChoice:
-        annotated = ClassificationChoice.from_json(link.data.get("classification")) if link else None
-        return annotated or ClassificationChoice(self.sync.close_classification, self.sync.close_classification_reason)
+        annotated = link.state.classification if link else None
+        return annotated or self.sync.close_choice
 
     # -- handlers ---------------------------------------------------------------------------------------------------
     async def _link_of(self, row: OutboxAction, event: Signl4Event) -> Link | None:
@@ -222,52 +241,52 @@ class ReversePath:
         return _target_of(link) if link is not None else row.incident_id
 
     async def update_incident(self, row: OutboxAction, now: datetime) -> Done:
-        event = _event_from_record(row.payload.get("event", {}))
-        op = row.payload.get("op")
-        wants_owner = (op == "acknowledge" and "acknowledged" in self.sync.assign_owner_on) or (
-            op == "close" and "closed" in self.sync.assign_owner_on)
+        update = payload(row, UpdateIncident)
+        event, op = update.event, update.op
+        wants_owner = (op is UpdateOp.ACKNOWLEDGE and "acknowledged" in self.sync.assign_owner_on) or (
+            op is UpdateOp.CLOSE and "closed" in self.sync.assign_owner_on)
         owner, why = await self.owners.resolve(event.user) if wants_owner else (None, None)
         link = await self._link_of(row, event)
         target = _target_of(link) if link is not None else row.incident_id
-        if op == "acknowledge":
+        if op is UpdateOp.ACKNOWLEDGE:
             written = await self.source.acknowledge(target, owner)
-        elif op == "close":
+        else:
             choice = self._choice(link)
             message = close_comment(event, choice)
             written = await self.source.close(target, choice, message, owner)
             await self.source.add_comment(target, comment_id_for(self.connector, event.intent_id, "close-comment"),
                                           message)
-        else:
-            raise ValueError(f"unknown update op {op!r}")
         if why and wants_owner:
             await self.source.add_comment(target, comment_id_for(self.connector, event.intent_id, "owner"),
                                           f"[SIGNL4] Owner not assigned: {why}.")
         if event.raised_at is not None:
             self.metrics.sync_latency.labels(self.connector).observe(max(0.0, (now - event.raised_at).total_seconds()))
-        log.info("incident_synced", connector=self.connector, op=op, written=written,
+        log.info("incident_synced", connector=self.connector, op=op.value, written=written,
                  incident_id=target.rsplit("/", 1)[-1])
         applied = None
-        if op == "close" and link is not None and link.data.get("close_action") == row.key:
+        if op is UpdateOp.CLOSE and link is not None and link.state.close_action == row.key:
             # The close reached the incident: from now on an open incident means someone reopened it. Dropping the
             # marker with the row's completion also lets old outbox rows be pruned without losing that fact.
-            applied = replace(link, data={k: v for k, v in link.data.items() if k != "close_action"})
+            applied = link.with_state(replace(link.state, close_action=None))
         return Done(result={"written": written, "owner_unresolved": why}, link=applied)
 
     async def add_comment(self, row: OutboxAction, now: datetime) -> Done:
+        note = payload(row, AddComment)
         target = row.incident_id
-        if "event" in row.payload:  # a responder's note: it follows the Signl's incident
-            target = await self._target(row, _event_from_record(row.payload["event"]))
-        await self.source.add_comment(target, str(row.payload["comment_id"]), str(row.payload["message"]))
-        return Done(result={"comment_id": row.payload["comment_id"]})
+        if note.event is not None:  # a responder's note: it follows the Signl's incident
+            target = await self._target(row, note.event)
+        await self.source.add_comment(target, note.comment_id, note.message)
+        return Done(result={"comment_id": note.comment_id})
 
     async def resolve_signl(self, row: OutboxAction, now: datetime) -> Done:
-        external_id = str(row.payload["external_id"])
+        external_id = payload(row, ResolveSignl).external_id
         await self.pager.send(SignlRequest(external_id=external_id, status=SignlStatus.RESOLVED))
         link = await self.store.get_link(self.connector, row.incident_id)
         new_link = None
         if link is not None and link.external_id == external_id:
-            closed_by = "merge" if link.data.get("closed_by") == "merge" else "sentinel"
-            new_link = replace(link, open=False, data={**link.data, "closed_by": closed_by})
+            state = link.state
+            closed_by = ClosedBy.MERGE if state.closed_by is ClosedBy.MERGE else ClosedBy.SOURCE
+            new_link = link.with_state(replace(state, closed_by=closed_by), open=False)
         log.info("signl_resolved", connector=self.connector, external_id=external_id)
         return Done(result={"resolved": external_id}, link=new_link)
 
@@ -275,7 +294,8 @@ class ReversePath:
         """Annotate the Signl of ``payload.external_id`` with ``payload.text`` (SIGNL4 REST API).
 
         An annotation is not idempotent, so an in-doubt row first looks for its text among the annotations."""
-        external_id, text = str(row.payload["external_id"]), str(row.payload["text"])
+        note = payload(row, AnnotateSignl)
+        external_id, text = note.external_id, note.text
         found = await self.pager.find_by_external_id(external_id)
         if not found:
             log.warning("annotation_target_missing", connector=self.connector, external_id=external_id)
@@ -316,10 +336,10 @@ class ReversePath:
         """Whether ``link`` was closed from SIGNL4 and that close has not reached the incident: its row is queued,
         retrying, in doubt after a crash, dead, or not even written yet (a crash between the link and the inbox
         transaction). The incident is then open because it was never closed, not because someone reopened it."""
-        key = link.data.get("close_action")
+        key = link.state.close_action
         if not key:
             return False
-        row = await self.store.get_action(str(key))
+        row = await self.store.get_action(key)
         return row is None or row.state is not ActionState.DONE
 
     async def _enqueue_resolve(self, link: Link, now: datetime) -> None:
@@ -331,8 +351,8 @@ class ReversePath:
         inserted = await self.store.enqueue(OutboxAction(
             key=raise_key(self.connector, request.external_id), connector=self.connector,
             kind=ActionKind.RAISE_SIGNL, incident_id=incident.resource_id,
-            payload={"request": request.to_record(), "incident_number": incident.number,
-                     "incident_created": now.isoformat(), "generation": ctx.generation},
+            payload=RaiseSignl(request=request, incident_number=incident.number, incident_created=now,
+                               generation=ctx.generation).to_record(),
         ), now)
         if inserted:
             report.enqueued.append(incident)
@@ -366,7 +386,7 @@ class ReversePath:
         notes; otherwise the notes are queued before the link records the outcome. Either way a crash in between
         repeats nothing (the keys exist) and loses nothing (the link does not say "done" yet).
         """
-        if "merged_into" in link.data:
+        if link.state.merge_followed:
             return 0  # followed before (and the survivor already had its own Signl, or was unknown)
         survivor = await self.source.follow_merge(incident)
         if survivor is None:
@@ -384,21 +404,21 @@ class ReversePath:
             notes.append(OutboxAction(
                 key=merge_key(self.connector, link.external_id, survivor_id, "annotation"), connector=self.connector,
                 kind=ActionKind.ANNOTATE_SIGNL, incident_id=survivor_id or link.incident_id,
-                payload={"external_id": link.external_id,
-                         "text": merge_annotation(outcome, incident.number, number, url)},
+                payload=AnnotateSignl(link.external_id,
+                                      merge_annotation(outcome, incident.number, number, url)).to_record(),
             ))
         notes.append(OutboxAction(
             key=merge_key(self.connector, link.external_id, survivor_id, "comment"), connector=self.connector,
             kind=ActionKind.ADD_COMMENT, incident_id=survivor_id or link.incident_id,
-            payload={"comment_id": comment_id_for(self.connector, f"merge|{link.external_id}|{survivor_id}"),
-                     "message": merge_comment(outcome, incident.number, number)},
+            payload=AddComment(comment_id_for(self.connector, f"merge|{link.external_id}|{survivor_id}"),
+                               merge_comment(outcome, incident.number, number)).to_record(),
         ))
         if outcome is MergeOutcome.RELINKED:
             assert survivor is not None
             closed = survivor.status is IncidentStatus.CLOSED
-            moved = replace(link, incident_id=survivor.resource_id, incident_number=survivor.number,
-                            data={**link.data, "merged_from": [*link.data.get("merged_from", []),
-                                                               incident.resource_id]})
+            state = link.state
+            moved = link.with_state(replace(state, merged_from=(*state.merged_from, incident.resource_id)),
+                                    incident_id=survivor.resource_id, incident_number=survivor.number)
             if closed and link.open and self.sync.resolve_signl_on_close:
                 notes.append(self._resolve_action(moved))
             await self.store.move_link(moved, from_incident_id=link.incident_id, now=now, follow_ups=notes)
@@ -408,12 +428,12 @@ class ReversePath:
             resolve = link.open and (outcome is MergeOutcome.RESOLVED or self.sync.resolve_signl_on_close)
             if resolve:
                 notes.append(self._resolve_action(link))
-            data = {**link.data, "merged_into": survivor_id}
+            state = replace(link.state, merged_into=survivor_id)
             if resolve:
-                data["closed_by"] = "merge"
+                state = replace(state, closed_by=ClosedBy.MERGE)
             for note in notes:
                 await self.store.enqueue(note, now)
-            await self.store.put_link(replace(link, open=link.open and not resolve, data=data), now)
+            await self.store.put_link(link.with_state(state, open=link.open and not resolve), now)
         self.metrics.actions.labels(self.connector, f"merge_{outcome.value}", "done").inc()
         log.info("incident_merged", connector=self.connector, incident=incident.number, into=number,
                  outcome=outcome.value)
@@ -432,7 +452,8 @@ class ReversePath:
     def _resolve_action(self, link: Link) -> OutboxAction:
         return OutboxAction(
             key=resolve_key(self.connector, link.external_id), connector=self.connector,
-            kind=ActionKind.RESOLVE_SIGNL, incident_id=link.incident_id, payload={"external_id": link.external_id},
+            kind=ActionKind.RESOLVE_SIGNL, incident_id=link.incident_id,
+            payload=ResolveSignl(link.external_id).to_record(),
         )
 
 
@@ -444,27 +465,4 @@ def _describe(span: timedelta) -> str:
 def _target_of(link: Link) -> str:
     """The incident a Signl's actions go to: the survivor when its incident was merged into one that has its own
     Signl, else the linked incident (a link that followed a merge already names the survivor)."""
-    return str(link.data.get("merged_into") or link.incident_id)
-
-
-def _event_record(event: Signl4Event) -> dict[str, Any]:
-    user = event.user
-    return {
-        "id": event.event_id, "kind": event.kind.value, "type": event.event_type,
-        "raised_at": event.raised_at.isoformat() if event.raised_at else None,
-        "external_id": event.external_id, "alert_id": event.alert_id,
-        "user": {"id": user.id, "name": user.name, "mail": user.mail} if user else None,
-        "annotation": event.annotation, "annotation_id": event.annotation_id,
-    }
-
-
-def _event_from_record(record: Any) -> Signl4Event:
-    user = record.get("user") if isinstance(record, dict) else None
-    raised = record.get("raised_at") if isinstance(record, dict) else None
-    return Signl4Event(
-        event_id=str(record.get("id", "")), kind=EventKind(record.get("kind", "other")),
-        event_type=int(record.get("type", 0)), raised_at=datetime.fromisoformat(raised) if raised else None,
-        external_id=record.get("external_id"), alert_id=record.get("alert_id"),
-        user=Signl4User(id=user.get("id"), name=user.get("name"), mail=user.get("mail")) if user else None,
-        annotation=record.get("annotation"), annotation_id=record.get("annotation_id"),
-    )
+    return link.state.merged_into or link.incident_id

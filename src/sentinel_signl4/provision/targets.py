@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from sentinel_signl4.config.graph import GraphSourceConfig
-from sentinel_signl4.config.presentation import EnrichmentConfig
+from sentinel_signl4.config.signl_content import EnrichmentConfig
 
 __all__ = [
     "ConnectorTarget",

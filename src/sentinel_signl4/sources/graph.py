@@ -27,7 +27,6 @@ from typing import Any, Final, Literal
 
 import structlog
 
-from sentinel_signl4.clients.errors import PermanentError
 from sentinel_signl4.clients.graph import GraphClient
 from sentinel_signl4.clients.sentinel_mapping import format_odata_datetime, parse_arm_datetime
 from sentinel_signl4.domain import Incident, IncidentFilter, Owner
@@ -43,6 +42,7 @@ from sentinel_signl4.domain.graph_vocab import (
 )
 from sentinel_signl4.domain.sync import ClassificationChoice
 from sentinel_signl4.engine.ports import OwnerRef
+from sentinel_signl4.errors import PermanentError
 
 __all__ = [
     "PROVIDER_NAME",

@@ -14,12 +14,12 @@ from typing import Any
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from sentinel_signl4.clients.errors import ConflictError, PermanentError
 from sentinel_signl4.clients.sentinel import SentinelClient
 from sentinel_signl4.clients.sentinel_mapping import merged_into_number, with_label, writable_properties
 from sentinel_signl4.domain import Incident, IncidentFilter
 from sentinel_signl4.domain.sync import ClassificationChoice, apply_acknowledge, apply_close, clip_comment
 from sentinel_signl4.engine.ports import OwnerRef
+from sentinel_signl4.errors import ConflictError, PermanentError
 
 __all__ = ["SentinelSource", "incident_name"]
 

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
 from sentinel_signl4.domain.enums import ActionKind, ActionState
+from sentinel_signl4.domain.link_state import LinkState
 from sentinel_signl4.store.pauses import Pause
 
 __all__ = [
@@ -138,6 +139,15 @@ class Link:
     data: Mapping[str, Any] = field(default_factory=dict)
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+    @property
+    def state(self) -> LinkState:
+        """``data`` typed (also as written before it was versioned)."""
+        return LinkState.from_data(self.data)
+
+    def with_state(self, state: LinkState, **changes: Any) -> Link:
+        """This link with ``state`` as its data (and other fields changed as ``dataclasses.replace`` does)."""
+        return replace(self, data=state.to_data(), **changes)
 
 
 class InboxState:

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
-
-from sqlalchemy.exc import SQLAlchemyError
 
 from sentinel_signl4.store.base import StoreReplacedError
 
 __all__ = ["is_store_error"]
 
-try:
-    import asyncpg
-except ModuleNotFoundError:  # no `postgres` extra: no PostgreSQL store can be opened, so none can fail
-    _POSTGRES_ERRORS: tuple[type[BaseException], ...] = ()
-else:
-    _POSTGRES_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError)
 
-_DRIVER_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, sqlite3.Error, *_POSTGRES_ERRORS,
-                                                   StoreReplacedError)
+@functools.cache
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    # Imported on first use: the engine (which asks this question) loads no database driver by itself.
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        import asyncpg
+    except ModuleNotFoundError:  # no `postgres` extra: no PostgreSQL store can be opened, so none can fail
+        postgres: tuple[type[BaseException], ...] = ()
+    else:
+        postgres = (asyncpg.PostgresError, asyncpg.InterfaceError)
+    return (SQLAlchemyError, sqlite3.Error, *postgres, StoreReplacedError)
 
 
 def is_store_error(exc: BaseException) -> bool:
@@ -27,4 +30,4 @@ def is_store_error(exc: BaseException) -> bool:
     The remote clients wrap their own transport errors in ``RemoteError``, so a bare ``ConnectionError`` reaching
     the engine comes from the store's driver (asyncpg raises ``ConnectionRefusedError`` unwrapped on connect).
     """
-    return isinstance(exc, (*_DRIVER_ERRORS, ConnectionError))
+    return isinstance(exc, (*_driver_errors(), ConnectionError))

@@ -1,4 +1,4 @@
-"""Typed failures of remote calls. Adapters classify; only the engine decides whether to retry.
+"""Typed failures of remote calls, vendor-neutral: adapters classify; only the engine decides whether to retry.
 
 Messages never contain secrets: every client builds them from redacted URLs (see ``sentinel_signl4.redact``).
 """
