@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import platform
 import signal
 import sys
 from enum import StrEnum
@@ -13,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from sentinel_signl4 import __version__
 from sentinel_signl4.cli_outbox import outbox_app
 from sentinel_signl4.config import Config, ConfigError, load_config
 from sentinel_signl4.provision.app import provision_app
@@ -25,6 +27,20 @@ config_app = typer.Typer(help="Work with configuration files.", no_args_is_help=
 app.add_typer(config_app, name="config")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(provision_app, name="provision")
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"sentinel-signl4 {__version__} (Python {platform.python_version()})")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+                                          callback=_print_version)] = False,
+) -> None:
+    """Connects Microsoft Sentinel / Defender XDR incidents to SIGNL4 mobile alerting."""
+
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Path to the TOML config file.")]
 
