@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from sentinel_signl4.config.interpolate import InterpolationError, interpolate
+from sentinel_signl4.config.paths import resolve_store_paths, state_base
 from sentinel_signl4.config.schema import Config
 
 __all__ = ["ConfigError", "load_config", "parse_config"]
@@ -27,21 +28,31 @@ class ConfigError(Exception):
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate ``path``. A relative SQLite path resolves against ``$STATE_DIRECTORY``, else the
+    directory of ``path`` (config/paths.py)."""
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(source, [("", f"cannot read the file: {exc.strerror or exc}")]) from None
-    return parse_config(text, source=source, env=env)
+    return parse_config(text, source=source, env=env, config_dir=Path(path).absolute().parent)
 
 
-def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
+def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] | None = None,
+                 config_dir: Path | None = None) -> Config:
+    """Validate config ``text``. Relative store paths resolve against ``$STATE_DIRECTORY``, else ``config_dir``;
+    with neither, they stay relative."""
+    environ = os.environ if env is None else env
+    return resolve_store_paths(_parse(text, source, environ), state_base(config_dir, environ))
+
+
+def _parse(text: str, source: str, env: Mapping[str, str]) -> Config:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [("", f"not valid TOML: {exc}")]) from None
     try:
-        data = interpolate(raw, os.environ if env is None else env)
+        data = interpolate(raw, env)
     except InterpolationError as exc:
         raise ConfigError(source, [(exc.path, str(exc))]) from None
     try:
