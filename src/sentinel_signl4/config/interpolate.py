@@ -20,9 +20,9 @@ __all__ = ["InterpolationError", "Resolver", "interpolate", "read_secret_file"]
 _REF = re.compile(r"\$\{(?:(?P<scheme>[a-z]+):(?P<target>[^}\-][^}]*)"
                   r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?)\}|\$\$")
 
-Resolver = Callable[[str], str]
-"""Returns the value a ``${scheme:target}`` reference stands for, given ``target``; raises ``ValueError`` with a
-reason that contains no secret."""
+Resolver = Callable[[str, str], str]
+"""Returns the value a ``${scheme:target}`` reference stands for, given ``target`` and the config key it is in;
+raises ``ValueError`` with a reason that contains no secret."""
 
 
 class InterpolationError(ValueError):
@@ -31,7 +31,7 @@ class InterpolationError(ValueError):
         self.path = path
 
 
-def read_secret_file(target: str) -> str:
+def read_secret_file(target: str, _key: str = "") -> str:
     """The content of a secret file without its trailing newline(s) (``echo secret > file`` adds one)."""
     path = Path(target)
     if not path.is_absolute():
@@ -72,7 +72,7 @@ def _interpolate_str(text: str, env: Mapping[str, str], path: str, schemes: Mapp
                 raise InterpolationError(path, f"unknown reference ${{{scheme}:…}}; known: "
                                                f"{', '.join(sorted(schemes))} (and ${{ENV_NAME}})")
             try:
-                return resolver(match.group("target").strip())
+                return resolver(match.group("target").strip(), path)
             except ValueError as exc:
                 raise InterpolationError(path, str(exc)) from None
         name, default = match.group("name"), match.group("default")

@@ -7,6 +7,7 @@
 ``/webhook/…``, ``/api/…``                      SIGNL4 inbound webhook and REST API (``emulators.signl4``)
 ``/v1.0/…``                                     Microsoft Graph security and users (``emulators.graph``)
 ``/v1/…``                                       Log Analytics query (``emulators.loganalytics``)
+``/secrets/…``                                  Azure Key Vault secrets (``emulators.keyvault``)
 everything else                                 Entra ID ``/{tenant}/…`` — matched last so the tenant
                                                 segment cannot swallow another service's path
 ==============================================  ============================================================
@@ -44,6 +45,7 @@ from sentinel_signl4.emulators.graph import graph_routes
 from sentinel_signl4.emulators.graph_directory import graph_directory_routes
 from sentinel_signl4.emulators.graph_directory_model import DirectoryModel
 from sentinel_signl4.emulators.graph_model import GraphModel
+from sentinel_signl4.emulators.keyvault import KeyVaultModel, keyvault_routes
 from sentinel_signl4.emulators.loganalytics import loganalytics_routes
 from sentinel_signl4.emulators.loganalytics_model import LogAnalyticsModel
 from sentinel_signl4.emulators.sentinel import sentinel_routes
@@ -74,6 +76,7 @@ class EmulatorState:
     faults: FaultInjector
     clock: Callable[[], datetime] = field(default=_utc_now)
     graph: GraphModel = field(default_factory=GraphModel)
+    keyvault: KeyVaultModel = field(default_factory=KeyVaultModel)
     loganalytics: LogAnalyticsModel = field(init=False)
     authorization: AuthorizationModel = field(init=False)
     directory: DirectoryModel = field(init=False)
@@ -116,6 +119,7 @@ class EmulatorState:
         self.loganalytics.reset()
         self.authorization.reset()
         self.directory.reset()
+        self.keyvault.reset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +178,7 @@ def service_mounts(state: EmulatorState) -> list[ServiceMount]:
                      _starlette(graph_directory_routes(state.entra, state.directory))),
         ServiceMount("loganalytics", ("/v1", "/_control/loganalytics"),
                      _starlette(loganalytics_routes(state.loganalytics, state.entra))),
+        ServiceMount("keyvault", ("/secrets",), _starlette(keyvault_routes(state.keyvault, state.entra))),
     ]
     signl4 = _signl4_app(state)
     if signl4 is not None:
