@@ -79,12 +79,24 @@ def run(config: ConfigOption,
         once: Annotated[bool, typer.Option("--once", help="Run one cycle of every connector, then exit.")] = False,
         ) -> None:
     """Run the connectors (and the webhook/health server) until SIGTERM or Ctrl-C."""
+    from sentinel_signl4.reload import refresh_interval, run_reloading
     from sentinel_signl4.runner import run_forever, run_once_all
 
     cfg = _load(config)
     if once:
         sys.exit(asyncio.run(run_once_all(cfg)))
-    asyncio.run(_with_signals(lambda stop: run_forever(cfg, stop)))
+    uses_keyvault = "${keyvault:" in config.read_text(encoding="utf-8")
+
+    async def main(stop: asyncio.Event) -> None:
+        hup = asyncio.Event()
+        with contextlib.suppress(NotImplementedError, AttributeError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hup.set)
+        # The first load is the one validated above; later ones re-read the file (and Key Vault).
+        loads = iter([cfg])
+        await run_reloading(lambda: next(loads, None) or load_config(config), run_forever, stop, hup,
+                            refresh=lambda c: refresh_interval(c, uses_keyvault))
+
+    asyncio.run(_with_signals(main))
 
 
 @app.command()

@@ -1,0 +1,78 @@
+"""A rotated Key Vault secret and an edited config replace the running config without a restart of the process;
+an invalid edit is refused and the running config stays."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from integration_harness import Harness
+
+from sentinel_signl4.config import Config, load_config
+from sentinel_signl4.reload import run_reloading
+from sentinel_signl4.runner import run_forever
+
+
+async def until(condition: Callable[[], bool], within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "gave up waiting"
+        await asyncio.sleep(0.05)
+
+
+def write_config(harness: Harness, path: Path, *, poll: str = "2s") -> None:
+    base = harness.server.base_url
+    path.write_text(harness.config_text(
+        server={"host": "127.0.0.1", "port": 0},
+        overrides={"signl4": {"api_key": "${keyvault:" + base + "/secrets/signl4-api-key}"},
+                   "connector": {"poll_interval": poll}},
+        extra_tables="[keyvault]\nverify_challenge_resource = false\n"), encoding="utf-8")
+
+
+async def test_rotated_secret_and_edits_replace_the_running_config(harness: Harness, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    vault = harness.state.keyvault
+    vault.tenant_id = harness.world.tenant_id
+    vault.set_secret("signl4-api-key", "api-key-version-1")
+    path = tmp_path / "config.toml"
+    write_config(harness, path)
+    served: list[Config] = []
+
+    async def serve(config: Config, stop: asyncio.Event) -> None:
+        served.append(config)
+        await run_forever(config, stop)
+
+    def api_key(config: Config) -> str:
+        key = config.connectors[0].signl4.api_key
+        assert key is not None
+        return key.get_secret_value()
+
+    stop, hup = asyncio.Event(), asyncio.Event()
+    every: dict[str, float | None] = {"seconds": 0.2}
+    task = asyncio.create_task(run_reloading(lambda: load_config(path), serve, stop, hup,
+                                             refresh=lambda _c: every["seconds"]))
+    try:
+        await until(lambda: len(served) == 1)
+        reads = len(vault.reads())
+        await until(lambda: len(vault.reads()) > reads + 1)  # re-read on schedule, nothing changed yet
+        assert len(served) == 1
+        vault.set_secret("signl4-api-key", "api-key-version-2")  # rotation
+        await until(lambda: len(served) == 2)
+        assert [api_key(c) for c in served] == ["api-key-version-1", "api-key-version-2"]
+        every["seconds"] = None  # from now on only SIGHUP re-reads
+        await until(lambda: task.done() or len(served) == 2)
+        path.write_text(path.read_text(encoding="utf-8").replace("[[connectors]]", "[[connectors]]\nbogus = 1"),
+                        encoding="utf-8")
+        hup.set()
+        await until(lambda: "config_reload_refused" in capsys.readouterr().err)
+        assert len(served) == 2 and not task.done()  # still running the old config
+        write_config(harness, path, poll="3s")
+        hup.set()
+        await until(lambda: len(served) == 3)
+        assert served[-1].connectors[0].poll_interval.total_seconds() == 3
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
