@@ -4,11 +4,16 @@ an invalid edit is refused and the running config stays."""
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from crash_support import free_port
 from integration_harness import Harness
 
 from sentinel_signl4.config import Config, load_config
@@ -76,3 +81,51 @@ async def test_rotated_secret_and_edits_replace_the_running_config(harness: Harn
     finally:
         stop.set()
         await asyncio.wait_for(task, 60)
+
+
+def start_run(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("w") as sink:
+        return subprocess.Popen([str(Path(sys.executable).parent / "sentinel-signl4"), "run", "--config",
+                                 str(config)], stdout=sink, stderr=subprocess.STDOUT)
+
+
+@pytest.mark.slow
+async def test_sighup_to_a_real_run_process_refuses_a_bad_edit_and_applies_a_good_one(harness: Harness,
+                                                                                       tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    port = free_port()
+
+    def write(poll: str, broken: bool = False) -> None:
+        text = harness.config_text(server={"host": "127.0.0.1", "port": port},
+                                   overrides={"logging": {"format": "json"}, "connector": {"poll_interval": poll}})
+        path.write_text(text.replace("[[connectors]]", "[[connectors]]\nbogus = 1") if broken else text,
+                        encoding="utf-8")
+
+    write("2s")
+    log = tmp_path / "run.log"
+    process = start_run(path, log)
+    try:
+        def events() -> list[dict[str, object]]:
+            lines = log.read_text(encoding="utf-8").splitlines()
+            return [json.loads(line) for line in lines if line.startswith("{")]
+
+        def seen(name: str, count: int = 1) -> bool:
+            assert process.poll() is None, log.read_text()
+            return sum(e.get("event") == name for e in events()) >= count
+
+        await until(lambda: seen("started"))
+        write("2s", broken=True)
+        process.send_signal(signal.SIGHUP)
+        await until(lambda: seen("config_reload_refused"))
+        refused = next(e for e in events() if e.get("event") == "config_reload_refused")
+        assert "bogus" in str(refused["problems"])
+        write("3s")
+        process.send_signal(signal.SIGHUP)
+        await until(lambda: seen("config_reloaded") and seen("started", 2))
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0, log.read_text()
+        assert all(line.startswith("{") for line in log.read_text().splitlines()), log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
