@@ -68,7 +68,7 @@ def config_example() -> None:
 
 @config_app.command("validate")
 def config_validate(config: ConfigOption) -> None:
-    """Validate a configuration file without contacting anything."""
+    """Validate a configuration file without contacting anything (except Key Vault for ${keyvault:…} references)."""
     cfg = _load(config)
     names = ", ".join(c.name for c in cfg.connectors)
     typer.echo(f"{config}: OK ({len(cfg.connectors)} connector(s): {names})")
