@@ -79,7 +79,8 @@ def run(config: ConfigOption,
         once: Annotated[bool, typer.Option("--once", help="Run one cycle of every connector, then exit.")] = False,
         ) -> None:
     """Run the connectors (and the webhook/health server) until SIGTERM or Ctrl-C."""
-    from sentinel_signl4.reload import refresh_interval, run_reloading
+    from sentinel_signl4.bootstrap import Runtime
+    from sentinel_signl4.reload import AuthWatch, refresh_interval, run_reloading
     from sentinel_signl4.runner import run_forever, run_once_all
 
     cfg = _load(config)
@@ -91,10 +92,18 @@ def run(config: ConfigOption,
         hup = asyncio.Event()
         with contextlib.suppress(NotImplementedError, AttributeError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hup.set)
+        serving: list[Runtime] = []
+
+        def errors() -> list[str | None]:
+            return [p.runtime.health.error for p in serving[-1].connectors.values()] if serving else []
+
+        async def serve(cfg: Config, inner: asyncio.Event) -> None:
+            await run_forever(cfg, inner, on_runtime=serving.append)
+
         # The first load is the one validated above; later ones re-read the file (and Key Vault).
         loads = iter([cfg])
-        await run_reloading(lambda: next(loads, None) or load_config(config), run_forever, stop, hup,
-                            refresh=lambda c: refresh_interval(c, uses_keyvault))
+        await run_reloading(lambda: next(loads, None) or load_config(config), serve, stop, hup,
+                            refresh=lambda c: refresh_interval(c, uses_keyvault), auth=AuthWatch(errors))
 
     asyncio.run(_with_signals(main))
 

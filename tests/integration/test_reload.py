@@ -16,8 +16,9 @@ import pytest
 from crash_support import free_port
 from integration_harness import Harness
 
+from sentinel_signl4.bootstrap import Runtime
 from sentinel_signl4.config import Config, load_config
-from sentinel_signl4.reload import run_reloading
+from sentinel_signl4.reload import AuthWatch, run_reloading
 from sentinel_signl4.runner import run_forever
 
 
@@ -129,3 +130,42 @@ async def test_sighup_to_a_real_run_process_refuses_a_bad_edit_and_applies_a_goo
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+async def test_a_refused_credential_rereads_key_vault_and_recovers(harness: Harness, tmp_path: Path) -> None:
+    """The client secret lives in Key Vault; the value there is wrong (an old secret), then rotated to the right one:
+    the refused credential triggers a re-read, without any schedule or SIGHUP."""
+    world, vault, base = harness.world, harness.state.keyvault, harness.server.base_url
+    vault.tenant_id = world.tenant_id
+    vault.set_secret("client-secret", "an-old-revoked-secret")
+    path = tmp_path / "config.toml"
+    path.write_text(harness.config_text(
+        server={"host": "127.0.0.1", "port": 0},
+        overrides={"credential": {"client_secret": "${keyvault:" + base + "/secrets/client-secret}"}},
+        extra_tables=f'[keyvault]\nverify_challenge_resource = false\ntenant_id = "{world.tenant_id}"\n'
+                     f'authority_host = "{base}"\n[keyvault.credential]\nkind = "client_secret"\n'
+                     f'client_id = "{world.client_id}"\nclient_secret = "{world.client_secret}"\n'),
+        encoding="utf-8")
+    runtimes: list[Runtime] = []
+
+    async def serve(config: Config, stop: asyncio.Event) -> None:
+        await run_forever(config, stop, on_runtime=runtimes.append)
+
+    def errors() -> list[str | None]:
+        return [p.runtime.health.error for p in runtimes[-1].connectors.values()] if runtimes else []
+
+    stop = asyncio.Event()
+    auth = AuthWatch(errors, every=0.1, gap=0.5)
+    task = asyncio.create_task(run_reloading(lambda: load_config(path), serve, stop, asyncio.Event(),
+                                             refresh=lambda _c: None, auth=auth))
+    try:
+        await until(lambda: any(e and "AADSTS7000215" in e for e in errors()))
+        assert len(runtimes) == 1
+        vault.set_secret("client-secret", world.client_secret)  # the rotation
+        await until(lambda: len(runtimes) == 2)
+        health = runtimes[-1].connectors["contoso"].runtime.health
+        await until(lambda: health.last_success_at is not None)
+        assert health.error is None
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
