@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import platform
 import signal
 import sys
 from enum import StrEnum
@@ -13,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from sentinel_signl4 import __version__
 from sentinel_signl4.cli_console import console_app
 from sentinel_signl4.cli_outbox import outbox_app
 from sentinel_signl4.cli_pause import pause_app
@@ -29,6 +31,20 @@ app.add_typer(outbox_app, name="outbox")
 app.add_typer(console_app, name="console")
 app.add_typer(pause_app, name="pause")
 app.add_typer(provision_app, name="provision")
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"sentinel-signl4 {__version__} (Python {platform.python_version()})")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+                                          callback=_print_version)] = False,
+) -> None:
+    """Connects Microsoft Sentinel / Defender XDR incidents to SIGNL4 mobile alerting."""
+
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Path to the TOML config file.")]
 
@@ -56,7 +72,7 @@ def config_example() -> None:
 
 @config_app.command("validate")
 def config_validate(config: ConfigOption) -> None:
-    """Validate a configuration file without contacting anything."""
+    """Validate a configuration file without contacting anything (except Key Vault for ${keyvault:…} references)."""
     cfg = _load(config)
     names = ", ".join(c.name for c in cfg.connectors)
     typer.echo(f"{config}: OK ({len(cfg.connectors)} connector(s): {names})")
@@ -70,6 +86,8 @@ def run(config: ConfigOption,
                               "nothing.")] = False,
         ) -> None:
     """Run the connectors (and the webhook/health server) until SIGTERM or Ctrl-C."""
+    from sentinel_signl4.bootstrap import Runtime
+    from sentinel_signl4.reload import AuthWatch, refresh_interval, run_reloading
     from sentinel_signl4.runner import dry_run as preview_run
     from sentinel_signl4.runner import run_forever, run_once_all
 
@@ -78,7 +96,26 @@ def run(config: ConfigOption,
         sys.exit(asyncio.run(preview_run(cfg, typer.echo)))
     if once:
         sys.exit(asyncio.run(run_once_all(cfg)))
-    asyncio.run(_with_signals(lambda stop: run_forever(cfg, stop)))
+    uses_keyvault = "${keyvault:" in config.read_text(encoding="utf-8")
+
+    async def main(stop: asyncio.Event) -> None:
+        hup = asyncio.Event()
+        with contextlib.suppress(NotImplementedError, AttributeError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hup.set)
+        serving: list[Runtime] = []
+
+        def errors() -> list[str | None]:
+            return [p.runtime.health.error for p in serving[-1].connectors.values()] if serving else []
+
+        async def serve(cfg: Config, inner: asyncio.Event) -> None:
+            await run_forever(cfg, inner, on_runtime=serving.append)
+
+        # The first load is the one validated above; later ones re-read the file (and Key Vault).
+        loads = iter([cfg])
+        await run_reloading(lambda: next(loads, None) or load_config(config), serve, stop, hup,
+                            refresh=lambda c: refresh_interval(c, uses_keyvault), auth=AuthWatch(errors))
+
+    asyncio.run(_with_signals(main))
 
 
 @app.command()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import platform
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 
+from sentinel_signl4 import __version__
 from sentinel_signl4.engine.health import UP_STATES, ConnectorHealth, HealthState
 
 __all__ = ["Metrics"]
@@ -17,6 +19,8 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        self.build_info = Info("s4s_build", "The running version of sentinel-signl4 and of Python.", registry=r)
+        self.build_info.info({"version": __version__, "python": platform.python_version()})
         self.incidents_seen = Counter("s4s_incidents_seen_total", "Incidents returned by polls.",
                                       ["connector"], registry=r)
         self.incidents_forwarded = Counter("s4s_incidents_forwarded_total",

@@ -93,9 +93,13 @@ async def _preview_all(runtime: Runtime, echo: Callable[[str], None], redact: Ca
     return 1 if failed else 0
 
 
-async def run_forever(config: Config, stop: asyncio.Event) -> None:
+async def run_forever(config: Config, stop: asyncio.Event,
+                      on_runtime: Callable[[Runtime], None] | None = None) -> None:
+    """Serve ``config`` until ``stop``; ``on_runtime`` is told the runtime once it is built (reloads watch it)."""
     configure_logging(level=config.logging.level, fmt=config.logging.format, secrets=config.secrets())
     runtime = await build_runtime(config)
+    if on_runtime is not None:
+        on_runtime(runtime)
     try:
         await serve_until_stopped(runtime, stop)
     finally:

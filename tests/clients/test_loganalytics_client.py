@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sentinel_signl4.config.signl_content import DEFAULT_COLUMNS, DEFAULT_QUERY
 
 from sentinel_signl4.clients.identity import TokenProvider, build_credential
 from sentinel_signl4.clients.loganalytics import LogAnalyticsClient, QueryGate
 from sentinel_signl4.clients.retry import NO_RETRY
+from sentinel_signl4.config.signl_content import DEFAULT_COLUMNS, DEFAULT_QUERY
 from sentinel_signl4.engine.enrich import build_query
 from sentinel_signl4.errors import AuthError, NotFoundError, PermanentError, RateLimitedError, RemoteError
 from sentinel_signl4_emulators.app import EmulatorState

@@ -15,7 +15,7 @@ import sentinel_signl4.engine
 FORBIDDEN = ("azure", "msal", "httpx", "httpcore", "aiohttp", "pydantic", "asyncpg", "sqlalchemy", "cryptography")
 #: Our own packages that are adapters or configuration, never engine dependencies.
 FORBIDDEN_OURS = ("sentinel_signl4.clients", "sentinel_signl4.sources", "sentinel_signl4.config",
-                  "sentinel_signl4.emulators", "sentinel_signl4.bootstrap")
+                  "sentinel_signl4_emulators", "sentinel_signl4.bootstrap")
 
 ENGINE_MODULES = sorted(m.name for m in pkgutil.iter_modules(sentinel_signl4.engine.__path__,
                                                              "sentinel_signl4.engine."))

@@ -7,6 +7,7 @@
 ``/webhook/…``, ``/api/…``                      SIGNL4 inbound webhook and REST API (``signl4.routes``)
 ``/v1.0/…``                                     Microsoft Graph security and users (``graph.routes``)
 ``/v1/…``                                       Log Analytics query (``loganalytics.routes``)
+``/secrets/…``                                  Azure Key Vault secrets (``keyvault.routes``)
 everything else                                 Entra ID ``/{tenant}/…`` — matched last so the tenant
                                                 segment cannot swallow another service's path
 ==============================================  ============================================================
@@ -38,6 +39,7 @@ from sentinel_signl4_emulators.control import control_routes
 from sentinel_signl4_emulators.entra.routes import entra_routes
 from sentinel_signl4_emulators.graph.directory import graph_directory_routes
 from sentinel_signl4_emulators.graph.routes import graph_routes
+from sentinel_signl4_emulators.keyvault.routes import keyvault_routes
 from sentinel_signl4_emulators.loganalytics.routes import loganalytics_routes
 from sentinel_signl4_emulators.sentinel.routes import sentinel_routes
 from sentinel_signl4_emulators.signl4.routes import build_signl4_app
@@ -109,6 +111,7 @@ def service_mounts(state: EmulatorState) -> list[ServiceMount]:
                      _starlette(graph_directory_routes(state.entra, state.directory))),
         ServiceMount("loganalytics", ("/v1", "/_control/loganalytics"),
                      _starlette(loganalytics_routes(state.loganalytics, state.entra))),
+        ServiceMount("keyvault", ("/secrets",), _starlette(keyvault_routes(state.keyvault, state.entra))),
     ]
     mounts.append(ServiceMount("signl4", ("/webhook", "/api", "/_control/signl4"), build_signl4_app(state.signl4)))
     return mounts

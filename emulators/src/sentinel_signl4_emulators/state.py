@@ -15,6 +15,7 @@ from sentinel_signl4_emulators.common.faults import FaultInjector
 from sentinel_signl4_emulators.entra.model import EntraModel
 from sentinel_signl4_emulators.graph.directory_model import DirectoryModel
 from sentinel_signl4_emulators.graph.model import GraphModel
+from sentinel_signl4_emulators.keyvault.routes import KeyVaultModel
 from sentinel_signl4_emulators.loganalytics.model import LogAnalyticsModel
 from sentinel_signl4_emulators.sentinel.model import SentinelModel
 from sentinel_signl4_emulators.signl4.model import Signl4Model
@@ -39,6 +40,7 @@ class EmulatorState:
     loganalytics: LogAnalyticsModel = field(init=False)
     authorization: AuthorizationModel = field(init=False)
     directory: DirectoryModel = field(init=False)
+    keyvault: KeyVaultModel = field(default_factory=KeyVaultModel)
 
     def __post_init__(self) -> None:
         # Derived from the Sentinel model: its SecurityAlert rows are the seeded incidents' alerts.
@@ -78,3 +80,4 @@ class EmulatorState:
         self.loganalytics.reset()
         self.authorization.reset()
         self.directory.reset()
+        self.keyvault.reset()

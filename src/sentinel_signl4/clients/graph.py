@@ -340,7 +340,8 @@ class GraphClient:
             return await send_once(self._http, method, url, headers=headers, body=body, http_timeout=self._timeout,
                                    service=_SERVICE, redactor=self._redactor)
 
-        return await call_with_retry(attempt, self._retry, idempotent=idempotent, on_retry=self._on_retry)
+        return await call_with_retry(attempt, self._retry, idempotent=idempotent, on_retry=self._on_retry,
+                                     service="graph")
 
 
 def _comment_body(text: str) -> dict[str, str]:

@@ -224,7 +224,8 @@ class LogAnalyticsClient:
             async with self._gate.slot():
                 return await self._query_once(kql, start, end, server_timeout)
 
-        return await call_with_retry(attempt, self._retry, idempotent=True, on_retry=self._on_retry)
+        return await call_with_retry(attempt, self._retry, idempotent=True, on_retry=self._on_retry,
+                                     service="loganalytics")
 
     async def _query_once(self, kql: str, start: datetime, end: datetime, server_timeout: int | None) -> LogRows:
         try:

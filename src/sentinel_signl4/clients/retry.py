@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import structlog
 from tenacity import AsyncRetrying, RetryCallState
 
 from sentinel_signl4.errors import OutcomeUnknownError, RateLimitedError, RemoteError
@@ -38,6 +39,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+log = structlog.get_logger("sentinel_signl4.retry")
 
 OnRetry = Callable[[RemoteError, float], None]
 """Called before each sleep with the error that caused the retry and the planned delay in seconds."""
@@ -129,11 +132,13 @@ async def call_with_retry(
     *,
     idempotent: bool,
     on_retry: OnRetry | None = None,
+    service: str = "remote",
 ) -> T:
     """Await ``fn()`` and retry it under ``policy``; re-raise the last error when giving up.
 
     ``fn`` must build a fresh request on every call (a new token, a new body stream). Errors that are not
-    :class:`RemoteError` are bugs and propagate at once.
+    :class:`RemoteError` are bugs and propagate at once. Every retry is logged at info as ``remote_retry`` with
+    ``service``, ``status``, ``attempt`` (the one that failed) and ``delay`` (seconds until the next one).
     """
     budget = _Budget(policy.total_timeout)
 
@@ -153,7 +158,11 @@ async def call_with_retry(
 
     def before_sleep(state: RetryCallState) -> None:
         error = _error_of(state)
-        if on_retry is not None and error is not None:
+        if error is None:
+            return
+        log.info("remote_retry", service=service, status=error.status, code=error.code,
+                 error=type(error).__name__, attempt=state.attempt_number, delay=round(state.upcoming_sleep, 3))
+        if on_retry is not None:
             on_retry(error, state.upcoming_sleep)
 
     async def sleep(seconds: float) -> None:

@@ -266,7 +266,8 @@ class SentinelClient:
             return await send_once(self._http, method, url, headers={"Authorization": f"Bearer {token}"}, body=body,
                                    http_timeout=self._timeout, service=_SERVICE, redactor=self._redactor)
 
-        return await call_with_retry(attempt, self._retry, idempotent=True, on_retry=self._on_retry)
+        return await call_with_retry(attempt, self._retry, idempotent=True, on_retry=self._on_retry,
+                                     service="sentinel")
 
 
 def _parse_incident(item: Mapping[str, Any]) -> Incident | None:

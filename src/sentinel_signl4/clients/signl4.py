@@ -184,7 +184,8 @@ class Signl4Client:
                 self._limiter.observe_headers(response.headers)
             return self._event_id_of(response)
 
-        event_id = await call_with_retry(attempt, self._retry, idempotent=False, on_retry=self._on_retry)
+        event_id = await call_with_retry(attempt, self._retry, idempotent=False, on_retry=self._on_retry,
+                                         service="signl4")
         if req.status is SignlStatus.NEW and not self._team_ids and self._team_event_id is None:
             self._team_event_id = event_id
         return event_id
@@ -439,7 +440,8 @@ class Signl4Client:
                 return None
             return decode_json(response, _SERVICE)
 
-        return await call_with_retry(attempt, self._retry, idempotent=idempotent, on_retry=self._on_retry)
+        return await call_with_retry(attempt, self._retry, idempotent=idempotent, on_retry=self._on_retry,
+                                     service="signl4")
 
     def _describe(self, response: httpx.Response, outcome: str, detail: str) -> str:
         return describe_failure(response.request, _SERVICE, outcome, detail, self._redactor)

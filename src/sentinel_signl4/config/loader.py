@@ -11,6 +11,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from sentinel_signl4.config.interpolate import InterpolationError, interpolate
+from sentinel_signl4.config.keyvault import KeyVaultReadError, parse_ref, read_references
+from sentinel_signl4.config.paths import resolve_store_paths, state_base
 from sentinel_signl4.config.schema import Config
 
 __all__ = ["ConfigError", "load_config", "parse_config"]
@@ -27,21 +29,31 @@ class ConfigError(Exception):
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate ``path``. A relative SQLite path resolves against ``$STATE_DIRECTORY``, else the
+    directory of ``path`` (config/paths.py)."""
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(source, [("", f"cannot read the file: {exc.strerror or exc}")]) from None
-    return parse_config(text, source=source, env=env)
+    return parse_config(text, source=source, env=env, config_dir=Path(path).absolute().parent)
 
 
-def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
+def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] | None = None,
+                 config_dir: Path | None = None) -> Config:
+    """Validate config ``text``. Relative store paths resolve against ``$STATE_DIRECTORY``, else ``config_dir``;
+    with neither, they stay relative."""
+    environ = os.environ if env is None else env
+    return resolve_store_paths(_parse(text, source, environ), state_base(config_dir, environ))
+
+
+def _parse(text: str, source: str, env: Mapping[str, str]) -> Config:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [("", f"not valid TOML: {exc}")]) from None
     try:
-        data = interpolate(raw, os.environ if env is None else env)
+        data = _interpolate(raw, env)
     except InterpolationError as exc:
         raise ConfigError(source, [(exc.path, str(exc))]) from None
     try:
@@ -56,6 +68,26 @@ def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] 
         # Every bounded setting reports its own key; this is the last line so `config validate` never crashes.
         raise ConfigError(source, [("", f"a value is out of range ({type(exc).__name__}); check the numbers and "
                                         "durations")]) from None
+
+
+def _interpolate(raw: dict[str, Any], env: Mapping[str, str]) -> Any:
+    """Environment and file references first; then ``${keyvault:…}`` ones, read with the identity that the
+    otherwise resolved config names (config/keyvault.py)."""
+    found: dict[str, str] = {}
+
+    def collect(target: str, key: str) -> str:
+        parse_ref(target)  # a malformed reference is an error naming its key, before anything is read
+        found.setdefault(target, key)
+        return ""
+
+    first = interpolate(raw, env, resolvers={"keyvault": collect})
+    if not found:
+        return first
+    try:
+        values = read_references(found, first)
+    except KeyVaultReadError as exc:
+        raise InterpolationError(found.get(exc.target, next(iter(found.values()))), str(exc)) from None
+    return interpolate(raw, env, resolvers={"keyvault": lambda target, _key: values[target]})
 
 
 def _key(loc: tuple[int | str, ...], data: Any) -> str:

@@ -451,6 +451,27 @@ class PauseConfig(_Strict):
         return self
 
 
+class KeyVaultConfig(_Strict):
+    """How ``${keyvault:…}`` references are read. ``credential`` is the identity that reads them (typically
+    ``kind = "managed_identity"``); without it, a reference inside a connector's table is read with that connector's
+    own credential."""
+
+    tenant_id: str = ""
+    credential: CredentialConfig | None = None
+    authority_host: HttpsUrl | None = None
+    # How often referenced secrets are read again; a changed value restarts the connectors with it (README).
+    refresh_interval: Annotated[PositiveDuration, within(timedelta(minutes=1), timedelta(days=7))] = timedelta(hours=1)
+    # Key Vault's 401 challenge names the token resource; its domain must match the vault's (vault.azure.net).
+    # Only for a vault behind a different host name (a private proxy, the emulator) turn this off.
+    verify_challenge_resource: bool = True
+
+    @model_validator(mode="after")
+    def _tenant(self) -> KeyVaultConfig:
+        if self.credential is not None and self.credential.kind != "managed_identity" and not self.tenant_id:
+            raise ValueError(f"tenant_id is required for a {self.credential.kind} credential")
+        return self
+
+
 class LoggingConfig(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["console", "json"] = "console"
@@ -466,6 +487,7 @@ class Config(_Strict):
     connectors: tuple[ConnectorConfig, ...] = Field(min_length=1)
     health: HealthConfig = Field(default_factory=HealthConfig)
     watchdog: WatchdogConfig | None = None
+    keyvault: KeyVaultConfig | None = None
 
     @field_validator("connectors")
     @classmethod

@@ -96,6 +96,7 @@ class ForwardPath:
                 report.enqueued.append(incident)
                 self.metrics.incidents_forwarded.labels(self.connector).inc()
                 log.info("incident_queued", connector=self.connector, incident=incident.number,
+                         incident_id=incident.name, external_id=request.external_id,
                          severity=incident.severity.value)
 
     def _external_id(self, incident: Incident) -> str:

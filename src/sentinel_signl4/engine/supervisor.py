@@ -24,6 +24,7 @@ from sentinel_signl4.engine.health import store_error_message
 from sentinel_signl4.engine.instances import Registration
 from sentinel_signl4.engine.leases import claim_lease, fence_for, fenced, replica_id
 from sentinel_signl4.engine.report import PollReport
+from sentinel_signl4.logs import connector_context
 from sentinel_signl4.store import Lease, LeaseLostError, StateStore, is_store_error
 
 __all__ = ["ScheduledConnector", "Supervisor", "replica_id"]
@@ -66,7 +67,8 @@ class Supervisor:
         try:
             async with asyncio.TaskGroup() as group:
                 for item in self.connectors:
-                    group.create_task(self._loop(item, stop), name=f"connector:{item.runtime.name}")
+                    group.create_task(self._loop(item, stop), name=f"connector:{item.runtime.name}",
+                                      context=connector_context(item.runtime.name))
         finally:
             self.running = False
 
@@ -146,7 +148,9 @@ class Supervisor:
                 with contextlib.suppress(Exception):
                     await self.store.release_lease(lease, self.owner)
 
-        reports = await asyncio.gather(*(one(item) for item in self.connectors))
+        loop = asyncio.get_running_loop()
+        reports = await asyncio.gather(*(loop.create_task(one(item), context=connector_context(item.runtime.name))
+                                         for item in self.connectors))
         return {item.runtime.name: report for item, report in zip(self.connectors, reports, strict=True)}
 
     async def _cycle(self, item: ScheduledConnector, lease: Lease, ttl: float,

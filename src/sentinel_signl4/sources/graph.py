@@ -312,6 +312,6 @@ class GraphSource:
             target = current.get("redirectIncidentId")
             if not _is(current.get("status"), GraphIncidentStatus.REDIRECTED) or not target:
                 return current
-            _log.info("graph.incident_redirected", incident=current.get("id"), into=target)
+            _log.info("graph.incident_redirected", incident_id=current.get("id"), into=target)
             current = await self.client.get_incident(str(target), expand_alerts=False)
         raise PermanentError(f"graph: incident {incident_id} redirects more than {_MAX_REDIRECTS} times")

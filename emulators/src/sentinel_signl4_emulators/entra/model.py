@@ -54,6 +54,7 @@ KNOWN_RESOURCES = frozenset(
         "https://api.loganalytics.io",
         "https://api.loganalytics.azure.com",
         "https://graph.microsoft.com",
+        "https://vault.azure.net",
     }
 )
 
