@@ -21,6 +21,7 @@ import typer
 
 from sentinel_signl4.config import Config, ConfigError, load_config
 from sentinel_signl4.domain.enums import ActionState
+from sentinel_signl4.domain.spans import span_text
 from sentinel_signl4.operator_actions import audit as operator_audit
 from sentinel_signl4.operator_actions import outcome as action_outcome
 from sentinel_signl4.operator_actions import why_not
@@ -307,12 +308,7 @@ def _seconds(then: datetime | None, now: datetime) -> int | None:
 
 def _age(then: datetime | None, now: datetime) -> str:
     seconds = _seconds(then, now)
-    if seconds is None:
-        return "?"
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds // size} {unit}"
-    return f"{seconds} s"
+    return "?" if seconds is None else span_text(seconds)
 
 
 def _one_line(text: str, width: int) -> str:

@@ -28,6 +28,7 @@ from enum import StrEnum
 
 import structlog
 
+from sentinel_signl4.domain.spans import span_text
 from sentinel_signl4.engine.credential_expiry import CredentialExpiry
 
 __all__ = [
@@ -156,8 +157,8 @@ class ConnectorHealth:
                                        "operator retries or discards them")
         age = self.oldest_pending_age(now)
         if age is not None and age > self.stuck_after.total_seconds():
-            return HealthState.ERROR, (f"a page has been pending for {_duration(age)} "
-                                       f"(more than {_duration(self.stuck_after.total_seconds())})")
+            return HealthState.ERROR, (f"a page has been pending for {span_text(age)} "
+                                       f"(more than {span_text(self.stuck_after.total_seconds())})")
         credential = self.credential
         if credential is not None and credential.at <= now:
             return HealthState.ERROR, f"{credential.what} expired on {credential.at.date().isoformat()}"
@@ -165,7 +166,7 @@ class ConnectorHealth:
             assert self._transient_since is not None
             lasting = (now - self._transient_since).total_seconds()
             if lasting > self.stuck_after.total_seconds():
-                return HealthState.ERROR, f"failing for {_duration(lasting)}: {transient}"
+                return HealthState.ERROR, f"failing for {span_text(lasting)}: {transient}"
             return HealthState.DEGRADED, transient
         if credential is not None and credential.at - now <= EXPIRY_WARNING:
             days = (credential.at - now).days
@@ -226,11 +227,3 @@ class ConnectorHealth:
         else:
             log.info("connector_recovered" if previous in (HealthState.ERROR, HealthState.DEGRADED)
                      else "connector_state", after=previous_reason, **fields)
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds // size} {unit}"
-    return f"{seconds} s"

@@ -38,6 +38,7 @@ from starlette.routing import Route
 
 from sentinel_signl4 import __version__
 from sentinel_signl4.domain.phone_view import format_phone_view
+from sentinel_signl4.domain.spans import ago_text, span_text
 from sentinel_signl4.engine.health import HealthState
 from sentinel_signl4.engine.preview import preview
 from sentinel_signl4.operator_actions import audit, outcome, why_not
@@ -46,7 +47,7 @@ from sentinel_signl4.store.pauses import Pause
 from sentinel_signl4.web.console_auth import LOGIN_COOKIE, SESSION_COOKIE, ConsoleAuth, Principal, csrf_matches
 from sentinel_signl4.web.console_views import collect_detail, collect_overview, select_rows
 from sentinel_signl4.web.context import WebContext, json_response
-from sentinel_signl4.web.dashboard import Dashboard, _age, _ago
+from sentinel_signl4.web.dashboard import Dashboard
 from sentinel_signl4.web.health import HealthEndpoints
 
 __all__ = ["CONSOLE_HEADERS", "build_console_app"]
@@ -105,7 +106,7 @@ class Console:
         page = self._env.get_template(name).render(
             user=user, version=__version__, now=now, active_pauses=active, back_to=values.pop("back_to", "/"),
             flash=values.pop("flash", None),
-            problem=values.pop("problem", None), ago=lambda then: _ago(then, now), age=_age, **values)
+            problem=values.pop("problem", None), ago=lambda then: ago_text(then, now), age=span_text, **values)
         return HTMLResponse(page, status_code=status, headers=CONSOLE_HEADERS)
 
     def audit(self, actor: str, action: str, **details: Any) -> None:

@@ -27,6 +27,7 @@ from starlette.responses import HTMLResponse, Response
 
 from sentinel_signl4.config import ConnectorConfig
 from sentinel_signl4.domain.enums import ActionState
+from sentinel_signl4.domain.spans import ago_text, span_text
 from sentinel_signl4.engine.health import ConnectorHealth, HealthState
 from sentinel_signl4.web.context import WebContext, json_response
 
@@ -186,26 +187,6 @@ async def _connector_status(ctx: WebContext, cfg: ConnectorConfig,
     )
 
 
-def _ago(then: datetime | None, now: datetime) -> str:
-    if then is None:
-        return "never"
-    seconds = int((now - then).total_seconds())
-    if seconds < 0:
-        return "just now"
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds // size} {unit} ago"
-    return f"{seconds} s ago"
-
-
-def _age(seconds: float) -> str:
-    whole = int(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if whole >= size:
-            return f"{whole // size} {unit}"
-    return f"{whole} s"
-
-
 _TEMPLATE = """<!doctype html>
 <html lang="en">
 <head>
@@ -278,8 +259,8 @@ _PAGE = _ENV.from_string(_TEMPLATE)
 def render_status_html(snapshot: StatusSnapshot) -> str:
     """The status page for ``snapshot``; every value is escaped."""
     now = snapshot.generated_at
-    return _PAGE.render(snap=snapshot, refresh=_REFRESH_SECONDS, ago=lambda then: _ago(then, now),
-                        age=_age)
+    return _PAGE.render(snap=snapshot, refresh=_REFRESH_SECONDS, ago=lambda then: ago_text(then, now),
+                        age=span_text)
 
 
 class Dashboard:
