@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["InterpolationError", "Resolver", "interpolate", "read_secret_file"]
+__all__ = ["InterpolationError", "Resolver", "interpolate", "read_secret_file", "resolve_references"]
 
 # A scheme's target never starts with "-", so ${lowercase_env:-default} stays an environment reference.
 _REF = re.compile(r"\$\{(?:(?P<scheme>[a-z]+):(?P<target>[^}\-][^}]*)"
@@ -62,6 +62,18 @@ def _walk(data: Any, env: Mapping[str, str], path: str, schemes: Mapping[str, Re
 
 
 def _interpolate_str(text: str, env: Mapping[str, str], path: str, schemes: Mapping[str, Resolver]) -> str:
+    value, problems = resolve_references(text, env, schemes, path)
+    if problems:
+        raise InterpolationError(path, problems[0])
+    return value
+
+
+def resolve_references(text: str, env: Mapping[str, str], schemes: Mapping[str, Resolver],
+                       path: str = "") -> tuple[str, list[str]]:
+    """``text`` with its references replaced, and why each one that could not be resolved was not (an unresolved
+    reference becomes ""). For callers that report every problem at once rather than the first."""
+    problems: list[str] = []
+
     def replace(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
             return "$"
@@ -69,17 +81,20 @@ def _interpolate_str(text: str, env: Mapping[str, str], path: str, schemes: Mapp
         if scheme is not None:
             resolver = schemes.get(scheme)
             if resolver is None:
-                raise InterpolationError(path, f"unknown reference ${{{scheme}:…}}; known: "
-                                               f"{', '.join(sorted(schemes))} (and ${{ENV_NAME}})")
+                problems.append(f"unknown reference ${{{scheme}:…}}; known: "
+                                f"{', '.join(sorted(schemes))} (and ${{ENV_NAME}})")
+                return ""
             try:
                 return resolver(match.group("target").strip(), path)
             except ValueError as exc:
-                raise InterpolationError(path, str(exc)) from None
+                problems.append(str(exc))
+                return ""
         name, default = match.group("name"), match.group("default")
         if name in env:
             return env[name]
         if default is not None:
             return default
-        raise InterpolationError(path, f"environment variable {name} is not set")
+        problems.append(f"environment variable {name} is not set")
+        return ""
 
-    return _REF.sub(replace, text)
+    return _REF.sub(replace, text), problems

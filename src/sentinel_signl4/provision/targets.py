@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from sentinel_signl4.config.graph import GraphSourceConfig
+from sentinel_signl4.config.interpolate import read_secret_file, resolve_references
 from sentinel_signl4.config.signl_content import EnrichmentConfig
 
 __all__ = [
@@ -35,7 +36,6 @@ __all__ = [
 
 IdentityKind = Literal["client_secret", "certificate", "managed_identity", "workload_identity"]
 _KINDS: tuple[IdentityKind, ...] = ("client_secret", "certificate", "managed_identity", "workload_identity")
-_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{2,61}[A-Za-z0-9]$|^[A-Za-z0-9]{1,3}$")
 _RESOURCE_GROUP = re.compile(r"^[-\w._()]{1,90}$")
@@ -143,8 +143,7 @@ class _Reader:
         text, missing = _resolve(node, self.env)
         if missing:
             if not lenient:
-                self.problems.append(f"{self.label}.{key}: environment variable {', '.join(missing)} is not set"
-                                     f"{hint}")
+                self.problems.append(f"{self.label}.{key}: {'; '.join(missing)}{hint}")
             return None
         if pattern is not None and text and not pattern.match(text):
             self.problems.append(f"{self.label}.{key}: {what or 'invalid value'}, got {text!r}")
@@ -163,7 +162,7 @@ class _Reader:
         if isinstance(value, str):
             text, missing = _resolve(value, self.env)
             if missing:
-                self.problems.append(f"{self.label}.{key}: environment variable {', '.join(missing)} is not set")
+                self.problems.append(f"{self.label}.{key}: {'; '.join(missing)}")
             return text
         if isinstance(value, list):
             return [self._resolved(v, key) for v in value]
@@ -178,20 +177,9 @@ def _sub(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 
 
 def _resolve(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
-    missing: list[str] = []
-
-    def replace(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        name, default = match.group(1), match.group(2)
-        if name in env:
-            return env[name]
-        if default is not None:
-            return default
-        missing.append(name)
-        return ""
-
-    return _REF.sub(replace, text), missing
+    # Ids may come from the environment or from secret files. Key Vault is not read here (provisioning needs no
+    # secret and no access to the vault): an id behind a Key Vault reference is reported, to be passed as a flag.
+    return resolve_references(text, env, {"file": read_secret_file})
 
 
 def load_targets(path: str | os.PathLike[str], overrides: IdOverrides | None = None,
