@@ -45,6 +45,12 @@ _T = TypeVar("_T")
 _ERROR_WIDTH = 70
 
 
+def _no_schema(exc: BaseException) -> bool:
+    """Whether the store failed because its tables do not exist (SQLite and PostgreSQL wordings)."""
+    text = str(exc)
+    return "no such table" in text or ("relation" in text and "does not exist" in text)
+
+
 class _Session:
     """What every subcommand needs: the configuration, its redactor and a way to run against the store."""
 
@@ -71,7 +77,13 @@ class _Session:
         try:
             return asyncio.run(main())
         except Exception as exc:  # noqa: BLE001 - any store failure ends the command with its (redacted) reason
-            typer.echo(self.redactor.redact(f"Cannot use the state store: {type(exc).__name__}: {exc}"), err=True)
+            if _no_schema(exc):
+                typer.echo(self.redactor.redact(
+                    f"The state store {self.config.store.url} has no tables yet: no `sentinel-signl4 run` has used "
+                    "it. Check [store] url in the configuration."), err=True)
+            else:
+                typer.echo(self.redactor.redact(f"Cannot use the state store: {type(exc).__name__}: {exc}"),
+                           err=True)
             raise typer.Exit(1) from None
 
     def echo(self, text: str, *, err: bool = False) -> None:

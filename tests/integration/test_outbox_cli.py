@@ -220,3 +220,30 @@ async def test_no_secret_appears_in_list_show_or_the_audit_log(harness: Harness)
     text = "".join(out + err for _, out, err in outputs)
     assert "contoso:raise:leaky" in text and "***" in text
     assert not [secret for secret in secrets if secret in text]
+
+
+def test_a_store_no_run_has_used_is_named_as_such_not_a_driver_error(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from sentinel_signl4.cli import app
+
+    config = tmp_path / "config.toml"
+    config.write_text(f"""
+[store]
+url = "sqlite:///{tmp_path / 'never-used.db'}"
+[[connectors]]
+name = "a"
+[connectors.azure]
+tenant_id = "7a2c1c5e-0f0b-4d3e-9a51-3c1c2f7b9e10"
+subscription_id = "7a2c1c5e-0f0b-4d3e-9a51-3c1c2f7b9e10"
+resource_group = "rg"
+workspace_name = "ws1"
+[connectors.azure.credential]
+kind = "managed_identity"
+[connectors.signl4]
+webhook_url = "https://connect.signl4.com/webhook/team-secret-xyz"
+""")
+    result = CliRunner().invoke(app, ["outbox", "list", "--config", str(config)])
+    assert result.exit_code == 1
+    assert "has no tables yet" in result.output
+    assert "OperationalError" not in result.output and "team-secret-xyz" not in result.output
