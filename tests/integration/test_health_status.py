@@ -206,3 +206,32 @@ async def test_a_store_failure_inside_the_outbox_pass_shows_the_store_error_not_
     assert "TaskGroup" not in " ".join(report.errors)
     await connector.run_once(now + timedelta(minutes=10))
     assert connector.health.state is HealthState.OK and len(harness.alerts()) == 1
+
+
+async def test_a_write_refused_for_lack_of_rights_stays_error_until_a_write_goes_through(harness: Harness) -> None:
+    # The identity may read incidents (Microsoft Sentinel Reader) but not write them: the page goes out, the tag
+    # PUT is refused with 403 on every attempt. Retrying cannot fix that; the status must say so on every cycle,
+    # also in the cycles in which the tag is not due, until the role is granted and a write goes through.
+    name = seed_one(harness)
+    reader = {"client_id": harness.world.reader_client_id, "client_secret": harness.world.reader_client_secret}
+    runtime = await harness.runtime(overrides={"credential": reader, "filter": ONLY_BURST})
+    connector = runtime.connectors["contoso"].runtime
+    now = datetime.now(UTC)
+    status = Status(runtime, lambda: now)
+    samples = []
+    for _ in range(6):  # 3 minutes of 30-second cycles; the refused tag is retried at most once a minute
+        await connector.run_once(now)
+        samples.append(await status.contoso())
+        now += timedelta(seconds=30)
+    ext = external_id_for("contoso", harness.incident(name)["id"])
+    assert len(harness.alerts(ext)) == 1  # the page itself went out
+    assert [s["state"] for s in samples] == ["error"] * 6, [s["reason"] for s in samples]
+    assert all(s["reason"].startswith("AuthError: ") for s in samples), samples[0]["reason"]
+    assert "SIGNL4" not in [label["labelName"] for label in harness.incident(name)["properties"]["labels"]]
+
+    harness.state.sentinel.assign_role(harness.world.reader_client_id, harness.world.workspace, "responder")
+    now += timedelta(minutes=10)  # the tag is due again whatever its backoff
+    await connector.run_once(now)
+    fixed = await status.contoso()
+    assert (fixed["state"], fixed["reason"]) == ("ok", None)
+    assert "SIGNL4" in [label["labelName"] for label in harness.incident(name)["properties"]["labels"]]

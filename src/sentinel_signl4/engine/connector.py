@@ -94,8 +94,14 @@ class ConnectorRuntime:
             outcome.config_errors["send"] = f"{type(config_error).__name__}: {config_error.message}"
         if report.done[ActionKind.RAISE_SIGNL]:
             outcome.recovered.add("send")
+        refusal = self.outbox.last_write_refusal
+        self.outbox.last_write_refusal = None
+        if refusal is not None:
+            outcome.config_errors["write"] = f"{type(refusal).__name__}: {refusal.message}"
+        if any(count for kind, count in report.done.items() if kind is not ActionKind.RAISE_SIGNL):
+            outcome.recovered.add("write")  # a write went through: the rights are there (again)
         outcome.failed_actions = sum(report.retried.values()) + sum(report.dead.values()) - (
-            1 if config_error is not None else 0)
+            1 if config_error is not None else 0) - (1 if refusal is not None else 0)
         try:
             counts = await self.store.count_actions(self.name)
             figures = await self.store.outbox_health(self.name)

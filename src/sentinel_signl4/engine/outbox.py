@@ -78,6 +78,8 @@ class OutboxWorker:
         self.concurrency = concurrency
         self.batch = batch
         self.last_config_error: RemoteError | None = None
+        #: The last write to the incident source refused for lack of rights (401/403) since it was last read.
+        self.last_write_refusal: RemoteError | None = None
 
     async def drain(self, now: datetime, report: PollReport, *, max_passes: int = 5,
                     stop: asyncio.Event | None = None) -> None:
@@ -186,6 +188,9 @@ class OutboxWorker:
         error = f"{type(exc).__name__}: {exc.message}"
         if isinstance(exc, AuthError | NotFoundError) and row.kind is ActionKind.RAISE_SIGNL:
             self.last_config_error = exc
+        elif isinstance(exc, AuthError) and not exc.retryable:
+            # A missing role on a write (tag, owner, status, comment): no retry fixes it, an operator must.
+            self.last_write_refusal = exc
         # A conflict that outlasted the handler's re-reads (other writers busy on the incident) is transient too.
         if exc.retryable or isinstance(exc, AuthError | NotFoundError | ConflictError):
             if row.attempts >= self.max_attempts:
