@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -43,7 +43,9 @@ from sentinel_signl4.sources.signl4_changes import Signl4ChangeFeed
 from sentinel_signl4.store import StateStore
 from sentinel_signl4.store.factory import open_store, sqlite_file
 
-__all__ = ["Runtime", "build_connector", "build_runtime", "instance_directory", "utcnow"]
+__all__ = ["LiveView", "Runtime", "build_connector", "build_runtime", "instance_directory", "utcnow"]
+
+T = TypeVar("T")
 
 
 # Every request of a connector (README, "The one documented duplicate window": at most 15 s). The clients set their
@@ -73,6 +75,28 @@ class ConnectorParts:
     #: What to close when this connector alone is dropped (a reload); empty for those of the first build, whose
     #: credentials are shared between connectors and closed with the runtime.
     closers: list[Any] = field(default_factory=list)
+
+
+class LiveView(Mapping[str, T]):
+    """A read-only mapping over the runtime's connectors as they are now (after reloads too): ``pick`` gives each
+    connector's value, None to leave it out."""
+
+    def __init__(self, runtime: Runtime, pick: Callable[[ConnectorParts], T | None]) -> None:
+        self._runtime = runtime
+        self._pick = pick
+
+    def _now(self) -> dict[str, T]:
+        picked = {name: self._pick(parts) for name, parts in self._runtime.connectors.items()}
+        return {name: value for name, value in picked.items() if value is not None}
+
+    def __getitem__(self, name: str) -> T:
+        return self._now()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._now())
+
+    def __len__(self) -> int:
+        return len(self._now())
 
 
 @dataclass

@@ -42,8 +42,9 @@ class ReloadPlan:
 
 
 def _inputs(config: Config, cfg: ConnectorConfig) -> tuple[Any, ...]:
-    """What a connector is built from: its section and the process-wide settings ``build_connector`` reads."""
-    return (cfg, config.store.retention, config.stuck_after(cfg), config.tls)
+    """What a connector is built from: its section and the process-wide settings ``build_connector`` reads (``[tls]``
+    too, but that one needs a restart: the shared HTTP client is built with it)."""
+    return (cfg, config.store.retention, config.stuck_after(cfg))
 
 
 def plan_reload(old: Config, new: Config) -> ReloadPlan:

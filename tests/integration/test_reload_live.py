@@ -19,6 +19,7 @@ from sentinel_signl4.bootstrap import Runtime
 from sentinel_signl4.config import Config, parse_config
 from sentinel_signl4.live_reload import LiveReload, plan_reload
 from sentinel_signl4.runner import run_forever
+from sentinel_signl4.web.app import web_context
 
 TOKEN = "reload-webhook-token-0123456789abcdef"
 
@@ -72,6 +73,7 @@ async def test_disable_add_and_settings_that_need_a_restart(harness: Harness,
         await until(lambda: bool(lives), "the server to run")
         runtime, live = runtimes[0], lives[0]
         await until(lambda: all(p.runtime.health.cycles >= 1 for p in runtime.connectors.values()), "both cycles")
+        ctx = web_context(runtime)  # as the console (not rebuilt on a reload) holds it
         alpha_task = live.supervisor._tasks["alpha"]
         alpha_parts = runtime.connectors["alpha"]
 
@@ -98,6 +100,8 @@ async def test_disable_add_and_settings_that_need_a_restart(harness: Harness,
         await until(lambda: gamma_health.cycles >= 1, "gamma's first cycle")
         beta_health = runtime.connectors["beta"].runtime.health
         assert beta_health.cycles == 0  # rebuilt disabled: never scheduled
+        # What the console shows follows the rebuilt and added connectors.
+        assert ctx.health["beta"] is beta_health and ctx.health["gamma"] is gamma_health
     finally:
         stop.set()
         await asyncio.wait_for(task, 60)
