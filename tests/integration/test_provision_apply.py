@@ -17,7 +17,7 @@ import pytest
 from integration_harness import Harness
 from sentinel_signl4.bootstrap import build_runtime
 from sentinel_signl4.checks import run_checks
-from sentinel_signl4.clients.azure_actions import COMMENTS_WRITE
+from sentinel_signl4.clients.azure_actions import COMMENTS_WRITE, INCIDENTS_READ
 from sentinel_signl4.clients.http import build_http_client
 from sentinel_signl4.clients.identity import TokenProvider, build_credential
 from sentinel_signl4.clients.loganalytics import reset_query_gates
@@ -224,3 +224,14 @@ async def test_a_workload_identity_gets_its_federated_credential_and_a_managed_i
     assert outcome.ok, outcome.error
     assert len(harness.state.directory.applications(harness.world.tenant_id, None)) == before
     assert not any(step.startswith(("app registration", "client secret")) for step in outcome.done)
+
+
+async def test_check_names_the_missing_action_and_points_to_provision(setup: Setup, harness: Harness) -> None:
+    assert all(o.ok for o in await setup.apply())
+    (role,) = setup.roles()
+    role.actions.remove(INCIDENTS_READ)  # an operator trimmed the role by hand
+    ok, lines = await setup.check()
+    assert not ok
+    (line,) = [line for line in lines if "Sentinel workspace access" in line]
+    assert f"lacks action {INCIDENTS_READ}" in line and "sentinel-signl4 provision apply" in line, line
+    assert "Responder" not in line and "Log Analytics Reader" not in line
