@@ -3,9 +3,9 @@
 The operator's config is taken as it is, with each provisioned connector's ``client_id`` set to the identity apply
 created or found and its ``client_secret`` read from the file apply wrote (``${file:…}``). Everything else the check
 needs (the SIGNL4 webhook URL, the API key, …) comes from the config and its environment as ``run`` would read it;
-when something is missing there, the tenant's check is skipped with every missing value named. Identities that only
-sign in where they run (a managed identity, a workload identity) or whose credential apply did not create (a
-certificate) are not checked from here.
+when something is missing there, the tenant's check is skipped with every missing value named. A certificate apply
+made is used through its PEM file. Identities that only sign in where they run (a managed identity, a workload
+identity) are not checked from here.
 """
 
 from __future__ import annotations
@@ -37,13 +37,18 @@ def _checked_config(raw: Mapping[str, Any], records: Sequence[Mapping[str, str]]
         record = by_connector.get(name)
         if record is None:
             continue
-        if "client_secret_file" not in record:
-            left_out.append(f"{name}: its identity signs in where it runs (or with a certificate): run "
-                            "`sentinel-signl4 check` there")
-            continue
         credential = connector.setdefault("azure", {}).setdefault("credential", {})
-        credential.update({"kind": "client_secret", "client_id": record["client_id"],
-                           "client_secret": "${file:" + record["client_secret_file"] + "}"})
+        if "certificate_path" in record:
+            credential.pop("client_secret", None)
+            credential.update({"kind": "certificate", "client_id": record["client_id"],
+                               "certificate_path": record["certificate_path"]})
+        elif "client_secret_file" in record:
+            credential.pop("certificate_path", None)
+            credential.update({"kind": "client_secret", "client_id": record["client_id"],
+                               "client_secret": "${file:" + record["client_secret_file"] + "}"})
+        else:
+            left_out.append(f"{name}: its identity signs in where it runs: run `sentinel-signl4 check` there")
+            continue
         kept.append(connector)
     data["connectors"] = kept
     return data, left_out
