@@ -5,7 +5,8 @@ a process-wide setting they are built from) and unchanged. ``LiveReload.apply`` 
 and rebuilds the changed ones, starts the new ones, and leaves the unchanged ones alone (same task, lease and
 clients). A stopped connector finishes the cycle in progress first and releases its lease; what it had queued stays
 in the store's outbox and goes out from its successor. Settings bound when the process started (store, listeners,
-TLS of the shared HTTP client) are reported as needing a restart and keep their running values.
+TLS of the shared HTTP client, the console and the watchdog) are reported as needing a restart and keep their
+running values.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ __all__ = ["LiveReload", "ReloadPlan", "SwappableApp", "plan_reload"]
 log = structlog.get_logger("sentinel_signl4.reload")
 
 # (section, field): bound when the process started; a change needs a restart.
-_FIXED = (("store", "url"), ("store", "state_dir"), ("server", "host"), ("server", "port"),
-          ("console", "host"), ("console", "port"))
+_FIXED = (("store", "url"), ("store", "state_dir"), ("server", "host"), ("server", "port"))
+# Whole sections built once at start: the console's app (its users and sessions live in it), the watchdog.
+_FIXED_SECTIONS = ("console", "watchdog", "tls")
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,7 @@ def plan_reload(old: Config, new: Config) -> ReloadPlan:
     changed = tuple(n for n in after if n in before and _inputs(old, before[n]) != _inputs(new, after[n]))
     fixed = [f"{section}.{name}" for section, name in _FIXED
              if getattr(getattr(old, section), name) != getattr(getattr(new, section), name)]
-    if old.tls != new.tls:
-        fixed.append("tls")
+    fixed += [section for section in _FIXED_SECTIONS if getattr(old, section) != getattr(new, section)]
     if old.server.model_dump(exclude={"host", "port", "max_body_bytes", "body_timeout"}) != \
             new.server.model_dump(exclude={"host", "port", "max_body_bytes", "body_timeout"}):
         fixed.append("server (connection limits)")
@@ -70,8 +71,8 @@ def effective(running: Config, new: Config) -> Config:
     store = new.store.model_copy(update={"url": running.store.url, "state_dir": running.store.state_dir})
     server = running.server.model_copy(update={"max_body_bytes": new.server.max_body_bytes,
                                                "body_timeout": new.server.body_timeout})
-    console = new.console.model_copy(update={"host": running.console.host, "port": running.console.port})
-    return new.model_copy(update={"store": store, "server": server, "console": console, "tls": running.tls})
+    return new.model_copy(update={"store": store, "server": server, "console": running.console,
+                                  "watchdog": running.watchdog, "tls": running.tls})
 
 
 class SwappableApp:
