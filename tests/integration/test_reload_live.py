@@ -115,3 +115,10 @@ def test_plan_reload_names_what_changed(harness: Harness) -> None:
     after = two(harness, port, alpha={"connector": {"poll_interval": "3s"}}, with_beta=False)
     plan = plan_reload(before, after)
     assert plan.changed == ("alpha",) and plan.removed == ("beta",) and plan.added == ()
+    # [health] feeds every connector (stuck_after): all are rebuilt. The console is built once: restart.
+    text = harness.config_text(server={"host": "127.0.0.1", "port": port},
+                               extra_tables='[health]\nstuck_after = "9m"\n[console]\nport = 18099\n')
+    edited = parse_config(text, source="reload.toml")
+    plan = plan_reload(parse_config(harness.config_text(server={"host": "127.0.0.1", "port": port}),
+                                    source="reload.toml"), edited)
+    assert plan.changed == ("contoso",) and plan.needs_restart == ("console",)
