@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -43,7 +43,9 @@ from sentinel_signl4.sources.signl4_changes import Signl4ChangeFeed
 from sentinel_signl4.store import StateStore
 from sentinel_signl4.store.factory import open_store, sqlite_file
 
-__all__ = ["Runtime", "build_connector", "build_runtime", "instance_directory", "utcnow"]
+__all__ = ["LiveView", "Runtime", "build_connector", "build_runtime", "instance_directory", "utcnow"]
+
+T = TypeVar("T")
 
 
 # Every request of a connector (README, "The one documented duplicate window": at most 15 s). The clients set their
@@ -70,6 +72,31 @@ class ConnectorParts:
     signl4: Signl4Client
     tokens: TokenProvider
     graph: GraphClient | None = None
+    #: What to close when this connector alone is dropped (a reload); empty for those of the first build, whose
+    #: credentials are shared between connectors and closed with the runtime.
+    closers: list[Any] = field(default_factory=list)
+
+
+class LiveView(Mapping[str, T]):
+    """A read-only mapping over the runtime's connectors as they are now (after reloads too): ``pick`` gives each
+    connector's value, None to leave it out."""
+
+    def __init__(self, runtime: Runtime, pick: Callable[[ConnectorParts], T | None]) -> None:
+        self._runtime = runtime
+        self._pick = pick
+
+    def _now(self) -> dict[str, T]:
+        picked = {name: self._pick(parts) for name, parts in self._runtime.connectors.items()}
+        return {name: value for name, value in picked.items() if value is not None}
+
+    def __getitem__(self, name: str) -> T:
+        return self._now()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._now())
+
+    def __len__(self) -> int:
+        return len(self._now())
 
 
 @dataclass
@@ -100,7 +127,29 @@ class Runtime:
             kwargs["instance"] = registration
         return Supervisor(scheduled, self.store, clock=self.clock, **kwargs)
 
+    def scheduled(self, name: str) -> ScheduledConnector:
+        """``name``'s runtime as the supervisor runs it."""
+        parts = self.connectors[name]
+        return ScheduledConnector(parts.runtime, parts.config.poll_interval.total_seconds())
+
+    def build_alone(self, cfg: ConnectorConfig, config: Config) -> ConnectorParts:
+        """Build ``cfg`` afresh with a credential and clients of its own (a reload), closed by ``drop_connector``;
+        the caller puts it into ``connectors``."""
+        return build_connector(cfg, config, self, {}, closers=[])
+
+    async def drop_connector(self, parts: ConnectorParts) -> None:
+        """Close what only ``parts`` used, and forget it unless another connector of its name replaced it."""
+        if self.connectors.get(parts.config.name) is parts:
+            del self.connectors[parts.config.name]
+        for closer in reversed(parts.closers):
+            with contextlib.suppress(Exception):
+                await closer()
+
     async def aclose(self) -> None:
+        for parts in self.connectors.values():
+            for closer in reversed(parts.closers):
+                with contextlib.suppress(Exception):
+                    await closer()
         for closer in reversed(self._closers):
             with contextlib.suppress(Exception):
                 await closer()
@@ -141,7 +190,11 @@ async def build_runtime(config: Config, *, transport: httpx.AsyncBaseTransport |
 
 
 def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
-                    credentials: dict[tuple[str, ...], TokenProvider]) -> ConnectorParts:
+                    credentials: dict[tuple[str, ...], TokenProvider], *,
+                    closers: list[Any] | None = None) -> ConnectorParts:
+    """``cfg``'s runtime and adapters. What must be closed goes to ``closers`` (then kept on the parts, for a
+    connector rebuilt alone), else to the runtime's (credentials shared between connectors)."""
+    sink = runtime._closers if closers is None else closers
     az = cfg.azure
     endpoints = az.resolved_endpoints
     cred = az.credential
@@ -159,7 +212,7 @@ def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
             cred.client_secret.get_secret_value() if cred.client_secret else None,
             cred.certificate_password.get_secret_value() if cred.certificate_password else None))
         credentials[cred_key] = tokens
-        runtime._closers.append(credential.close)
+        sink.append(credential.close)
     metrics = runtime.metrics
 
     def on_retry_for(service: str) -> Callable[[Any, float], None]:
@@ -195,7 +248,7 @@ def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
                            max_age=cfg.filter.max_age),
         render=render, tag=cfg.sync.tag, skip_already_tagged=cfg.sync.skip_already_tagged, metrics=metrics,
         # Enrichment reads Sentinel (alerts, entities) and the workspace's Log Analytics: Sentinel connectors only.
-        enricher=_enricher(cfg, config, runtime, tokens, sentinel, on_retry_for("loganalytics")) if sentinel else None,
+        enricher=_enricher(cfg, config, sink, tokens, sentinel, on_retry_for("loganalytics")) if sentinel else None,
     )
     sync = cfg.sync
     reverse = None
@@ -216,7 +269,7 @@ def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
                           retention=config.store.retention, stuck_after=config.stuck_after(cfg),
                           credential_expiry=lambda: _credential_expiry(cred))
     return ConnectorParts(config=cfg, runtime=rt, source=source, pager=pager, sentinel=sentinel,
-                          signl4=signl4, tokens=tokens, graph=graph)
+                          signl4=signl4, tokens=tokens, graph=graph, closers=[] if closers is None else closers)
 
 
 def reverse_settings(sync: SyncConfig) -> ReverseSettings:
@@ -274,7 +327,7 @@ def _presentation(cfg: ConnectorConfig) -> PresentationOptions:
     return cfg.presentation.to_options(tenant_id=cfg.azure.tenant_id, row_columns=cfg.enrichment.columns)
 
 
-def _enricher(cfg: ConnectorConfig, config: Config, runtime: Runtime, tokens: TokenProvider,
+def _enricher(cfg: ConnectorConfig, config: Config, closers: list[Any], tokens: TokenProvider,
               sentinel: SentinelClient, on_retry: Callable[[Any, float], None]) -> SentinelEnricher | None:
     """Alerts, entities and one Log Analytics query per poll, when the workspace GUID is configured."""
     az, settings = cfg.azure, cfg.enrichment
@@ -290,7 +343,7 @@ def _enricher(cfg: ConnectorConfig, config: Config, runtime: Runtime, tokens: To
         gate=query_gate_for(principal),
         retry=RetryPolicy(attempts=2, total_timeout=budget), on_retry=on_retry, timeout=budget,
     )
-    runtime._closers.append(logs.close)
+    closers.append(logs.close)
     return SentinelEnricher(cfg.name, sentinel=sentinel, logs=logs, settings=EnrichmentSettings(
         query=settings.query, columns=settings.columns, alerts=settings.alerts, entities=settings.entities,
         timespan=settings.timespan, max_rows=settings.max_rows, budget=budget, concurrency=settings.concurrency,

@@ -87,7 +87,8 @@ def run(config: ConfigOption,
         ) -> None:
     """Run the connectors (and the webhook/health server) until SIGTERM or Ctrl-C."""
     from sentinel_signl4.bootstrap import Runtime
-    from sentinel_signl4.reload import AuthWatch, refresh_interval, run_reloading
+    from sentinel_signl4.live_reload import LiveReload
+    from sentinel_signl4.reload import AuthWatch, FileWatch, refresh_interval, run_reloading
     from sentinel_signl4.runner import dry_run as preview_run
     from sentinel_signl4.runner import run_forever, run_once_all
 
@@ -97,23 +98,32 @@ def run(config: ConfigOption,
     if once:
         sys.exit(asyncio.run(run_once_all(cfg)))
     uses_keyvault = "${keyvault:" in config.read_text(encoding="utf-8")
+    watch = FileWatch(config)
 
     async def main(stop: asyncio.Event) -> None:
         hup = asyncio.Event()
         with contextlib.suppress(NotImplementedError, AttributeError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hup.set)
         serving: list[Runtime] = []
+        live: list[LiveReload] = []
 
         def errors() -> list[str | None]:
             return [p.runtime.health.error for p in serving[-1].connectors.values()] if serving else []
 
         async def serve(cfg: Config, inner: asyncio.Event) -> None:
-            await run_forever(cfg, inner, on_runtime=serving.append)
+            await run_forever(cfg, inner, on_runtime=serving.append, on_live=live.append)
+
+        async def apply(cfg: Config) -> bool:
+            if not live:
+                return False
+            await live[-1].apply(cfg)
+            return True
 
         # The first load is the one validated above; later ones re-read the file (and Key Vault).
         loads = iter([cfg])
         await run_reloading(lambda: next(loads, None) or load_config(config), serve, stop, hup,
-                            refresh=lambda c: refresh_interval(c, uses_keyvault), auth=AuthWatch(errors))
+                            refresh=lambda c: refresh_interval(c, uses_keyvault), auth=AuthWatch(errors),
+                            apply=apply, file=watch)
 
     asyncio.run(_with_signals(main))
 

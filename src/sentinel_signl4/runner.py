@@ -16,6 +16,7 @@ from sentinel_signl4.domain import ActionKind
 from sentinel_signl4.domain.phone_view import format_phone_view
 from sentinel_signl4.engine.health import HealthState
 from sentinel_signl4.engine.preview import preview
+from sentinel_signl4.live_reload import LiveReload, SwappableApp
 from sentinel_signl4.logs import configure_logging
 from sentinel_signl4.pause_ops import apply_config_pauses
 from sentinel_signl4.redact import Redactor
@@ -94,19 +95,22 @@ async def _preview_all(runtime: Runtime, echo: Callable[[str], None], redact: Ca
 
 
 async def run_forever(config: Config, stop: asyncio.Event,
-                      on_runtime: Callable[[Runtime], None] | None = None) -> None:
-    """Serve ``config`` until ``stop``; ``on_runtime`` is told the runtime once it is built (reloads watch it)."""
+                      on_runtime: Callable[[Runtime], None] | None = None,
+                      on_live: Callable[[LiveReload], None] | None = None) -> None:
+    """Serve ``config`` until ``stop``; ``on_runtime`` is told the runtime once it is built (reloads watch it),
+    ``on_live`` how to apply a new config to it once it runs."""
     configure_logging(level=config.logging.level, fmt=config.logging.format, secrets=config.secrets())
     runtime = await build_runtime(config)
     if on_runtime is not None:
         on_runtime(runtime)
     try:
-        await serve_until_stopped(runtime, stop)
+        await serve_until_stopped(runtime, stop, on_live=on_live)
     finally:
         await runtime.aclose()
 
 
-async def serve_until_stopped(runtime: Runtime, stop: asyncio.Event, *, web: bool = True) -> None:
+async def serve_until_stopped(runtime: Runtime, stop: asyncio.Event, *, web: bool = True,
+                              on_live: Callable[[LiveReload], None] | None = None) -> None:
     """Run the supervisor until ``stop``; with ``web``, the HTTP server (webhooks, probes) on ``[server]`` host and
     port alongside it, and the console (status, controls, metrics) on ``[console]`` host and port unless disabled.
 
@@ -117,17 +121,24 @@ async def serve_until_stopped(runtime: Runtime, stop: asyncio.Event, *, web: boo
     supervisor = runtime.supervisor()
     for pause in await apply_config_pauses(runtime.store, runtime.config, runtime.clock()):
         log.info("pause_from_config", pause=pause.id, what=pause.describe())
+    public: SwappableApp | None = None
     async with contextlib.AsyncExitStack() as stack:
         if web:
-            server = WebServer(build_web_app(runtime, on_event=supervisor.wake), host=runtime.config.server.host,
+            # The public app is rebuilt after a reload (webhooks of new connectors, probes); the listener stays.
+            public = SwappableApp(lambda: build_web_app(runtime, on_event=supervisor.wake))
+            server = WebServer(public, host=runtime.config.server.host,
                                port=runtime.config.server.port, limits=connection_limits(runtime.config.server))
             await stack.enter_async_context(server.running())
             console = runtime.config.console
             if console.active:
-                # The console and /metrics: their own listener, loopback unless configured otherwise.
+                # The console and /metrics: their own listener, loopback unless configured otherwise. It is not
+                # rebuilt on a reload: that would sign every operator out (its sessions live in the app).
                 console_server = WebServer(build_console_app_for(runtime), host=console.host, port=console.port,
                                            limits=connection_limits(runtime.config.server))
                 await stack.enter_async_context(console_server.running())
+        if on_live is not None:
+            on_live(LiveReload(runtime, supervisor, on_applied=public.rebuild if public else lambda: None,
+                               secrets=runtime.config.secrets()))
         await stack.enter_async_context(watchdog_running(runtime, replica=supervisor.owner))
         log.info("started", connectors=[n for n, p in runtime.connectors.items() if p.config.enabled],
                  replica=supervisor.owner)

@@ -11,7 +11,7 @@ import httpx
 import structlog
 
 from sentinel_signl4 import __version__
-from sentinel_signl4.bootstrap import REQUEST_TIMEOUT, Runtime
+from sentinel_signl4.bootstrap import REQUEST_TIMEOUT, LiveView, Runtime
 from sentinel_signl4.clients.http import ssl_context
 from sentinel_signl4.clients.ratelimit import limiter_for
 from sentinel_signl4.clients.retry import RetryPolicy
@@ -52,7 +52,8 @@ def build_watchdog(runtime: Runtime, cfg: WatchdogConfig, *, replica: str) -> Wa
     client = Signl4Client(runtime.http, webhook_url=cfg.webhook_url.get_secret_value(),
                           limiter=limiter_for("watchdog"), retry=RetryPolicy(attempts=3, total_timeout=30.0),
                           timeout=REQUEST_TIMEOUT)
-    healths = {name: parts.runtime.health for name, parts in runtime.connectors.items() if parts.config.enabled}
+    # Live: a reload rebuilds, adds and removes connectors while the watchdog runs.
+    healths = LiveView(runtime, lambda parts: parts.runtime.health if parts.config.enabled else None)
     return Watchdog(runtime.store, client.send_event, healths, after=cfg.after,
                     redactor=Redactor(runtime.config.secrets()), replica=replica)
 

@@ -222,7 +222,9 @@ async def test_check_access_names_the_missing_role(
         await client.check_access()
     message = caught.value.message
     assert caught.value.status == 403
-    assert "missing role Microsoft Sentinel Reader/Responder on workspace 'ws-soc'" in message
+    assert "lacks action Microsoft.SecurityInsights/incidents/read on workspace 'ws-soc'" in message
+    assert "sentinel-signl4 provision apply" in message and "custom role" in message
+    assert "Responder" not in message and "Reader" not in message
     assert "or the workspace does not exist" in message
     assert "AuthorizationFailed" in message
 

@@ -17,7 +17,7 @@ import pytest
 from integration_harness import Harness
 from sentinel_signl4.bootstrap import build_runtime
 from sentinel_signl4.checks import run_checks
-from sentinel_signl4.clients.azure_actions import COMMENTS_WRITE
+from sentinel_signl4.clients.azure_actions import COMMENTS_WRITE, INCIDENTS_READ
 from sentinel_signl4.clients.http import build_http_client
 from sentinel_signl4.clients.identity import TokenProvider, build_credential
 from sentinel_signl4.clients.loganalytics import reset_query_gates
@@ -26,6 +26,7 @@ from sentinel_signl4.errors import AuthError
 from sentinel_signl4.provision.apply import TenantOutcome, apply_plans
 from sentinel_signl4.provision.plan import PlanOptions, build_plan
 from sentinel_signl4.provision.targets import parse_targets
+from sentinel_signl4.provision.verify import check_new_identities
 from sentinel_signl4_emulators.graph.model import Permission
 
 OPERATOR_SECRET = "operator-secret-0123456789"
@@ -224,3 +225,53 @@ async def test_a_workload_identity_gets_its_federated_credential_and_a_managed_i
     assert outcome.ok, outcome.error
     assert len(harness.state.directory.applications(harness.world.tenant_id, None)) == before
     assert not any(step.startswith(("app registration", "client secret")) for step in outcome.done)
+
+
+async def test_check_names_the_missing_action_and_points_to_provision(setup: Setup, harness: Harness) -> None:
+    assert all(o.ok for o in await setup.apply())
+    (role,) = setup.roles()
+    role.actions.remove(INCIDENTS_READ)  # an operator trimmed the role by hand
+    ok, lines = await setup.check()
+    assert not ok
+    (line,) = [line for line in lines if "Sentinel workspace access" in line]
+    assert f"lacks action {INCIDENTS_READ}" in line and "sentinel-signl4 provision apply" in line, line
+    assert "Responder" not in line and "Log Analytics Reader" not in line
+
+
+async def test_apply_then_checks_each_tenant_with_the_new_identity(setup: Setup, harness: Harness,
+                                                                  tmp_path: Path) -> None:
+    """The check after apply signs in as the app apply just created (its client id, the secret from its 0600 file),
+    never as the config's old credential; with the role trimmed it fails naming the missing action."""
+    text = setup.text.replace(f'client_id = "{setup.connector.client_id}"\n', "").replace(
+        f'client_secret = "{CONNECTOR_SECRET}"', 'client_secret = "${NEW_SECRET}"')  # not set anywhere
+    options = PlanOptions(out_dir=str(tmp_path), app_name="signl4-connector-checked")
+    outcomes = await setup.apply_text(text, tmp_path, options)
+    assert all(o.ok for o in outcomes)
+    config_path = tmp_path / "config.toml"
+    lines: list[str] = []
+    assert await check_new_identities(text, config_path, outcomes, echo=lines.append, env={}), lines
+    tenant = harness.world.tenant_id
+    assert f"Check of tenant {tenant}: OK" in lines
+    assert any("[contoso] Sentinel workspace access: OK" in line for line in lines), lines
+    (record,) = outcomes[0].identities
+    assert record["client_id"] != setup.connector.client_id
+    secret = read_secret(Path(record["client_secret_file"]))[0]
+    assert secret not in "\n".join(lines)
+
+    (role,) = setup.roles()
+    role.actions.remove(INCIDENTS_READ)
+    lines = []
+    assert not await check_new_identities(text, config_path, outcomes, echo=lines.append, env={})
+    assert f"Check of tenant {tenant}: FAILED" in lines[-1]
+    assert any(f"lacks action {INCIDENTS_READ}" in line for line in lines), lines
+
+
+async def test_the_check_after_apply_names_what_the_config_still_lacks(setup: Setup, tmp_path: Path) -> None:
+    text = setup.text.replace('webhook_url = "', 'webhook_url = "${S4_WEBHOOK}').replace(
+        f'client_id = "{setup.connector.client_id}"\n', "")
+    options = PlanOptions(out_dir=str(tmp_path), app_name="signl4-connector-incomplete")
+    outcomes = await setup.apply_text(text, tmp_path, options)
+    lines: list[str] = []
+    assert await check_new_identities(text, tmp_path / "config.toml", outcomes, echo=lines.append, env={})
+    assert any("skipped, the config is not complete yet" in line for line in lines), lines
+    assert any("S4_WEBHOOK" in line for line in lines), lines

@@ -122,7 +122,10 @@ async def test_sighup_to_a_real_run_process_refuses_a_bad_edit_and_applies_a_goo
         assert "bogus" in str(refused["problems"])
         write("3s")
         process.send_signal(signal.SIGHUP)
-        await until(lambda: seen("config_reloaded") and seen("started", 2))
+        await until(lambda: seen("config_reloaded"))
+        reloaded = next(e for e in events() if e.get("event") == "config_reloaded")
+        assert reloaded["changed"] == ["contoso"]  # rebuilt alone, in the running process
+        assert seen("connector_started") and not seen("started", 2)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0, log.read_text()
         assert all(line.startswith("{") for line in log.read_text().splitlines()), log.read_text()

@@ -412,7 +412,7 @@ async def test_check_names_the_graph_permission_to_grant(harness: Harness) -> No
     lines = await check(harness, "graph")
     assert any("Graph security incidents" in line and "ERROR" in line and
                "lacks the Microsoft Graph application permission SecurityIncident.ReadWrite.All" in line
-               for line in lines), lines
+               and "sentinel-signl4 provision apply" in line for line in lines), lines
     harness.state.graph.grant(harness.world.client_id, [Permission.SECURITY_INCIDENT_READ_WRITE])
     harness.state.graph.revoke(harness.world.client_id, [Permission.USER_READ_ALL])
     lines = await check(harness, "sentinel", overrides={"sync": {"owner_map": {}}})

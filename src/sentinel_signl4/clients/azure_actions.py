@@ -17,6 +17,7 @@ import contextlib
 import contextvars
 import functools
 import inspect
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -32,6 +33,7 @@ __all__ = [
     "WORKSPACE_READ",
     "ActionDeclaration",
     "declaration_of",
+    "missing_action_hint",
     "query_table_actions",
     "recording_actions",
     "requires_actions",
@@ -132,3 +134,19 @@ def recording_actions() -> Iterator[set[str]]:
         yield used
     finally:
         _recorder.reset(token)
+
+
+# ARM's AuthorizationFailed text names the action it checked: "... does not have authorization to perform action
+# 'Microsoft.SecurityInsights/incidents/read' over scope '...'".
+_ARM_ACTION = re.compile(r"perform action '([^']+)'")
+
+
+def missing_action_hint(message: str, declared: Iterable[str], where: str) -> str:
+    """What to tell an operator whose call was refused (403): the action that is missing (as ARM names it, else the
+    actions the call declares) and how to grant it, through the connector's custom role."""
+    named = _ARM_ACTION.search(message)
+    actions = [named.group(1)] if named else sorted(set(declared))
+    which = "action " + ", ".join(actions) if len(actions) == 1 else "one of the actions " + ", ".join(actions)
+    return (f"the identity lacks {which} on {where}: run `sentinel-signl4 provision apply` to create or update the "
+            "connector's custom role and its assignment (or review them with `sentinel-signl4 provision plan` and "
+            "`sentinel-signl4 provision role-definition`)")

@@ -272,8 +272,10 @@ class GraphClient:
         except AuthError as exc:
             if exc.status == 403:
                 raise AuthError(
-                    f"the app lacks the Microsoft Graph application permission {permission} (grant it and give "
-                    f"admin consent): {exc.message}", status=exc.status, code=exc.code,
+                    f"the identity lacks the Microsoft Graph application permission {permission}: run "
+                    f"`sentinel-signl4 provision apply` to assign it to the connector's service principal (an app "
+                    f"role assignment, which is the admin consent; `sentinel-signl4 provision plan` shows what is "
+                    f"missing): {exc.message}", status=exc.status, code=exc.code,
                 ) from exc
             raise
 

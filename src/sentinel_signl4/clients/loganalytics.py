@@ -35,6 +35,7 @@ from azure.monitor.query.aio import LogsQueryClient
 from sentinel_signl4.clients.azure_actions import (
     QUERY_READ,
     WORKSPACE_READ,
+    missing_action_hint,
     query_table_actions,
     requires_actions,
     table_read_action,
@@ -272,12 +273,16 @@ class LogAnalyticsClient:
     async def check_access(self) -> None:
         """Prove the identity can query the workspace (one tiny query); raise a typed error saying what to fix."""
         end = datetime.now().astimezone()
+        where = f"the workspace {self.workspace_id}"
         try:
             await self.query("SecurityAlert | take 1", start=end.replace(microsecond=0), end=end)
         except AuthError as exc:
-            raise AuthError(f"{exc.message} (grant the identity Log Analytics Reader or Microsoft Sentinel "
-                            f"Reader on the workspace {self.workspace_id})", status=exc.status,
-                            code=exc.code) from exc
+            if exc.status != 403:
+                raise
+            # The query API's 403 does not name the action: every one this call declares is listed.
+            declared = [WORKSPACE_READ, QUERY_READ, table_read_action("SecurityAlert")]
+            raise AuthError(f"{exc.message} ({missing_action_hint(exc.message, declared, where)})",
+                            status=exc.status, code=exc.code) from exc
 
     async def close(self) -> None:
         await self._client.close()

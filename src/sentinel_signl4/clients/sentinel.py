@@ -17,7 +17,13 @@ import httpx
 import structlog
 
 from sentinel_signl4.clients._rest import checked_next_link, origin, path_segment, send_once
-from sentinel_signl4.clients.azure_actions import COMMENTS_READ, COMMENTS_WRITE, INCIDENTS_READ, INCIDENTS_WRITE
+from sentinel_signl4.clients.azure_actions import (
+    COMMENTS_READ,
+    COMMENTS_WRITE,
+    INCIDENTS_READ,
+    INCIDENTS_WRITE,
+    missing_action_hint,
+)
 from sentinel_signl4.clients.azure_actions import requires_actions as requires
 from sentinel_signl4.clients.http import DEFAULT_TIMEOUT
 from sentinel_signl4.clients.identity import TokenProvider
@@ -210,7 +216,7 @@ class SentinelClient:
             if exc.status == 403:
                 # ARM checks RBAC before it looks the resource up, so a mistyped workspace also lands here.
                 raise AuthError(
-                    f"missing role Microsoft Sentinel Reader/Responder on {where} "
+                    f"{missing_action_hint(exc.message, [INCIDENTS_READ], where)} "
                     f"(or the workspace does not exist): {exc.message}",
                     status=exc.status, code=exc.code,
                 ) from exc

@@ -15,7 +15,7 @@ from sentinel_signl4.config.keyvault import KeyVaultReadError, parse_ref, read_r
 from sentinel_signl4.config.paths import resolve_store_paths, state_base
 from sentinel_signl4.config.schema import Config
 
-__all__ = ["ConfigError", "load_config", "parse_config"]
+__all__ = ["ConfigError", "load_config", "parse_config", "validate_config_data"]
 
 
 class ConfigError(Exception):
@@ -52,6 +52,12 @@ def _parse(text: str, source: str, env: Mapping[str, str]) -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [("", f"not valid TOML: {exc}")]) from None
+    return validate_config_data(raw, source=source, env=env)
+
+
+def validate_config_data(raw: dict[str, Any], *, source: str, env: Mapping[str, str]) -> Config:
+    """Validate an already parsed config (``provision apply`` edits the TOML's data before it checks the result):
+    references resolved, every problem reported at once. Store paths are left as given."""
     try:
         data = _interpolate(raw, env)
     except InterpolationError as exc:

@@ -6,6 +6,9 @@ TTL), and the cycle's writes are fenced by the lease's epoch (``engine.leases``)
 (paused past the TTL while another took over) gets ``LeaseLostError`` from the store and ends its cycle at once.
 ``stop`` ends the loops: a cycle under way starts no further side effect, those in progress finish and are
 recorded, and the rest stays queued for the next start.
+
+While running, single connectors can be added, stopped or replaced (a config reload): ``stop_connector`` ends one
+loop the way ``stop`` ends all of them and releases its lease; the other connectors' tasks are not touched.
 """
 
 from __future__ import annotations
@@ -61,16 +64,60 @@ class Supervisor:
         self.on_report = on_report
         self.running = False
         self._wake: dict[str, asyncio.Event] = {c.runtime.name: asyncio.Event() for c in self.connectors}
+        self._group: asyncio.TaskGroup | None = None
+        self._halts: dict[str, asyncio.Event] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         self.running = True
         try:
             async with asyncio.TaskGroup() as group:
+                self._group = group
                 for item in self.connectors:
-                    group.create_task(self._loop(item, stop), name=f"connector:{item.runtime.name}",
-                                      context=connector_context(item.runtime.name))
+                    self._spawn(item)
+                # The group stays open until ``stop``, even with no connector left: one may be added later.
+                await stop.wait()
+                for halt in self._halts.values():
+                    halt.set()
         finally:
+            self._group = None
             self.running = False
+
+    def _spawn(self, item: ScheduledConnector) -> None:
+        assert self._group is not None
+        name = item.runtime.name
+        halt = self._halts[name] = asyncio.Event()
+        self._wake.setdefault(name, asyncio.Event())
+        self._tasks[name] = self._group.create_task(self._loop(item, halt), name=f"connector:{name}",
+                                                    context=connector_context(name))
+
+    def names(self) -> list[str]:
+        """The connectors this supervisor runs."""
+        return [item.runtime.name for item in self.connectors]
+
+    def add_connector(self, item: ScheduledConnector) -> None:
+        """Run ``item`` too (at once when running). Its name must not be one this supervisor runs already."""
+        if item.runtime.name in self.names():
+            raise ValueError(f"connector {item.runtime.name!r} is already running")
+        self.connectors.append(item)
+        if self._group is not None:
+            self._spawn(item)
+
+    async def stop_connector(self, name: str) -> None:
+        """Stop one connector as ``stop`` stops all: its cycle in progress finishes (sends in flight complete and
+        are recorded, nothing new starts), then its lease is released. Returns once its loop has ended."""
+        self.connectors = [item for item in self.connectors if item.runtime.name != name]
+        halt, task = self._halts.pop(name, None), self._tasks.pop(name, None)
+        self._wake.pop(name, None)
+        if halt is None or task is None:
+            return
+        halt.set()
+        await asyncio.wait({task})
+
+    async def replace_connector(self, item: ScheduledConnector) -> None:
+        """Stop the connector of ``item``'s name (see ``stop_connector``), then run ``item`` in its place."""
+        await self.stop_connector(item.runtime.name)
+        self.add_connector(item)
 
     def _ttl(self, item: ScheduledConnector) -> float:
         return self.lease_ttl or max(60.0, 3 * item.interval)
@@ -100,7 +147,7 @@ class Supervisor:
 
     async def _pause(self, name: str, interval: float, stop: asyncio.Event) -> None:
         """Wait ``interval`` seconds, or less when stopped or woken."""
-        wake = self._wake.setdefault(name, asyncio.Event())
+        wake = self._wake.get(name) or asyncio.Event()
         waiters = {asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())}
         try:
             await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)

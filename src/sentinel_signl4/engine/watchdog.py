@@ -59,7 +59,7 @@ class Watchdog:
                  page_before_expiry: timedelta = PAGE_BEFORE_EXPIRY) -> None:
         self.store = store
         self.send = send
-        self.healths = dict(healths)
+        self.healths = healths  # not copied: the caller's mapping may follow reloads
         self.after = after
         self.redactor = redactor
         self.replica = replica

@@ -183,5 +183,8 @@ def apply(config: ConfigOption, connector: ConnectorOption = None, tenant: Tenan
 
         typer.echo(render_plan(plans, options), nl=False)
         return
+    # Then `check` per tenant against the new identities (provision/verify.py).
+    text = config.read_text(encoding="utf-8")
     raise typer.Exit(asyncio.run(run_apply(plans, options, device_code=operator is Operator.DEVICE_CODE,
-                                           echo=typer.echo, show_secret=show_secret)))
+                                           echo=typer.echo, show_secret=show_secret,
+                                           config=(text, config.absolute()))))

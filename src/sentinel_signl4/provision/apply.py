@@ -28,6 +28,14 @@ from urllib.parse import quote
 
 import httpx
 
+from sentinel_signl4.provision.certificate import (
+    RENEW_BEFORE,
+    key_credential,
+    new_certificate,
+    proof_of,
+    read_certificate,
+    write_certificate,
+)
 from sentinel_signl4.provision.plan import CREDENTIAL_NAME, GRAPH_APP_ID, IdentityPlan, PlanOptions, TenantPlan
 from sentinel_signl4.provision.role import RoleDefinition
 
@@ -131,10 +139,11 @@ async def _identity(arm: _Arm, identity: IdentityPlan, outcome: TenantOutcome, e
         record["client_secret_file"] = str(secret_file)
         if expiry:
             record["client_secret_expires"] = expiry
-    if identity.creates_certificate:
-        note = f"{who}: certificate not created here: run `provision script` (the key is generated locally)"
-        outcome.skipped.append(note)
-        echo(f"  skipped {note}")
+    if identity.creates_certificate and app_object is not None:
+        cert_file = Path(options.out_dir) / f"sentinel-signl4-{identity.tenant_id[:8]}.pem"
+        expiry = await _ensure_certificate(arm, app_object, cert_file, options.secret_days, outcome, echo)
+        record["certificate_path"] = str(cert_file.absolute())
+        record["certificate_expires"] = expiry
     if identity.federated is not None and app_object is not None:
         await _ensure_federated(arm, app_object, identity, outcome, echo)
     if identity.graph_permissions:
@@ -157,7 +166,9 @@ async def _identity(arm: _Arm, identity: IdentityPlan, outcome: TenantOutcome, e
 def _write_env(path: Path, record: dict[str, str]) -> None:
     """The values to configure, as an env file (no secret in it: the secret's file is named instead)."""
     names = {"tenant_id": "AZURE_TENANT_ID", "client_id": "AZURE_CLIENT_ID",
-             "client_secret_file": "AZURE_CLIENT_SECRET_FILE", "client_secret_expires": "AZURE_CLIENT_SECRET_EXPIRES"}
+             "client_secret_file": "AZURE_CLIENT_SECRET_FILE", "client_secret_expires": "AZURE_CLIENT_SECRET_EXPIRES",
+             "certificate_path": "AZURE_CLIENT_CERTIFICATE_PATH",
+             "certificate_expires": "AZURE_CLIENT_CERTIFICATE_EXPIRES"}
     lines = [f"# sentinel-signl4 provision apply: connector(s) {record['connectors']}"]
     lines += [f"{env}={record[key]}" for key, env in names.items() if key in record]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -241,6 +252,49 @@ async def _ensure_secret(arm: _Arm, app_object: str, path: Path, days: int, outc
     if show_secret:  # asked for explicitly (--show-secret): the only place a secret is printed
         echo(f"  client secret: {secret}")
     return end
+
+
+async def _ensure_certificate(arm: _Arm, app_object: str, path: Path, days: int, outcome: TenantOutcome,
+                              echo: Callable[[str], None]) -> str:
+    """The certificate in ``path`` registered on the app (provision/certificate.py); its expiry. The first one is
+    uploaded with Update application, a renewal with addKey and a proof signed by the current key."""
+    status, app = await arm.call("GET", f"{arm.graph}/v1.0/applications/{app_object}", graph=True)
+    if status != 200:
+        code, message = _error_text(status, app)
+        raise ApplyError(f"Graph application {app_object} -> {status} {code}: {message}")
+    registered = {str(k.get("customKeyIdentifier") or "").upper() for k in app.get("keyCredentials") or []
+                  if isinstance(k, dict)}
+    current = await asyncio.to_thread(read_certificate, path)
+    now = datetime.now(UTC)
+    if current is not None and current.thumbprint in registered and current.expires - now > RENEW_BEFORE:
+        echo(f"  certificate {path} is registered: kept (expires {current.expires.isoformat()})")
+        return _stamp(current.expires)
+    fresh = await asyncio.to_thread(new_certificate, CREDENTIAL_NAME, days)
+    if current is not None and current.thumbprint in registered:
+        body = {"keyCredential": key_credential(fresh, CREDENTIAL_NAME), "passwordCredential": None,
+                "proof": proof_of(current, app_object)}
+        await _graph_create(arm, f"applications/{app_object}/addKey", body, "addKey (certificate renewal)")
+        what = "renewed through addKey (the old one stays valid until it expires)"
+    elif registered:
+        # addKey needs a proof signed by one of them, and an update would replace them all: the operator decides.
+        raise ApplyError(f"the application has certificates but none of their private keys is in {path}: put the "
+                         "current one there to renew it, or remove them in Entra ID")
+    else:
+        status, data = await arm.call("PATCH", f"{arm.graph}/v1.0/applications/{app_object}",
+                                      {"keyCredentials": [key_credential(fresh, CREDENTIAL_NAME)]}, graph=True)
+        if status not in (200, 204):
+            code, message = _error_text(status, data)
+            raise ApplyError(f"Graph update application (keyCredentials) -> {status} {code}: {message}")
+        what = "uploaded (public part only)"
+    await asyncio.to_thread(write_certificate, path, fresh)
+    expiry = _stamp(fresh.expires)
+    outcome.done.append(f"certificate {fresh.thumbprint} (expires {expiry})")
+    echo(f"  certificate generated; private key written to {path} (mode 0600); {what}; expires {expiry}")
+    return expiry
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 async def _ensure_federated(arm: _Arm, app_object: str, identity: IdentityPlan, outcome: TenantOutcome,

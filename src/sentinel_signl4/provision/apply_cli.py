@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from sentinel_signl4.clients.http import build_http_client
 from sentinel_signl4.clients.identity import TokenProvider
 from sentinel_signl4.provision.apply import OperatorTokens, apply_plans
 from sentinel_signl4.provision.plan import PlanOptions, TenantPlan
+from sentinel_signl4.provision.verify import check_new_identities
 
 __all__ = ["run_apply"]
 
@@ -26,8 +28,10 @@ class _SyncCredentialTokens:
 
 
 async def run_apply(plans: Sequence[TenantPlan], options: PlanOptions, *, device_code: bool,
-                    echo: Callable[[str], None], show_secret: bool = False) -> int:
-    """Apply ``plans``; the exit status is 1 when any tenant failed."""
+                    echo: Callable[[str], None], show_secret: bool = False,
+                    config: tuple[str, Path] | None = None) -> int:
+    """Apply ``plans``, then (given ``config``: its text and absolute path) run ``check`` per tenant against the
+    new identities; the exit status is 1 when any tenant failed or its check did."""
     from azure.identity import DeviceCodeCredential
     from azure.identity.aio import AzureCliCredential
 
@@ -54,4 +58,7 @@ async def run_apply(plans: Sequence[TenantPlan], options: PlanOptions, *, device
         echo(f"  {state} tenant {outcome.tenant_id}: {len(outcome.done)} step(s) done"
              + (f", {len(outcome.skipped)} skipped" if outcome.skipped else "")
              + (f"; {outcome.error}" if outcome.error else ""))
-    return 0 if all(outcome.ok for outcome in outcomes) else 1
+    checked = True
+    if config is not None:
+        checked = await check_new_identities(config[0], config[1], outcomes, echo=echo)
+    return 0 if all(outcome.ok for outcome in outcomes) and checked else 1

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from sentinel_signl4.bootstrap import LiveView
 from sentinel_signl4.redact import Redactor
 from sentinel_signl4.web.console_app import build_console_app
 from sentinel_signl4.web.context import WebContext
@@ -42,11 +43,12 @@ def web_context(runtime: Runtime, *, clock: Callable[[], datetime] | None = None
         config=config,
         store=runtime.store,
         metrics=runtime.metrics,
-        health={name: parts.runtime.health for name, parts in runtime.connectors.items()},
+        # Live views: a reload rebuilds connectors, and the console's app outlives it.
+        health=LiveView(runtime, lambda parts: parts.runtime.health),
         clock=clock or runtime.clock,
         redactor=Redactor(config.secrets()),
         on_event=on_event,
-        forwards={name: parts.runtime.forward for name, parts in runtime.connectors.items()},
+        forwards=LiveView(runtime, lambda parts: parts.runtime.forward),
     )
 
 

@@ -4,7 +4,10 @@
 GET      /v1.0/applications?$filter=displayName|appId eq '…'         ``value``
 POST     /v1.0/applications                                          ``{displayName}`` → 201 application
 GET      /v1.0/applications/{id}                                     the application (passwordCredentials: no secret)
+PATCH    /v1.0/applications/{id}                                     ``{keyCredentials}`` → 204 (replaces them)
 POST     /v1.0/applications/{id}/addPassword                         ``{passwordCredential}`` → 200 with secretText
+POST     /v1.0/applications/{id}/addKey                              ``{keyCredential, passwordCredential, proof}``
+                                                                     → 200 keyCredential (proof of possession)
 GET|POST /v1.0/applications/{id}/federatedIdentityCredentials        list | ``{name, issuer, subject, audiences}``
 GET      /v1.0/servicePrincipals?$filter=appId eq '…'                ``value`` (Microsoft Graph's own with appRoles)
 POST     /v1.0/servicePrincipals                                     ``{appId}`` → 201 service principal
@@ -44,8 +47,9 @@ def graph_directory_routes(entra: EntraModel, directory: DirectoryModel) -> list
     methods = ["GET", "POST"]
     return [
         Route("/v1.0/applications", api.applications, methods=methods),
-        Route("/v1.0/applications/{id}", api.application, methods=["GET"]),
+        Route("/v1.0/applications/{id}", api.application, methods=["GET", "PATCH"]),
         Route("/v1.0/applications/{id}/addPassword", api.add_password, methods=["POST"]),
+        Route("/v1.0/applications/{id}/addKey", api.add_key, methods=["POST"]),
         Route("/v1.0/applications/{id}/federatedIdentityCredentials", api.federated, methods=methods),
         Route("/v1.0/servicePrincipals", api.service_principals, methods=methods),
         Route("/v1.0/servicePrincipals/{id}/appRoleAssignedTo", api.assigned_to, methods=methods),
@@ -63,7 +67,7 @@ class _DirectoryApi:
         if not isinstance(caller, TokenInfo):
             raise DirectoryError(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
         body: Any = {}
-        if request.method == "POST":
+        if request.method in ("POST", "PATCH"):
             try:
                 body = json.loads(await request.body() or b"{}")
             except json.JSONDecodeError:
@@ -88,6 +92,8 @@ class _DirectoryApi:
             status, payload = work(caller, body)
         except DirectoryError as exc:
             return _error(exc.status, exc.code, exc.message)
+        if status == 204:
+            return Response(status_code=204)
         return JSONResponse(payload, status_code=status)
 
     async def applications(self, request: Request) -> Response:
@@ -103,8 +109,20 @@ class _DirectoryApi:
         return await self._handle(request, work)
 
     async def application(self, request: Request) -> Response:
-        def work(caller: TokenInfo, _body: dict[str, Any]) -> tuple[int, Any]:
+        def work(caller: TokenInfo, body: dict[str, Any]) -> tuple[int, Any]:
+            if request.method == "PATCH":
+                keys = body.get("keyCredentials")
+                if set(body) != {"keyCredentials"} or not isinstance(keys, list) \
+                        or not all(isinstance(k, dict) for k in keys):
+                    raise DirectoryError(400, "Request_BadRequest", "Only a keyCredentials update is emulated.")
+                self.directory.set_keys(caller.tenant_id, request.path_params["id"], keys)
+                return 204, None
             return 200, self.directory.application(caller.tenant_id, request.path_params["id"])
+        return await self._handle(request, work)
+
+    async def add_key(self, request: Request) -> Response:
+        def work(caller: TokenInfo, body: dict[str, Any]) -> tuple[int, Any]:
+            return 200, self.directory.add_key(caller.tenant_id, request.path_params["id"], body, self.entra.clock())
         return await self._handle(request, work)
 
     async def add_password(self, request: Request) -> Response:

@@ -7,17 +7,33 @@ federatedIdentityCredential, appRoleAssignment). Microsoft Graph's own service p
 connector needs, with their published ids where known (User.Read.All df021288-…, SecurityIncident.Read.All
 45cc0394-…; the others [unverified]); clients look roles up by ``value``. A new service principal is announced to
 the RBAC emulator, which may refuse role assignments to it for a while (replication delay).
+
+Certificates (keyCredentials): ``PATCH /applications/{id}`` replaces the collection (Update application), and
+``POST /applications/{id}/addKey`` adds one with a proof of possession of an existing one. The rules are those of
+the addKey reference (learn.microsoft.com/graph/api/application-addkey): an app without a valid certificate cannot
+use it; the proof is a JWT signed with the private key of one of the app's valid certificates, ``aud``
+``00000002-0000-0000-c000-000000000000``, ``iss`` the application's object id, and at most 10 minutes between
+``nbf`` and ``exp``. The error codes and texts for a refused proof are not published: the ones here are derived
+(400 ``Request_BadRequest``) [unverified].
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import secrets
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from sentinel_signl4_emulators.entra.model import EntraModel
 from sentinel_signl4_emulators.graph.model import GraphModel
@@ -48,11 +64,70 @@ class _Application:
     display_name: str
     passwords: list[dict[str, Any]] = field(default_factory=list)
     federated: list[dict[str, Any]] = field(default_factory=list)
+    keys: list[tuple[dict[str, Any], x509.Certificate]] = field(default_factory=list)
 
     def to_graph(self) -> dict[str, Any]:
         return {"id": self.id, "appId": self.app_id, "displayName": self.display_name,
                 "signInAudience": "AzureADMyOrg", "passwordCredentials": [dict(p) for p in self.passwords],
-                "keyCredentials": []}
+                "keyCredentials": [dict(entry) for entry, _ in self.keys]}
+
+
+PROOF_AUDIENCE = "00000002-0000-0000-c000-000000000000"
+
+
+def _b64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _certificate(credential: dict[str, Any]) -> x509.Certificate:
+    """The public certificate of a keyCredential's ``key`` (base64 of the DER or PEM certificate)."""
+    if credential.get("type") != "AsymmetricX509Cert" or credential.get("usage") != "Verify":
+        raise DirectoryError(400, "Request_BadRequest",
+                             "keyCredential: only type AsymmetricX509Cert with usage Verify is emulated.")
+    try:
+        raw = base64.b64decode(str(credential.get("key") or ""), validate=True)
+        return (x509.load_pem_x509_certificate(raw) if raw.startswith(b"-----BEGIN")
+                else x509.load_der_x509_certificate(raw))
+    except (ValueError, binascii.Error):
+        raise DirectoryError(400, "Request_BadRequest", "keyCredential.key is not a base64 certificate.") from None
+
+
+def _entry(credential: dict[str, Any], cert: x509.Certificate) -> dict[str, Any]:
+    thumbprint = cert.fingerprint(hashes.SHA1())  # noqa: S303 - customKeyIdentifier is the SHA-1 thumbprint
+    return {"keyId": str(uuid.uuid4()), "type": "AsymmetricX509Cert", "usage": "Verify", "key": None,
+            "displayName": credential.get("displayName") or cert.subject.rfc4514_string(),
+            "customKeyIdentifier": thumbprint.hex().upper(),
+            "startDateTime": cert.not_valid_before_utc.isoformat().replace("+00:00", "Z"),
+            "endDateTime": cert.not_valid_after_utc.isoformat().replace("+00:00", "Z")}
+
+
+def _check_proof(proof: str, app: _Application, valid: list[x509.Certificate], now: datetime) -> None:
+    refused = DirectoryError(400, "Request_BadRequest", "Proof of possession validation failed.")
+    try:
+        header_b64, payload_b64, signature_b64 = proof.split(".")
+        header, claims = json.loads(_b64url(header_b64)), json.loads(_b64url(payload_b64))
+        signature = _b64url(signature_b64)
+    except (ValueError, binascii.Error):
+        raise refused from None
+    if not isinstance(header, dict) or header.get("alg") != "RS256" or not isinstance(claims, dict):
+        raise refused
+    signed = f"{header_b64}.{payload_b64}".encode()
+    for cert in valid:
+        key = cert.public_key()
+        if not isinstance(key, rsa.RSAPublicKey):
+            continue
+        try:
+            key.verify(signature, signed, padding.PKCS1v15(), hashes.SHA256())
+            break
+        except InvalidSignature:
+            continue
+    else:
+        raise refused
+    nbf, exp = claims.get("nbf"), claims.get("exp")
+    if (claims.get("aud") != PROOF_AUDIENCE or claims.get("iss") != app.id
+            or not isinstance(nbf, int | float) or not isinstance(exp, int | float)
+            or exp - nbf > 600 or not nbf - 300 <= now.timestamp() <= exp):
+        raise refused
 
 
 @dataclass
@@ -139,6 +214,36 @@ class DirectoryModel:
         with self._lock:
             app.passwords.append(entry)
         return {**entry, "secretText": secret}
+
+    def set_keys(self, tenant_id: str, object_id: str, credentials: list[dict[str, Any]]) -> None:
+        """Update application with ``keyCredentials``: the collection is replaced. New certificates can sign in."""
+        app = self._application(tenant_id, object_id)
+        parsed = [(credential, _certificate(credential)) for credential in credentials]
+        known = {cert.fingerprint(hashes.SHA256()) for _, cert in app.keys}
+        with self._lock:
+            app.keys = [(_entry(credential, cert), cert) for credential, cert in parsed]
+        for _, cert in parsed:
+            if cert.fingerprint(hashes.SHA256()) not in known:
+                self.entra.add_certificate(tenant_id, app.app_id, cert.public_bytes(serialization.Encoding.PEM))
+
+    def add_key(self, tenant_id: str, object_id: str, body: dict[str, Any], now: datetime) -> dict[str, Any]:
+        """addKey: one more certificate, after the proof of possession of a valid existing one."""
+        app = self._application(tenant_id, object_id)
+        moment = now if now.tzinfo else now.replace(tzinfo=UTC)
+        valid = [cert for _, cert in app.keys if cert.not_valid_before_utc <= moment <= cert.not_valid_after_utc]
+        if not valid:
+            raise DirectoryError(400, "Request_BadRequest", "The application has no valid certificate: use Update "
+                                 "application to add the first one.")
+        credential = body.get("keyCredential")
+        if not isinstance(credential, dict):
+            raise DirectoryError(400, "Request_BadRequest", "keyCredential is required.")
+        _check_proof(str(body.get("proof") or ""), app, valid, moment)
+        cert = _certificate(credential)
+        entry = _entry(credential, cert)
+        with self._lock:
+            app.keys.append((entry, cert))
+        self.entra.add_certificate(tenant_id, app.app_id, cert.public_bytes(serialization.Encoding.PEM))
+        return dict(entry)
 
     def add_federated(self, tenant_id: str, object_id: str, body: dict[str, Any]) -> dict[str, Any]:
         app = self._application(tenant_id, object_id)
