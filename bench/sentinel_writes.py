@@ -96,13 +96,16 @@ def one_variant(variant: str, source: Path | None, args: argparse.Namespace) -> 
         try:
             started = time.monotonic()
 
+            def count_tagged() -> int:
+                return int(emu.call("tagged", tag=TAG, names=list(names.values())))
+
             def paged() -> bool:
                 return names.keys() <= {a["external_id"] for a in emu.call("alerts")}
 
             wait_for(f"{args.incidents} incidents paged", paged, within=600, proc=proc, log=log)
             paged_after = time.monotonic() - started
             emu.call("deliver")  # the "new Signl" notifications: accepted and ignored
-            tagged_at_acks = emu.call("tagged", tag=TAG, names=list(names.values()))
+            tagged_at_acks = count_tagged()
 
             # Acknowledge incidents from the end of the burst: their tags are the last in the backlog.
             chosen = list(names.items())[-args.acks:]
@@ -119,12 +122,12 @@ def one_variant(variant: str, source: Path | None, args: argparse.Namespace) -> 
                 emu.call("deliver")
             deadline = time.monotonic() + args.drain
             while time.monotonic() < deadline and proc.poll() is None:
-                if len(emu.call("watch_result")) == len(chosen) and emu.call("tagged", tag=TAG, names=list(names.values())) == len(names):
+                if len(emu.call("watch_result")) == len(chosen) and count_tagged() == len(names):
                     break
                 time.sleep(0.5)
             drained_after = time.monotonic() - started
             seen = emu.call("watch_result")
-            tagged = emu.call("tagged", tag=TAG, names=list(names.values()))
+            tagged = count_tagged()
             limits = emu.call("write_limits")
             statuses = emu.statuses()
             alerts = Counter(a["external_id"] for a in emu.call("alerts"))
