@@ -198,12 +198,36 @@ acknowledgements began).
 
 {figures}
 
+{reading(results)}
+
 JSON objects (`--json`):
 
 ```
 {objects}
 ```
 """
+
+
+def reading(results: list[dict[str, Any]]) -> str:
+    by = {r["variant"]: r for r in results}
+    if not {"before", "after"} <= by.keys():
+        return ""
+    b, a = by["before"], by["after"]
+    return (
+        f"Before, the tag PUTs go out as fast as the outbox runs: Sentinel refuses {b['429s']} requests "
+        f"({b['refused_by_operation']}), and the acknowledgements queue behind the tag backlog in the outbox (oldest "
+        f"row first), so they reach Sentinel {_s(b['p50_s'])} s (p50) to {_s(b['p95_s'])} s (p95) after the "
+        f"responder acted. After, no request is refused ({a['429s']} 429s): each tag is admitted against the "
+        "workspace budget before it is attempted, and the acknowledgements are admitted first out of the writes the "
+        f"tags must leave free, so they are applied in {_s(a['p50_s'])} s (p50), {_s(a['p95_s'])} s (p95) — the "
+        "wake-up by the webhook, one GET and one PUT. The price is a slower tag backlog: tags get 55 of the 75 "
+        "writes of a window (70 budgeted, 15 reserved), so the burst is fully tagged after "
+        f"{a['finished_after_s']:.0f} s instead of {b['finished_after_s']:.0f} s here; on the real 5-minute window "
+        "1,000 tags take about 90 minutes. "
+        f"Every incident was paged exactly once in both runs (dup {b['dup']} / {a['dup']}). Enrichment: after, "
+        f"{a['granted_by_operation']['alerts'] + a['granted_by_operation']['entities']} alerts and entities calls "
+        "were made (the budget of 95 per window); the other incidents were paged at once without that evidence, "
+        "where before the calls ran into the limit and the enrichment time budget.")
 
 
 def main() -> None:

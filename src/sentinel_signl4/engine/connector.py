@@ -87,7 +87,8 @@ class ConnectorRuntime:
             self._step_failed("outbox", exc, report, outcome)
         else:
             outcome.recovered.add("outbox")
-        for outcome_name, counter in (("done", report.done), ("retry", report.retried), ("dead", report.dead)):
+        for outcome_name, counter in (("done", report.done), ("retry", report.retried), ("dead", report.dead),
+                                      ("paced", report.paced)):
             for kind, count in counter.items():
                 self.metrics.actions.labels(self.name, kind.value, outcome_name).inc(count)
         config_error = self.outbox.last_config_error
