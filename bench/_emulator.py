@@ -3,7 +3,8 @@
 The benchmark script is the connector's process: its CPU time and memory are the connector's alone, and nothing
 the emulators do (TLS, JSON, state) is counted against it. The emulator process:
 
-* seeds the demo world, plus ``tenants`` extra tenants (a Sentinel workspace the demo app may write to and a SIGNL4
+* seeds the demo world (``--open-arm-limits`` lifts ARM's buckets and Sentinel's per-workspace limits), plus
+  ``tenants`` extra tenants (a Sentinel workspace the demo app may write to and a SIGNL4
   subscription, team, user and API key each), so many connectors can run side by side without sharing a budget;
 * counts every request it answers by service, method and status (an ASGI wrapper around the real app), which is
   how the benchmarks count requests per poll and 429 answers, on the server side;
@@ -113,6 +114,9 @@ def _child(args: argparse.Namespace) -> None:
         # its own ARM budget. Lift the emulator's per-principal buckets so they measure the connector, not ARM.
         for operation in ("reads", "writes", "deletes"):
             state.sentinel.throttle.configure(operation, BucketPolicy(capacity=10**9, refill_per_second=10**9))
+        # Sentinel's per-workspace limits too (bench/sentinel_writes.py sets them back to the documented counts).
+        state.sentinel.write_limits.configure(limits=dict.fromkeys(("incidents", "comments", "alerts", "entities"),
+                                                                   10**9))
 
     tenants: list[dict[str, str]] = []
     refs: list[WorkspaceRef] = []

@@ -39,6 +39,7 @@ from _emulator import EmulatorProcess
 from _report import command_line, machine, percentile, stamp, table, update_section
 from reverse_sync import free_port, open_rows, proc_cpu_seconds, proc_peak_rss, tail, wait_for
 from sentinel_signl4.domain import external_id_for
+from sentinel_signl4_emulators.sentinel.write_limits import DEFAULT_WRITE_LIMITS
 
 CONNECTOR = "contoso"
 TOKEN = "bench-sentinel-writes-webhook-token-0123456789"
@@ -69,7 +70,8 @@ def one_variant(variant: str, source: Path | None, args: argparse.Namespace) -> 
     rng = random.Random(args.seed)
     window = float(args.window)
     with tempfile.TemporaryDirectory() as tmp, EmulatorProcess(Path(tmp) / "emulator", open_arm_limits=True) as emu:
-        emu.call("write_limits", window=window)  # the documented counts, per compressed window
+        # The documented counts (the emulator lifted them with ARM's buckets), per compressed window.
+        emu.call("write_limits", window=window, limits=dict(DEFAULT_WRITE_LIMITS))
         port, db, log = free_port(), Path(tmp) / "state.db", Path(tmp) / "connector.log"
         overrides: dict[str, Any] = {
             "connector": {"poll_interval": f"{args.poll:g}s"},
