@@ -3,7 +3,8 @@
 The benchmark script is the connector's process: its CPU time and memory are the connector's alone, and nothing
 the emulators do (TLS, JSON, state) is counted against it. The emulator process:
 
-* seeds the demo world, plus ``tenants`` extra tenants (a Sentinel workspace the demo app may write to and a SIGNL4
+* seeds the demo world (``--open-arm-limits`` lifts ARM's buckets and Sentinel's per-workspace limits), plus
+  ``tenants`` extra tenants (a Sentinel workspace the demo app may write to and a SIGNL4
   subscription, team, user and API key each), so many connectors can run side by side without sharing a budget;
 * counts every request it answers by service, method and status (an ASGI wrapper around the real app), which is
   how the benchmarks count requests per poll and 429 answers, on the server side;
@@ -113,6 +114,9 @@ def _child(args: argparse.Namespace) -> None:
         # its own ARM budget. Lift the emulator's per-principal buckets so they measure the connector, not ARM.
         for operation in ("reads", "writes", "deletes"):
             state.sentinel.throttle.configure(operation, BucketPolicy(capacity=10**9, refill_per_second=10**9))
+        # Sentinel's per-workspace limits too (bench/sentinel_writes.py sets them back to the documented counts).
+        state.sentinel.write_limits.configure(limits=dict.fromkeys(("incidents", "comments", "alerts", "entities"),
+                                                                   10**9))
 
     tenants: list[dict[str, str]] = []
     refs: list[WorkspaceRef] = []
@@ -164,6 +168,8 @@ def _child(args: argparse.Namespace) -> None:
         incident = state.sentinel.create_incident(ref, title=title, severity=Severity.HIGH)
         return {"workspace": ref.name, "id": incident["id"], "created": incident["properties"]["createdTimeUtc"]}
 
+    watcher = _Watcher(lambda name: state.sentinel.get_incident(world.workspace, name)["properties"])
+
     for line in sys.stdin:
         command = json.loads(line)
         op = command["op"]
@@ -214,6 +220,21 @@ def _child(args: argparse.Namespace) -> None:
                 time.sleep(max(0.0, due - time.monotonic()))
                 reply.append(create(refs[n % spread], f"Stream incident {n}") | {"tenant": n % spread})
                 n += 1
+        elif op == "write_limits":
+            # Sentinel's per-workspace limits: shrink the window (time compression); answer settings and counts.
+            if command.get("window") is not None or command.get("limits"):
+                state.sentinel.write_limits.configure(window=command.get("window"), limits=command.get("limits"))
+            reply = state.sentinel.write_limits.snapshot()
+        elif op == "watch_start":
+            watcher.start(command["names"], command["want"])
+            reply = {"watching": len(command["names"])}
+        elif op == "watch_result":
+            reply = watcher.result()
+        elif op == "tagged":
+            # How many of the named incidents of the demo workspace carry the label ``tag``.
+            reply = sum(1 for name in command["names"]
+                        if any(label.get("labelName") == command["tag"] for label in
+                               state.sentinel.get_incident(world.workspace, name)["properties"].get("labels") or []))
         elif op == "alerts":
             reply = [{"external_id": a.external_id, "created": a.created.isoformat(), "team_id": a.team_id}
                      for a in state.signl4.list_alerts()]
@@ -228,6 +249,38 @@ def _child(args: argparse.Namespace) -> None:
     deliveries.run_until_complete(outbound.aclose())
     deliveries.close()
     server.stop()
+
+
+class _Watcher:
+    """Watches many incidents at once, in a thread (every 5 ms), and keeps the first moment each showed ``want``
+    (this process's monotonic clock), so responders can act meanwhile."""
+
+    def __init__(self, read: Any) -> None:
+        self._read = read
+        self._seen: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, names: list[str], want: Mapping[str, str]) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._seen, self._stop = {}, threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(list(names), dict(want), self._stop), daemon=True)
+        self._thread.start()
+
+    def _run(self, names: list[str], want: dict[str, str], stop: threading.Event) -> None:
+        waiting = set(names)
+        while waiting and not stop.is_set():
+            for name in list(waiting):
+                props = self._read(name)
+                if all(_dotted(props, key) == value for key, value in want.items()):
+                    self._seen[name] = time.monotonic()
+                    waiting.discard(name)
+            stop.wait(0.005)
+
+    def result(self) -> dict[str, float]:
+        return dict(self._seen)
 
 
 def _dotted(props: Mapping[str, Any], path: str) -> Any:

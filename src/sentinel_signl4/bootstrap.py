@@ -18,8 +18,10 @@ from sentinel_signl4.clients.loganalytics import LogAnalyticsClient, query_gate_
 from sentinel_signl4.clients.ratelimit import limiter_for
 from sentinel_signl4.clients.retry import RetryPolicy
 from sentinel_signl4.clients.sentinel import SentinelClient
+from sentinel_signl4.clients.sentinel_budget import SentinelBudget, SentinelLimits, sentinel_budget_for
 from sentinel_signl4.clients.signl4 import Signl4Client
 from sentinel_signl4.config import Config, ConnectorConfig, CredentialConfig, SyncConfig
+from sentinel_signl4.config.sentinel_limits import SentinelLimitsConfig
 from sentinel_signl4.domain import IncidentFilter
 from sentinel_signl4.domain.presentation import PresentationOptions
 from sentinel_signl4.domain.render import RenderContext
@@ -31,6 +33,7 @@ from sentinel_signl4.engine.forward import ForwardPath
 from sentinel_signl4.engine.instances import InstanceRegistry
 from sentinel_signl4.engine.leases import replica_id
 from sentinel_signl4.engine.owners import OwnerDirectory, UserLookup
+from sentinel_signl4.engine.pacing import WritePacer
 from sentinel_signl4.engine.ports import OwnerRef
 from sentinel_signl4.engine.reverse import ReversePath, ReverseSettings
 from sentinel_signl4.engine.signl4_poll import Signl4Poller
@@ -231,6 +234,7 @@ def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
             resource_group=az.resource_group, workspace_name=az.workspace_name, api_version=az.api_version,
             retry=RetryPolicy(), on_retry=on_retry_for("sentinel"), timeout=REQUEST_TIMEOUT,
         )
+        sentinel.budget = sentinel_budget_for(sentinel.workspace_resource_id, sentinel_limits(az.limits))
         source = SentinelSource(sentinel, page_size=az.page_size)
     s4 = cfg.signl4
     signl4 = Signl4Client(
@@ -258,7 +262,7 @@ def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
             cfg.name, source=source, pager=pager, store=runtime.store, sync=reverse_settings(sync),
             owners=OwnerDirectory(sync.owner_map, _owner_lookup(graph) if sync.assign_owner_on else None),
             render=render, metrics=metrics,
-            max_age=cfg.filter.max_age,
+            max_age=cfg.filter.max_age, tag=cfg.sync.tag or None,
         )
     poller = None
     if mode in ("poll", "both"):
@@ -267,9 +271,22 @@ def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
     rt = ConnectorRuntime(cfg.name, store=runtime.store, forward=forward, metrics=metrics, reverse=reverse,
                           signl4_poller=poller, reconcile_every=sync.reconcile_interval,
                           retention=config.store.retention, stuck_after=config.stuck_after(cfg),
-                          credential_expiry=lambda: _credential_expiry(cred))
+                          credential_expiry=lambda: _credential_expiry(cred),
+                          pacer=_pacer(sentinel.budget) if sentinel is not None and sentinel.budget else None)
     return ConnectorParts(config=cfg, runtime=rt, source=source, pager=pager, sentinel=sentinel,
                           signl4=signl4, tokens=tokens, graph=graph, closers=[] if closers is None else closers)
+
+
+def sentinel_limits(limits: SentinelLimitsConfig) -> SentinelLimits:
+    """The plain budget figures of ``[connectors.azure.limits]``."""
+    return SentinelLimits(incident_writes=limits.incident_writes, comment_writes=limits.comment_writes,
+                          enrichment_calls=limits.enrichment_calls, window=limits.window.total_seconds(),
+                          reverse_reserve=limits.reverse_reserve)
+
+
+def _pacer(budget: SentinelBudget) -> WritePacer:
+    """Paces a connector's outbox writes within its workspace's (shared) budget."""
+    return WritePacer(budget.incidents, budget.comments, reserve=budget.limits.reverse_reserve)
 
 
 def reverse_settings(sync: SyncConfig) -> ReverseSettings:

@@ -43,7 +43,8 @@ def emulator_config(world: DemoWorld, base_url: str, *, ca_path: str | Path, sto
     ``source`` is the connector's ``source``: with ``"graph"`` the connector reads the emulated Defender XDR
     incidents of the world's tenant and its config carries no workspace path (as a Graph-only one would).
     ``overrides`` maps a table (``"filter"``, ``"sync"``, ``"signl4"``, ``"azure"``, ``"credential"``, ``"connector"``,
-    ``"graph"``, ``"logging"``) to keys that replace or add to the defaults written here.
+    ``"graph"``, ``"logging"``, ``"limits"``: ``[connectors.azure.limits]``) to keys that replace or add to the
+    defaults written here.
     """
     o = {k: dict(v) for k, v in (overrides or {}).items()}
     connector = {"name": name, "display_name": display_name, "poll_interval": "2s", "source": source,
@@ -73,6 +74,8 @@ def emulator_config(world: DemoWorld, base_url: str, *, ca_path: str | Path, sto
         _table("connectors.azure.endpoints", endpoints),
         _table("connectors.azure.credential", credential),
     ]
+    if "limits" in o:
+        parts.append(_table("connectors.azure.limits", o["limits"]))
     if "filter" in o:
         parts.append(_table("connectors.filter", o["filter"]))
     if "graph" in o:

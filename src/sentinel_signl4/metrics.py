@@ -32,7 +32,8 @@ class Metrics:
         self.actions = Counter(
             "s4s_actions_total",
             "Side effects (raise_signl, tag_incident, update_incident, add_comment, …) by outcome: "
-            "done, retry (failed, rescheduled) or dead (given up).",
+            "done, retry (failed, rescheduled), dead (given up) or paced (put off, not attempted: the source's "
+            "write budget had no room yet).",
             ["connector", "kind", "outcome"], registry=r)
         self.remote_retries = Counter("s4s_remote_retries_total", "Retries of remote calls.",
                                       ["service"], registry=r)

@@ -9,7 +9,7 @@ under one id. Failures are scripted per call with :meth:`Faults.fail_next`.
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TypeVar
@@ -115,10 +115,12 @@ class FakeSource:
         self._write(incident, labels=(*incident.labels, tag))
         return self._after("add_tag", True)
 
-    async def acknowledge(self, incident_id: str, owner: OwnerRef | None) -> bool:
+    async def acknowledge(self, incident_id: str, owner: OwnerRef | None, *, tags: Sequence[str] = ()) -> bool:
         self._raise_before("acknowledge")
         incident = self._incident(incident_id)
         changes: dict[str, object] = {}
+        if any(not incident.has_label(tag) for tag in tags):
+            changes["labels"] = (*incident.labels, *(tag for tag in tags if not incident.has_label(tag)))
         if incident.status is IncidentStatus.NEW:
             changes["status"] = IncidentStatus.ACTIVE
         if owner is not None and owner.object_id and incident.owner.object_id != owner.object_id:
@@ -128,13 +130,15 @@ class FakeSource:
         return self._after("acknowledge", bool(changes))
 
     async def close(self, incident_id: str, choice: ClassificationChoice, comment: str,
-                    owner: OwnerRef | None) -> bool:
+                    owner: OwnerRef | None, *, tags: Sequence[str] = ()) -> bool:
         self._raise_before("close")
         incident = self._incident(incident_id)
         if incident.status is IncidentStatus.CLOSED:
             return self._after("close", False)
         changes: dict[str, object] = {"status": IncidentStatus.CLOSED, "classification": choice.classification,
                                       "classification_reason": choice.reason}
+        if any(not incident.has_label(tag) for tag in tags):
+            changes["labels"] = (*incident.labels, *(tag for tag in tags if not incident.has_label(tag)))
         if owner is not None and owner.object_id and not incident.owner.is_set:
             changes["owner"] = replace(incident.owner, object_id=owner.object_id, upn=owner.upn, email=owner.email)
         self._write(incident, **changes)

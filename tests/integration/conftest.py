@@ -12,6 +12,7 @@ import pytest
 from integration_harness import Harness
 from sentinel_signl4.clients.ratelimit import reset_limiters
 from sentinel_signl4.clients.retry import set_testing
+from sentinel_signl4.clients.sentinel_budget import reset_sentinel_budgets
 from sentinel_signl4_emulators.app import EmulatorState
 from sentinel_signl4_emulators.seed import seed_demo
 from sentinel_signl4_emulators.server import EmulatorServer
@@ -28,9 +29,11 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServe
 def _instant_retries() -> Iterator[None]:
     set_testing(True)
     reset_limiters()
+    reset_sentinel_budgets()
     yield
     set_testing(False)
     reset_limiters()
+    reset_sentinel_budgets()
 
 
 @pytest.fixture

@@ -52,10 +52,13 @@ async def scenario_factory(harness: Harness) -> AsyncIterator[Callable[..., Scen
         names = [harness.state.sentinel.create_incident(
             harness.world.workspace, title=f"Crash burst {n}", severity="High",
             created=now - timedelta(minutes=5, seconds=n))["name"] for n in range(BURST)]
+        # About crashes, not Sentinel's write limits (test_sentinel_write_limits.py): the burst's tags fit them.
+        harness.state.sentinel.write_limits.configure(limits={"incidents": 10_000, "comments": 10_000})
         config = harness.tmp / "config.toml"
         config.write_text(harness.config_text(
             api_key=api_key, server={"host": "127.0.0.1", "port": 0},
-            overrides={"filter": ONLY_BURST, "connector": {"poll_interval": "1s"}},
+            overrides={"filter": ONLY_BURST, "connector": {"poll_interval": "1s"},
+                       "limits": {"incident_writes": 5_000, "comment_writes": 5_000}},
             # Enrichment is read-only and runs before anything is queued (a kill there loses nothing to recover);
             # off, each scenario saves seconds of alert and entity reads.
             extra_tables="[connectors.enrichment]\nenabled = false\n"), encoding="utf-8")

@@ -17,6 +17,8 @@ POST     /_control/sentinel/incidents/{name}/analyst-edit   a human edit (owner,
 POST     /_control/sentinel/incidents/{name}/comments   ``{"message", "analyst"}``: a human comment
 POST     /_control/sentinel/incidents/{name}/merge      ``{"into": name}``: Defender merges the incident
 GET|PUT  /_control/sentinel/throttle                    ``{"reads"|"writes": {capacity, refillPerSecond}}``
+GET|PUT  /_control/sentinel/write-limits                ``{"window"?, "limits"?: {"incidents"|"comments"|…: n}}``
+                                                       → settings, ``granted`` and ``refused`` (429) counts
 =======  =============================================  ========================================================
 
 ``workspace`` is a workspace resource id, ``subscription/resourceGroup/name`` or a name unique in the emulator.
@@ -78,6 +80,7 @@ def control_routes(state: EmulatorState) -> list[BaseRoute]:
         ("/_control/sentinel/incidents/{name}/comments", plane.analyst_comment, ["POST"]),
         ("/_control/sentinel/incidents/{name}/merge", plane.merge, ["POST"]),
         ("/_control/sentinel/throttle", plane.throttle, ["GET", "PUT"]),
+        ("/_control/sentinel/write-limits", plane.write_limits, ["GET", "PUT"]),
     ]
     return [Route(path, control_endpoint(handler, SentinelError), methods=methods) for path, handler, methods in routes]
 
@@ -285,6 +288,20 @@ class _ControlPlane:
         return JSONResponse(
             {k: {"capacity": p.capacity, "refillPerSecond": p.refill_per_second} for k, p in buckets.policies().items()}
         )
+
+    async def write_limits(self, request: Request) -> Response:
+        limits = self.state.sentinel.write_limits
+        if request.method == "PUT":
+            body = await json_body(request)
+            window = body.get("window")
+            counts = body.get("limits")
+            if window is not None and not isinstance(window, int | float):
+                raise ControlError(400, "'window' must be a number of seconds")
+            if counts is not None and not (isinstance(counts, dict)
+                                           and all(isinstance(v, int) for v in counts.values())):
+                raise ControlError(400, "'limits' must map operations to whole numbers")
+            limits.configure(window=float(window) if window is not None else None, limits=counts)
+        return JSONResponse(limits.snapshot())
 
     def _incident_workspace(self, body: Mapping[str, Any], name: str) -> WorkspaceRef:
         workspace = optional_str(body, "workspace")

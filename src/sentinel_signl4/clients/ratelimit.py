@@ -77,13 +77,18 @@ class SlidingWindowLimiter:
     def window(self) -> float:
         return self._window
 
-    def delay(self) -> float:
-        """Seconds until the next acquisition would be granted (0 when one is free now)."""
+    def delay(self, headroom: int = 0) -> float:
+        """Seconds until the next acquisition would be granted (0 when one is free now).
+
+        ``headroom`` keeps that many grants of the window free for others (callers of lower priority pass it, so
+        callers of higher priority still find a slot): the answer is then when fewer than ``limit - headroom``
+        grants are in the window."""
         now = self._clock()
         self._prune(now)
         wait = 0.0
-        if len(self._grants) >= self._limit:
-            wait = self._grants[len(self._grants) - self._limit] + self._window - now
+        cap = max(1, self._limit - max(0, headroom))
+        if len(self._grants) >= cap:
+            wait = self._grants[len(self._grants) - cap] + self._window - now
         if self._server_remaining is not None and self._server_remaining <= 0:
             wait = max(wait, self._server_reset - now)
         return max(0.0, wait)
@@ -102,6 +107,12 @@ class SlidingWindowLimiter:
             # concurrent waiters simply re-check after waking up.
             await self._sleep(wait)
             waited += wait
+
+    def take(self) -> None:
+        """Record a grant now, without waiting (the caller checked :meth:`delay` first, with no await between)."""
+        self._grants.append(self._clock())
+        if self._server_remaining is not None:
+            self._server_remaining -= 1
 
     def observe(self, limit: int | None, remaining: int | None, reset_epoch: float | None) -> None:
         """Absorb the server's ``X-RateLimit-Limit/Remaining/Reset`` (reset as a unix timestamp)."""

@@ -28,6 +28,7 @@ from sentinel_signl4.clients.azure_actions import requires_actions as requires
 from sentinel_signl4.clients.http import DEFAULT_TIMEOUT
 from sentinel_signl4.clients.identity import TokenProvider
 from sentinel_signl4.clients.retry import OnRetry, RetryPolicy, call_with_retry
+from sentinel_signl4.clients.sentinel_budget import SentinelBudget
 from sentinel_signl4.clients.sentinel_mapping import (
     build_incident_filter,
     build_modified_filter,
@@ -61,6 +62,7 @@ class SentinelClient:
     ``http`` is the shared client (inject an ``httpx.ASGITransport`` to talk to the emulator in-process);
     ``tokens`` gives bearer tokens for ``arm_scope``. ``retry`` bounds each call; ``on_retry`` is told about each
     retry (metrics). ``max_pages`` stops a listing that never ends (a server bug must not hang a poller).
+    ``budget`` (the workspace's, shared) gates the alerts and entities calls: a call past it is not sent.
     """
 
     def __init__(
@@ -78,8 +80,10 @@ class SentinelClient:
         on_retry: OnRetry | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         max_pages: int = 1000,
+        budget: SentinelBudget | None = None,
     ) -> None:
         self._http = http
+        self.budget = budget
         self._tokens = tokens
         self._scope = arm_scope
         self._endpoint = arm_endpoint.rstrip("/")
@@ -189,6 +193,8 @@ class SentinelClient:
     @requires(INCIDENTS_READ)  # derived, not listed by Microsoft: see docs/decisions.md
     async def list_alerts(self, incident_name: str) -> list[dict[str, Any]]:
         """The incident's alerts (``POST …/alerts``: a read despite the verb; the API has no paging here)."""
+        if self.budget is not None:
+            self.budget.take_enrichment("alerts")
         answer = await self._request("POST", self._url("incidents", incident_name, "alerts"))
         value = answer.get("value")
         return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
@@ -196,6 +202,8 @@ class SentinelClient:
     @requires(INCIDENTS_READ)  # derived, not listed by Microsoft: see docs/decisions.md
     async def list_entities(self, incident_name: str) -> dict[str, Any]:
         """``{"entities": [...], "metaData": [...]}`` of the incident (``POST …/entities``)."""
+        if self.budget is not None:
+            self.budget.take_enrichment("entities")
         return await self._request("POST", self._url("incidents", incident_name, "entities"))
 
     # -- setup check -----------------------------------------------------------------------------------------

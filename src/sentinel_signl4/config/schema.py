@@ -21,6 +21,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from sentinel_signl4.config.durations import PositiveDuration, within
 from sentinel_signl4.config.graph import GraphSourceConfig, SourceKind
+from sentinel_signl4.config.sentinel_limits import SentinelLimitsConfig
 from sentinel_signl4.config.signl_content import EnrichmentConfig, PresentationConfig
 from sentinel_signl4.config.watchdog import WatchdogConfig
 from sentinel_signl4.domain.enums import Classification, ClassificationReason, IncidentStatus, Severity
@@ -157,6 +158,8 @@ class AzureConfig(_Strict):
     # Incidents per list page ($top). Sentinel's maximum is 1000; smaller pages keep each request short.
     page_size: int = Field(default=200, ge=1, le=1000)
     credential: CredentialConfig = Field(default_factory=CredentialConfig)
+    # Our budget under Sentinel's per-workspace write and enrichment limits (config/sentinel_limits.py).
+    limits: SentinelLimitsConfig = Field(default_factory=SentinelLimitsConfig)
 
     @field_validator("tenant_id")
     @classmethod

@@ -14,6 +14,7 @@ from sentinel_signl4.engine.failures import describe_error, leaf_errors
 from sentinel_signl4.engine.forward import ForwardPath
 from sentinel_signl4.engine.health import DEFAULT_STUCK_AFTER, ConnectorHealth, CycleOutcome, store_error_message
 from sentinel_signl4.engine.outbox import Handler, OutboxWorker
+from sentinel_signl4.engine.pacing import WritePacer
 from sentinel_signl4.engine.report import PollReport
 from sentinel_signl4.engine.reverse import ReversePath
 from sentinel_signl4.engine.signl4_poll import Signl4Poller
@@ -33,7 +34,8 @@ class ConnectorRuntime:
                  reverse: ReversePath | None = None, signl4_poller: Signl4Poller | None = None,
                  reconcile_every: timedelta = timedelta(minutes=15), retention: timedelta = timedelta(days=30),
                  max_attempts: int = 25, stuck_after: timedelta = DEFAULT_STUCK_AFTER,
-                 credential_expiry: Callable[[], CredentialExpiry | None] | None = None) -> None:
+                 credential_expiry: Callable[[], CredentialExpiry | None] | None = None,
+                 pacer: WritePacer | None = None) -> None:
         self.name = name
         self.store = store
         self.forward = forward
@@ -51,7 +53,7 @@ class ConnectorRuntime:
             handlers[ActionKind.ADD_COMMENT] = reverse.add_comment
             handlers[ActionKind.RESOLVE_SIGNL] = reverse.resolve_signl
             handlers[ActionKind.ANNOTATE_SIGNL] = reverse.annotate_signl
-        self.outbox = OutboxWorker(name, store, handlers, max_attempts=max_attempts)
+        self.outbox = OutboxWorker(name, store, handlers, max_attempts=max_attempts, pacer=pacer)
         self._credential_expiry = credential_expiry
         self._expiry_problem: str | None = None
         # Gauges follow every update; /metrics also refreshes them for enabled connectors (a disabled one, built
@@ -85,7 +87,8 @@ class ConnectorRuntime:
             self._step_failed("outbox", exc, report, outcome)
         else:
             outcome.recovered.add("outbox")
-        for outcome_name, counter in (("done", report.done), ("retry", report.retried), ("dead", report.dead)):
+        for outcome_name, counter in (("done", report.done), ("retry", report.retried), ("dead", report.dead),
+                                      ("paced", report.paced)):
             for kind, count in counter.items():
                 self.metrics.actions.labels(self.name, kind.value, outcome_name).inc(count)
         config_error = self.outbox.last_config_error

@@ -23,6 +23,7 @@ from sentinel_signl4.domain.actions import ActionPayload, PayloadError, payload_
 from sentinel_signl4.engine.backoff import OutboxBackoff
 from sentinel_signl4.engine.failures import describe_error
 from sentinel_signl4.engine.leases import current_fence
+from sentinel_signl4.engine.pacing import WritePacer, priority_of
 from sentinel_signl4.engine.report import PollReport
 from sentinel_signl4.errors import (
     AuthError,
@@ -69,8 +70,10 @@ _CONFIG_RETRY = timedelta(seconds=60)
 class OutboxWorker:
     def __init__(self, connector: str, store: StateStore, handlers: Mapping[ActionKind, Handler], *,
                  backoff: OutboxBackoff | None = None, max_attempts: int = 25, concurrency: int = 4,
-                 batch: int = 200) -> None:
+                 batch: int = 200, pacer: WritePacer | None = None) -> None:
         self.connector = connector
+        #: Admits rows that write to the incident source against its budget (Sentinel); None: no pacing.
+        self.pacer = pacer
         self.store = store
         self.handlers = dict(handlers)
         self.backoff = backoff or OutboxBackoff()
@@ -132,8 +135,12 @@ class OutboxWorker:
                         failures.append(exc)
                         return
 
+        # Incidents start in priority order (pages, then reverse sync, then resolves, then tags): when the source's
+        # write budget is short, what responders are waiting for is admitted first. Within one incident the order
+        # of its rows stays as queued.
+        ordered = sorted(by_incident.values(), key=lambda items: min(priority_of(row.kind) for row in items))
         async with asyncio.TaskGroup() as group:
-            for items in by_incident.values():
+            for items in ordered:
                 group.create_task(run_incident(items))
         if lost:
             raise lost[0]  # the lease is gone: that, not what else failed meanwhile, is what the connector reports
@@ -156,6 +163,16 @@ class OutboxWorker:
         if row.state is ActionState.IN_FLIGHT:
             # Left by a crash mid-attempt: the side effect may have happened.
             row = _replace(row, in_doubt=True)
+        if self.pacer is not None:
+            admission = self.pacer.admit(row)
+            if admission.wait > 0:
+                # Not attempted: put off until the budget has room. No attempt is counted, nothing is sent.
+                await self.store.defer(row.key, now, now + timedelta(seconds=admission.wait), in_doubt=row.in_doubt,
+                                       fence=fence)
+                report.paced[row.kind] += 1
+                log.debug("action_paced", connector=self.connector, key=row.key, kind=row.kind.value,
+                          budget=admission.budget, in_seconds=round(admission.wait, 1))
+                return False
         try:
             started = await self.store.mark_in_flight(row.key, now, fence=fence)
         except ActionClosedError as exc:

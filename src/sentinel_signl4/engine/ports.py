@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -41,13 +41,15 @@ class IncidentSource(Protocol):
 
     async def get(self, incident_id: str) -> Incident: ...
 
-    async def acknowledge(self, incident_id: str, owner: OwnerRef | None) -> bool:
-        """New → Active (never reopens a closed incident) and owner = ``owner`` when given. True if written."""
+    async def acknowledge(self, incident_id: str, owner: OwnerRef | None, *, tags: Sequence[str] = ()) -> bool:
+        """New → Active (never reopens a closed incident) and owner = ``owner`` when given; ``tags`` (a tag row
+        still pending for the incident) go with the same write. True if written."""
         ...
 
     async def close(self, incident_id: str, choice: ClassificationChoice, comment: str,
-                    owner: OwnerRef | None) -> bool:
-        """Close with ``choice``; set ``owner`` only if none is set. False if it was already closed."""
+                    owner: OwnerRef | None, *, tags: Sequence[str] = ()) -> bool:
+        """Close with ``choice``; set ``owner`` only if none is set; ``tags`` go with the same write. False if it
+        was already closed (then no tag is written either)."""
         ...
 
     async def add_comment(self, incident_id: str, comment_id: str, message: str) -> None:

@@ -19,6 +19,8 @@ class PollReport:
     done: Counter[ActionKind] = field(default_factory=Counter)
     retried: Counter[ActionKind] = field(default_factory=Counter)
     dead: Counter[ActionKind] = field(default_factory=Counter)
+    #: Rows put off (not attempted) because the source's write budget had no room for them yet.
+    paced: Counter[ActionKind] = field(default_factory=Counter)
     reconciled: int = 0
     reconciled_sends: int = 0  # in-doubt sends found in SIGNL4 by ExternalID instead of re-sent
     #: Defender merges followed: (merged incident, the survivor or None when unknown, what happened to the Signl).

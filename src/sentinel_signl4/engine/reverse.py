@@ -58,7 +58,7 @@ from sentinel_signl4.domain.sync import (
     merge_comment,
     parse_keywords,
 )
-from sentinel_signl4.engine.keys import comment_key, merge_key, raise_key, resolve_key
+from sentinel_signl4.engine.keys import comment_key, merge_key, raise_key, resolve_key, tag_key
 from sentinel_signl4.engine.leases import current_fence
 from sentinel_signl4.engine.outbox import Done, payload
 from sentinel_signl4.engine.owners import OwnerDirectory
@@ -110,8 +110,10 @@ _WAIT = _Wait()
 class ReversePath:
     def __init__(self, connector: str, *, source: IncidentSource, pager: Pager, store: StateStore,
                  sync: ReverseSettings, owners: OwnerDirectory, render: RenderContext, metrics: Metrics,
-                 max_age: timedelta) -> None:
+                 max_age: timedelta, tag: str | None = None) -> None:
         self.connector = connector
+        #: The forward path's tag: a tag row still pending for an incident goes with its acknowledge or close.
+        self.tag = tag
         self.source = source
         self.pager = pager
         self.store = store
@@ -248,14 +250,21 @@ class ReversePath:
         owner, why = await self.owners.resolve(event.user) if wants_owner else (None, None)
         link = await self._link_of(row, event)
         target = _target_of(link) if link is not None else row.incident_id
+        pending_tag = await self._pending_tag(link, target)
+        tags = (pending_tag[1],) if pending_tag else ()
         if op is UpdateOp.ACKNOWLEDGE:
-            written = await self.source.acknowledge(target, owner)
+            written = await self.source.acknowledge(target, owner, tags=tags)
         else:
             choice = self._choice(link)
             message = close_comment(event, choice)
-            written = await self.source.close(target, choice, message, owner)
+            written = await self.source.close(target, choice, message, owner, tags=tags)
             await self.source.add_comment(target, comment_id_for(self.connector, event.intent_id, "close-comment"),
                                           message)
+        if pending_tag and written:
+            # The tag went with this write: its own row is done (one write instead of two). A crash before this
+            # line leaves the row pending; it then finds the label and writes nothing.
+            await self.store.complete(pending_tag[0], now, {"written": True, "coalesced_into": row.key},
+                                      fence=current_fence())
         if why and wants_owner:
             await self.source.add_comment(target, comment_id_for(self.connector, event.intent_id, "owner"),
                                           f"[SIGNL4] Owner not assigned: {why}.")
@@ -269,6 +278,18 @@ class ReversePath:
             # marker with the row's completion also lets old outbox rows be pruned without losing that fact.
             applied = link.with_state(replace(link.state, close_action=None))
         return Done(result={"written": written, "owner_unresolved": why}, link=applied)
+
+    async def _pending_tag(self, link: Link | None, target: str) -> tuple[str, str] | None:
+        """(row key, tag) of the tag row still open for the incident ``target`` of ``link``, if any."""
+        if self.tag is None or link is None:
+            return None
+        key = tag_key(self.connector, link.external_id, self.tag)
+        tag_row = await self.store.get_action(key)
+        if tag_row is None or tag_row.state not in (ActionState.PENDING, ActionState.IN_FLIGHT):
+            return None
+        if tag_row.incident_id != target:
+            return None  # the Signl follows a surviving incident now: the tag row names the merged one
+        return key, self.tag
 
     async def add_comment(self, row: OutboxAction, now: datetime) -> Done:
         note = payload(row, AddComment)

@@ -21,7 +21,7 @@ Defender incident the alert belongs to.
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, Literal
 
@@ -248,20 +248,32 @@ class GraphSource:
             raise PermanentError(f"graph: incident {current['id']}: customTags not updated (answer lacks '{tag}')")
         return True
 
-    async def acknowledge(self, incident_id: str, owner: OwnerRef | None) -> bool:
+    async def acknowledge(self, incident_id: str, owner: OwnerRef | None, *, tags: Sequence[str] = ()) -> bool:
         """``active`` (alerts: ``new``) → ``inProgress`` and ``assignedTo`` = the owner's UPN or e-mail address;
-        a resolved item is left alone. True if written."""
+        a resolved item is left alone. ``tags`` join ``customTags`` in the same PATCH. True if written."""
         current = await self._current(incident_id)
         changes = acknowledge_changes(current, assignee=_assignee(owner), alert=self.resource == "alerts")
-        return await self._patch(current, changes)
+        return await self._patch(current, self._with_tags(current, changes, tags))
 
     async def close(self, incident_id: str, choice: ClassificationChoice, comment: str,
-                    owner: OwnerRef | None) -> bool:
+                    owner: OwnerRef | None, *, tags: Sequence[str] = ()) -> bool:
         """``resolved`` with the classification and determination ``choice`` maps to; ``assignedTo`` only if
         nobody is assigned. False if it was resolved already. (``comment`` is posted by the caller as a comment:
-        Graph's ``resolvingComment`` is not writable.)"""
+        Graph's ``resolvingComment`` is not writable.) ``tags`` join ``customTags`` in the same PATCH."""
         current = await self._current(incident_id)
-        return await self._patch(current, close_changes(current, choice=choice, assignee=_assignee(owner)))
+        changes = close_changes(current, choice=choice, assignee=_assignee(owner))
+        return await self._patch(current, self._with_tags(current, changes, tags) if changes else changes)
+
+    def _with_tags(self, current: Mapping[str, Any], changes: Mapping[str, Any] | None,
+                   tags: Sequence[str]) -> dict[str, Any]:
+        merged = dict(changes or {})
+        if self.resource == "alerts" or not tags:
+            return merged  # alerts have no tags
+        have = [t for t in current.get("customTags") or [] if isinstance(t, str)]
+        missing = [t for t in tags if all(t.casefold() != h.casefold() for h in have)]
+        if missing:
+            merged["customTags"] = [*have, *missing]
+        return merged
 
     async def add_comment(self, incident_id: str, comment_id: str, message: str) -> None:
         """Post ``message`` with the marker of ``comment_id`` unless a comment with that marker exists."""

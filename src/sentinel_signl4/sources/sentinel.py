@@ -8,7 +8,7 @@ to *their* version, never to ours.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from sentinel_signl4.clients.sentinel_mapping import merged_into_number, with_la
 from sentinel_signl4.domain import Incident, IncidentFilter
 from sentinel_signl4.domain.sync import ClassificationChoice, apply_acknowledge, apply_close, clip_comment
 from sentinel_signl4.engine.ports import OwnerRef
-from sentinel_signl4.errors import ConflictError, PermanentError
+from sentinel_signl4.errors import ConflictError, PermanentError, RateLimitedError
 
 __all__ = ["SentinelSource", "incident_name"]
 
@@ -66,8 +66,22 @@ class SentinelSource:
                 changed = mutate(incident, writable_properties(incident))
                 if changed is None:
                     return None
+                if attempt.retry_state.attempt_number > 1:
+                    self._take_extra_write()
                 return await self.client.put_incident(incident, changed)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    def _take_extra_write(self) -> None:
+        """A re-apply after a 409 is one more incident PUT than the outbox admitted: take it from the workspace's
+        budget, or fail as rate limited without sending (the outbox retries the row later)."""
+        budget = self.client.budget
+        if budget is None:
+            return
+        wait = budget.incidents.delay()
+        if wait > 0:
+            raise RateLimitedError("sentinel: incident write budget spent; the re-apply after a conflict waits",
+                                   retry_after=wait, status=None, code="BudgetSpent")
+        budget.incidents.take()
 
     async def add_tag(self, incident_id: str, tag: str) -> bool:
         updated = await self.update(incident_id, lambda _incident, props: with_label(props, tag))
@@ -79,17 +93,21 @@ class SentinelSource:
     def list_modified_since(self, since: datetime) -> AsyncIterator[Incident]:
         return self.client.list_modified_since(since, top=self.page_size)
 
-    async def acknowledge(self, incident_id: str, owner: OwnerRef | None) -> bool:
-        updated = await self.update(incident_id, lambda _i, props: apply_acknowledge(
+    async def acknowledge(self, incident_id: str, owner: OwnerRef | None, *, tags: Sequence[str] = ()) -> bool:
+        updated = await self.update(incident_id, lambda _i, props: _tagged(props, apply_acknowledge(
             props, owner_object_id=owner.object_id if owner else None,
-            owner_upn=owner.upn if owner else None, assign_owner=owner is not None))
+            owner_upn=owner.upn if owner else None, assign_owner=owner is not None), tags))
         return updated is not None
 
     async def close(self, incident_id: str, choice: ClassificationChoice, comment: str,
-                    owner: OwnerRef | None) -> bool:
-        updated = await self.update(incident_id, lambda _i, props: apply_close(
-            props, choice=choice, comment=comment, owner_object_id=owner.object_id if owner else None,
-            owner_upn=owner.upn if owner else None, assign_owner=owner is not None))
+                    owner: OwnerRef | None, *, tags: Sequence[str] = ()) -> bool:
+        def closed(_incident: Incident, props: dict[str, Any]) -> dict[str, Any] | None:
+            new = apply_close(props, choice=choice, comment=comment,
+                              owner_object_id=owner.object_id if owner else None,
+                              owner_upn=owner.upn if owner else None, assign_owner=owner is not None)
+            return None if new is None else _tagged(props, new, tags)  # closed already: write nothing at all
+
+        updated = await self.update(incident_id, closed)
         return updated is not None
 
     async def add_comment(self, incident_id: str, comment_id: str, message: str) -> None:
@@ -109,3 +127,11 @@ class SentinelSource:
                 return found
             current = found
         raise PermanentError(f"sentinel: incident {incident.number} was merged more than {_MAX_MERGES} times")
+
+
+def _tagged(props: Mapping[str, Any], new: dict[str, Any] | None, tags: Sequence[str]) -> dict[str, Any] | None:
+    """``new`` (or ``props`` when ``new`` is None) with ``tags`` added as labels; None when nothing changes."""
+    current = dict(new) if new is not None else dict(props)
+    for tag in tags:
+        current = with_label(current, tag) or current
+    return None if current == dict(props) else current

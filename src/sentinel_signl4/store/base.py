@@ -246,6 +246,12 @@ class StateStore(abc.ABC):
         A DONE or DEAD row is left unchanged (a late failure report never reopens finished work)."""
 
     @abc.abstractmethod
+    async def defer(self, key: str, now: datetime, until: datetime, *, in_doubt: bool,
+                    fence: Fence | None = None) -> None:
+        """Put an open row off until ``until`` without an attempt: PENDING, ``attempts`` and ``last_error``
+        unchanged (pacing is not a failure). ``in_doubt`` is OR-ed in, as with :meth:`mark_retry`."""
+
+    @abc.abstractmethod
     async def mark_dead(self, key: str, now: datetime, error: str, *, fence: Fence | None = None) -> None:
         """Give up on ``key`` with ``error`` as the reason. A DONE or DEAD row is left unchanged."""
 

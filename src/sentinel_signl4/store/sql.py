@@ -168,6 +168,14 @@ class SqlStateStore(StateStore):
             values["in_doubt"] = True  # never reset: once in doubt, reconcile before every re-send
         await self._update_open_action(key, values, fence)
 
+    async def defer(self, key: str, now: datetime, until: datetime, *, in_doubt: bool,
+                    fence: Fence | None = None) -> None:
+        values: dict[str, Any] = {"state": ActionState.PENDING.value, "next_attempt_at": to_utc(until),
+                                  "updated_at": to_utc(now)}
+        if in_doubt:
+            values["in_doubt"] = True
+        await self._update_open_action(key, values, fence)
+
     async def mark_dead(self, key: str, now: datetime, error: str, *, fence: Fence | None = None) -> None:
         now = to_utc(now)
         await self._update_open_action(

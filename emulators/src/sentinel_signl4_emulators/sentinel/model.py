@@ -62,6 +62,7 @@ from sentinel_signl4_emulators.sentinel.rules import (
     merge_labels,
 )
 from sentinel_signl4_emulators.sentinel.vocab import Classification, ClassificationReason, IncidentStatus, Severity
+from sentinel_signl4_emulators.sentinel.write_limits import WriteLimits
 
 __all__ = [
     "COMMENT_MAX_LENGTH",
@@ -96,6 +97,9 @@ class SentinelModel:
         self.entra = entra
         self.clock = clock
         self.throttle = throttle if throttle is not None else TokenBuckets()
+        #: Sentinel's own per-workspace limits (75 incident PUTs, 75 comment PUTs, 100 alerts and 100 entities
+        #: calls per 5 minutes), checked after ARM's buckets.
+        self.write_limits = WriteLimits()
         self._workspaces: dict[tuple[str, str, str], Workspace] = {}
         self._subscriptions: dict[str, str] = {}  # subscription id (lower) -> tenant id
         self._roles: list[tuple[str, str, Role]] = []  # (client id, scope (lower), role)
@@ -111,6 +115,7 @@ class SentinelModel:
             self._subscriptions.clear()
             self._roles.clear()
             self.throttle.reset()
+            self.write_limits.reset()
 
     def create_workspace(
         self,

@@ -94,6 +94,15 @@ _OPERATIONS: Final = (
 )
 
 
+#: Calls Sentinel's per-workspace limits count (sentinel.write_limits), by (method, handler).
+_LIMITED: Final = {
+    ("PUT", "put_incident"): "incidents",
+    ("PUT", "put_comment"): "comments",
+    ("POST", "list_alerts"): "alerts",
+    ("POST", "list_entities"): "entities",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class _Call:
     request: Request
@@ -152,6 +161,7 @@ class _SentinelApi:
         self._check_subscription(workspace.subscription_id, caller)
         self._throttle(workspace.subscription_id, caller, action, headers)
         self._authorise(caller, workspace, action, path)
+        self._limit(workspace, method, handler_name)
         call = _Call(request, params, match, workspace, caller, api_version)
         handler: Handler = getattr(self, f"_{handler_name}")
         return await handler(call)
@@ -190,6 +200,20 @@ class _SentinelApi:
                 f"Number of '{kind[:-1]}' requests for subscription '{subscription_id}' actor "
                 f"'{caller.app_object_id}' exceeded. Please try again after '{decision.retry_after}' seconds "
                 "after the additional tokens are available. Refer to https://aka.ms/arm-throttling",
+                {"Retry-After": str(decision.retry_after)},
+            )
+
+    def _limit(self, workspace: WorkspaceRef, method: str, handler_name: str) -> None:
+        operation = _LIMITED.get((method, handler_name))
+        if operation is None:
+            return
+        decision = self.sentinel.write_limits.take(workspace.resource_id.lower(), operation)
+        if not decision.allowed:
+            # Status and Retry-After as documented; the code and wording are ARM's common shape [unverified].
+            raise _ArmError(
+                429, "TooManyRequests",
+                f"Too many '{operation}' requests for workspace '{workspace.name}'. Please try again after "
+                f"'{decision.retry_after}' seconds.",
                 {"Retry-After": str(decision.retry_after)},
             )
 
