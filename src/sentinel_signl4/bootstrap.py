@@ -214,7 +214,8 @@ def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
     rt = ConnectorRuntime(cfg.name, store=runtime.store, forward=forward, metrics=metrics, reverse=reverse,
                           signl4_poller=poller, reconcile_every=sync.reconcile_interval,
                           retention=config.store.retention, stuck_after=config.stuck_after(cfg),
-                          credential_expiry=lambda: _credential_expiry(cred))
+                          credential_expiry=lambda: _credential_expiry(cred),
+                          full_scan_interval=cfg.full_scan_interval)
     return ConnectorParts(config=cfg, runtime=rt, source=source, pager=pager, sentinel=sentinel,
                           signl4=signl4, tokens=tokens, graph=graph)
 
