@@ -7,8 +7,8 @@ from that read. A full filtered scan (status, severity, created within ``max_age
 ``full_scan_interval``: it catches whatever a read of changes could miss (a server whose listing skips an item while
 it changes, an incident deleted and restored, a cursor written by a bug).
 
-The cursor is the newest modification time the source itself reported, never our clock: a skew between our clock
-and the server's cannot move it past a change. It is written only after every page was read and every decision was
+The cursor is the newest modification time the source itself reported (capped at our clock), so a server clock
+behind ours cannot move it past a change. It is written only after every page was read and every decision was
 queued, and only when it moves, so an idle poll writes nothing. The overlap covers an incident whose modification
 becomes visible to listings a little after newer ones (replication lag); re-reading it is harmless because every
 action it leads to is keyed. A read that returns the same incident twice (it changed while the pages were read, so
@@ -81,8 +81,13 @@ class IncidentPoll:
             log.info("changes_read_twice", connector=self.connector, incidents=len(repeated),
                      reason="changed while the pages were read; the same window is read again next poll")
             return
-        if newest is not None and newest > since:
-            await self.store.set_cursor(self.connector, CHANGES_CURSOR, newest.isoformat())
+        if newest is None:
+            return
+        # Never ahead of our own clock: a change stamped in the future by a server clock that jumped ahead must not
+        # carry the cursor past the changes stamped after the clock came back.
+        cursor = min(newest, now)
+        if cursor > since:
+            await self.store.set_cursor(self.connector, CHANGES_CURSOR, cursor.isoformat())
 
     def _matches(self, incident: Incident, now: datetime) -> bool:
         return skip_reason(incident, self.forward.flt, now) is None
