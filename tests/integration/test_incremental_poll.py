@@ -8,14 +8,17 @@ import asyncio
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from integration_harness import Harness
 from sentinel_signl4.domain import ActionKind, ActionState, external_id_for
 from sentinel_signl4.engine.connector import ConnectorRuntime
 from sentinel_signl4.engine.incident_poll import CHANGES_CURSOR, OVERLAP
 from sentinel_signl4_emulators.common.faults import FaultRule
+from source_sides import side_for
 
 INCIDENTS_PATH = r"/providers/Microsoft\.SecurityInsights/incidents$"
 ALERTS_PATH = r"/incidents/[^/]+/alerts$"
@@ -209,13 +212,35 @@ async def test_a_poll_interrupted_between_its_read_and_the_cursor_write_misses_n
         cycle = asyncio.create_task(connector.run_once(now))
         await wait_for(lambda: alerts.fired >= 1, "enrichment of the new incident")
         cycle.cancel()
-        try:
+        with suppress(asyncio.CancelledError):
             await cycle
-        except asyncio.CancelledError:
-            pass
         harness.state.faults.clear()
         assert signls(harness, fresh) == 0
         now += timedelta(seconds=30)
         assert not connector.incident_poll.full_scan_due(now)  # only the read of changes can find it
         await settle(connector, now)
     assert signls(harness, fresh) == 1
+
+
+LIST_PATHS = {"sentinel": INCIDENTS_PATH, "graph": r"^/v1\.0/security/incidents$"}
+
+
+@pytest.mark.parametrize("source", ["sentinel", "graph"])
+async def test_each_source_polls_idle_with_one_read_and_sees_a_close_in_it(harness: Harness, source: str) -> None:
+    side = side_for(source, harness)
+    name = side.create("Closed by an analyst later")
+    runtime = await harness.runtime(source=source, api_key=False, overrides={"filter": ONLY_HIGH})
+    connector = runtime.connectors["contoso"].runtime
+    now = await settle(connector, datetime.now(UTC))
+    link = await runtime.store.get_link("contoso", side.resource_id(name))
+    assert link is not None and link.open
+    lists = harness.state.faults.add(FaultRule(path=LIST_PATHS[source], method="GET", kind="delay", delay=0.0))
+    now += timedelta(seconds=30)
+    report = await connector.run_once(now)
+    assert lists.fired == 1 and not report.enqueued
+    side.analyst_close(name, "Undetermined")
+    now += timedelta(seconds=30)
+    assert not connector.incident_poll.full_scan_due(now)
+    report = await connector.run_once(now)
+    assert lists.fired == 2
+    assert report.done[ActionKind.RESOLVE_SIGNL] == 1
