@@ -45,25 +45,26 @@ LIST = "sentinel list incidents"
 
 # -- the child: one connector of one code version, a cycle per command ----------------------------------------------
 
-async def _child(config_path: Path, db_path: Path, interval: float) -> None:
-    import sentinel_signl4
+async def _child(config_text: str, code: str, db_path: Path, interval: float) -> None:
     from sentinel_signl4.bootstrap import build_runtime
     from sentinel_signl4.config import parse_config
     from sentinel_signl4.domain import ActionState
     from sentinel_signl4.logs import configure_logging
 
     configure_logging(level="warning", fmt="console", secrets=())
-    runtime = await build_runtime(parse_config(config_path.read_text(encoding="utf-8"), source="bench.toml"))
+    runtime = await build_runtime(parse_config(config_text, source="bench.toml"))
     rt = runtime.connectors[CONNECTOR].runtime
     now = datetime.now(UTC)
     lease, owner, ttl = f"connector:{CONNECTOR}", "bench", max(60.0, 3 * interval)
     observer = sqlite3.connect(db_path)
-    reply: dict[str, Any] = {"code": str(Path(sentinel_signl4.__file__).resolve().parents[1])}
+    reply: dict[str, Any] = {"code": code}
     try:
         for line in sys.stdin:
             op = json.loads(line)["op"]
             if op == "sync":  # page and tag the backlog; done when a cycle finds nothing to do
-                for cycles in range(1, 400):
+                cycles = 0
+                while cycles < 400:
+                    cycles += 1
                     report = await rt.run_once(now)
                     counts = await runtime.store.count_actions(CONNECTOR)
                     now += timedelta(seconds=interval)
@@ -204,7 +205,11 @@ def render(result: dict[str, Any]) -> str:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        asyncio.run(_child(Path(sys.argv[2]), Path(sys.argv[3]), float(sys.argv[4])))
+        import sentinel_signl4
+
+        code = str(Path(sentinel_signl4.__file__).resolve().parents[1])
+        config_text = Path(sys.argv[2]).read_text(encoding="utf-8")
+        asyncio.run(_child(config_text, code, Path(sys.argv[3]), float(sys.argv[4])))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backlog", type=int, default=500, help="New incidents lying around (default 500)")

@@ -16,7 +16,7 @@ import pytest
 from integration_harness import Harness
 from sentinel_signl4.domain import ActionKind, ActionState, external_id_for
 from sentinel_signl4.engine.connector import ConnectorRuntime
-from sentinel_signl4.engine.incident_poll import CHANGES_CURSOR, OVERLAP
+from sentinel_signl4.engine.incident_poll import CHANGES_CURSOR, CURSOR_STEP, OVERLAP
 from sentinel_signl4_emulators.common.faults import FaultRule
 from source_sides import side_for
 
@@ -117,17 +117,19 @@ async def test_the_full_scan_runs_at_start_and_again_after_its_interval(harness:
     assert lists.fired - fired == 2
 
 
-async def test_a_change_stamped_by_a_server_clock_far_behind_ours_is_not_missed(harness: Harness) -> None:
+async def test_a_change_stamped_by_a_server_clock_behind_ours_within_the_overlap_is_not_missed(
+        harness: Harness) -> None:
     runtime = await harness.runtime(api_key=False, overrides={"filter": ONLY_HIGH})
     connector = runtime.connectors["contoso"].runtime
-    skew = OVERLAP * 6  # our clock is half an hour ahead of the server's: far more than the overlap
+    skew = OVERLAP - timedelta(seconds=45)  # our clock runs ahead of the server's by almost the whole overlap
     name = create(harness, "Skewed")
-    now = await settle(connector, datetime.now(UTC) + skew)
+    first = datetime.now(UTC) + skew
+    now = await settle(connector, first)
     assert signls(harness, name) == 1
     link = await runtime.store.get_link("contoso", harness.incident(name)["id"])
     assert link is not None and link.open
     harness.state.sentinel.close_incident_as_analyst(harness.world.workspace, name, classification="Undetermined")
-    now += timedelta(seconds=30)
+    now = first + CURSOR_STEP  # the cursor moves past the close by our clock: only the overlap keeps it in view
     assert not connector.incident_poll.full_scan_due(now)  # only the read of changes can find the close
     report = await connector.run_once(now)
     assert report.done[ActionKind.RESOLVE_SIGNL] == 1
@@ -197,18 +199,15 @@ async def test_an_incident_that_comes_to_match_later_is_paged_once(harness: Harn
 
 
 async def test_a_poll_interrupted_between_its_read_and_the_cursor_write_misses_nothing(harness: Harness) -> None:
-    quiet = create(harness, "Changed later", severity="Low")
     runtime = await harness.runtime(api_key=False, overrides={"filter": ONLY_HIGH,
                                                               "connector": {"full_scan_interval": "1h"}})
     connector = runtime.connectors["contoso"].runtime
     now = await settle(connector, datetime.now(UTC))
     fresh = create(harness, "New during the outage")
-    with emulator_clock(harness, OVERLAP * 3):  # a quarter of an hour passes on the server
-        # A change stamped well after the new incident: a cursor written before the decisions would jump past it.
-        harness.state.sentinel.update_incident_as_analyst(harness.world.workspace, quiet, title="Edited")
+    with emulator_clock(harness, CURSOR_STEP * 2):  # ten minutes pass, on the server's clock and on ours
         # The poll stops between its read and its cursor write: enrichment of the new incident gets no answer.
         alerts = harness.state.faults.add(FaultRule(path=ALERTS_PATH, method="POST", kind="delay", delay=DEADLINE))
-        now = datetime.now(UTC) + OVERLAP * 6  # our clock is past the late change too: the cursor may move up to it
+        now = datetime.now(UTC) + CURSOR_STEP * 2
         cycle = asyncio.create_task(connector.run_once(now))
         await wait_for(lambda: alerts.fired >= 1, "enrichment of the new incident")
         cycle.cancel()

@@ -7,13 +7,13 @@ from that read. A full filtered scan (status, severity, created within ``max_age
 ``full_scan_interval``: it catches whatever a read of changes could miss (a server whose listing skips an item while
 it changes, an incident deleted and restored, a cursor written by a bug).
 
-The cursor is the newest modification time the source itself reported (capped at our clock), so a server clock
-behind ours cannot move it past a change. It is written only after every page was read and every decision was
-queued, and only when it moves, so an idle poll writes nothing. The overlap covers an incident whose modification
-becomes visible to listings a little after newer ones (replication lag); re-reading it is harmless because every
-action it leads to is keyed. A read that returns the same incident twice (it changed while the pages were read, so
-a server that pages by offset may have skipped a neighbour) keeps the cursor where it was: the next poll reads the
-same window again.
+The cursor is our clock at the start of a read whose pages were all read and whose decisions were all queued. The
+next read starts ``OVERLAP`` before it, which covers a server clock up to that much behind ours and a change that
+becomes visible to listings a little after newer ones; re-reading is harmless because every action is keyed. The
+cursor is written only when it moves by ``CURSOR_STEP`` or more, so most idle polls write nothing to the store (one
+small write per step) while a read never spans more than ``OVERLAP + CURSOR_STEP`` of changes. A read that returns
+the same incident twice (it changed while the pages were read, so a server that pages by offset may have skipped a
+neighbour) keeps the cursor where it was: the next poll reads the same window again.
 """
 
 from __future__ import annotations
@@ -29,15 +29,17 @@ from sentinel_signl4.engine.report import PollReport
 from sentinel_signl4.engine.reverse import LIFECYCLE_CURSOR, ReversePath
 from sentinel_signl4.store import StateStore
 
-__all__ = ["CHANGES_CURSOR", "DEFAULT_FULL_SCAN_INTERVAL", "OVERLAP", "IncidentPoll"]
+__all__ = ["CHANGES_CURSOR", "CURSOR_STEP", "DEFAULT_FULL_SCAN_INTERVAL", "OVERLAP", "IncidentPoll"]
 
 log = structlog.get_logger("sentinel_signl4.incident_poll")
 
-#: The newest modification time (the source's clock, ISO 8601) of everything read and decided on.
+#: Our clock (ISO 8601) at the start of the last read that was complete and fully decided on.
 CHANGES_CURSOR = "changes_since"
-#: Re-read this much before the cursor: an incident whose change becomes visible to listings late (after a newer
-#: one) is still seen. [derived: neither Sentinel nor Graph documents how soon a change appears in listings.]
+#: Re-read this much before the cursor: a server clock behind ours, and a change that becomes visible to listings
+#: late (after a newer one). [derived: neither Sentinel nor Graph documents how soon a change appears in listings.]
 OVERLAP = timedelta(minutes=5)
+#: The cursor moves in steps of at least this much: an idle poll between steps writes nothing.
+CURSOR_STEP = timedelta(minutes=5)
 DEFAULT_FULL_SCAN_INTERVAL = timedelta(minutes=15)
 
 
@@ -59,8 +61,8 @@ class IncidentPoll:
         return self._next_full_scan is None or now >= self._next_full_scan
 
     async def poll(self, now: datetime, report: PollReport) -> None:
-        since = await self._since(now)
-        changed, newest, repeated = await self._read_changes(since - OVERLAP)
+        since, stored = await self._since(now)
+        changed, repeated = await self._read_changes(since - OVERLAP)
         if self.reverse is not None:
             # First: a Defender merge moves a Signl onto the surviving incident, so the forward decisions below see
             # that incident linked and do not page it a second time.
@@ -81,41 +83,33 @@ class IncidentPoll:
             log.info("changes_read_twice", connector=self.connector, incidents=len(repeated),
                      reason="changed while the pages were read; the same window is read again next poll")
             return
-        if newest is None:
-            return
-        # Never ahead of our own clock: a change stamped in the future by a server clock that jumped ahead must not
-        # carry the cursor past the changes stamped after the clock came back.
-        cursor = min(newest, now)
-        if cursor > since:
-            await self.store.set_cursor(self.connector, CHANGES_CURSOR, cursor.isoformat())
+        if not stored or now - since >= CURSOR_STEP:
+            await self.store.set_cursor(self.connector, CHANGES_CURSOR, now.isoformat())
 
     def _matches(self, incident: Incident, now: datetime) -> bool:
         return skip_reason(incident, self.forward.flt, now) is None
 
-    async def _since(self, now: datetime) -> datetime:
+    async def _since(self, now: datetime) -> tuple[datetime, bool]:
+        """Where the next read starts (before the overlap), and whether that came from a stored cursor."""
         stored = await self.store.get_cursor(self.connector, CHANGES_CURSOR)
         if stored is None:
             # Upgrading: start where the lifecycle pass (our clock, written after each of its reads) left off.
             stored = await self.store.get_cursor(self.connector, LIFECYCLE_CURSOR)
-        oldest = self.forward.flt.oldest(now)
         if stored is None:
-            return oldest
+            return self.forward.flt.oldest(now), False
         try:
-            return datetime.fromisoformat(stored)
+            return datetime.fromisoformat(stored), True
         except ValueError:
             log.warning("changes_cursor_unreadable", connector=self.connector, value=stored[:64])
-            return oldest
+            return self.forward.flt.oldest(now), False
 
-    async def _read_changes(self, since: datetime) -> tuple[list[Incident], datetime | None, set[str]]:
-        """Every incident modified at or after ``since`` (each once, its last version read), the newest
-        modification time seen, and the ids read more than once."""
+    async def _read_changes(self, since: datetime) -> tuple[list[Incident], set[str]]:
+        """Every incident modified at or after ``since`` (each once, its last version read) and the ids read more
+        than once."""
         by_id: dict[str, Incident] = {}
         repeated: set[str] = set()
-        newest: datetime | None = None
         async for incident in self.source.list_modified_since(since):
             if incident.resource_id in by_id:
                 repeated.add(incident.resource_id)
             by_id[incident.resource_id] = incident
-            if newest is None or incident.last_modified > newest:
-                newest = incident.last_modified
-        return list(by_id.values()), newest, repeated
+        return list(by_id.values()), repeated
