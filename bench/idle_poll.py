@@ -159,12 +159,12 @@ at their real frequency. One cycle = what the supervisor does: renew the lease, 
 
 {figures}
 
-Reading: a plain idle cycle costs two Sentinel list reads — the forward poll (new incidents matching the filter) and
-the lifecycle poll (incidents modified since the last cycle, to resolve the Signls of closed incidents) — plus the
-lease write and a few SQLite statements. ARCHITECTURE.md's "one read per poll" holds for the forward path alone; the
-lifecycle read is the price of resolving Signls when incidents are closed in Sentinel (`resolve_signl_on_close`,
-on by default). With an API key and no inbound webhook, one SIGNL4 search for alerts modified since the last
-search runs every 60 s (half a request per 30-s poll), and the team's user list is read only when a Signl changed.
+Reading: a plain idle cycle costs one Sentinel list read — the incidents modified since the last poll (minus a
+five-minute overlap), from which both new pages and the Signls of closed incidents are decided — plus the lease write
+and a few SQLite reads; `run_once` itself writes only the cursor of changes, once per 5 min, when nothing changed.
+The full filtered scan (a second list read) runs at start and every `full_scan_interval` (15 min). With an API key
+and no inbound webhook, one SIGNL4 search for alerts modified since the last search runs every 60 s (half a
+request per 30-s poll), and the team's user list is read only when a Signl changed.
 Every 15 minutes the reconciliation sweep reads each open Signl's incident (one GET each, at most 100). Access tokens
 are cached for their lifetime, so token requests do not show at all.
 """)

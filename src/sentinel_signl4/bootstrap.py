@@ -272,7 +272,8 @@ def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
                           signl4_poller=poller, reconcile_every=sync.reconcile_interval,
                           retention=config.store.retention, stuck_after=config.stuck_after(cfg),
                           credential_expiry=lambda: _credential_expiry(cred),
-                          pacer=_pacer(sentinel.budget) if sentinel is not None and sentinel.budget else None)
+                          pacer=_pacer(sentinel.budget) if sentinel is not None and sentinel.budget else None,
+                          full_scan_interval=cfg.full_scan_interval)
     return ConnectorParts(config=cfg, runtime=rt, source=source, pager=pager, sentinel=sentinel,
                           signl4=signl4, tokens=tokens, graph=graph, closers=[] if closers is None else closers)
 

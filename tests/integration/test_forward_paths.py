@@ -228,10 +228,10 @@ async def test_old_done_actions_are_pruned_and_nothing_is_paged_again(harness: H
 async def test_a_step_that_breaks_unexpectedly_does_not_keep_pages_from_going_out(harness: Harness) -> None:
     names = seed(harness, 2)
     runtime = await harness.runtime(overrides={"filter": ONLY_BURST})
-    # A corrupt value in the store (a hand edit, a bug) makes the lifecycle step fail with a plain ValueError.
-    await runtime.store.set_cursor("contoso", "lifecycle_since", "not-a-timestamp")
+    # A corrupt value in the store (a hand edit, a bug) makes the reconcile step fail with a plain ValueError.
+    await runtime.store.set_cursor("contoso", "reconciled_at", "not-a-timestamp")
     connector = runtime.connectors["contoso"].runtime
     report = await connector.run_once(datetime.now(UTC))
     assert_one_signl_each(harness, names)
-    assert any(e.startswith("lifecycle: ValueError") for e in report.errors)
-    assert connector.health.error is not None and "lifecycle failed" in connector.health.error
+    assert any(e.startswith("reconcile: ValueError") for e in report.errors)
+    assert connector.health.error is not None and "reconcile failed" in connector.health.error

@@ -21,7 +21,9 @@ def seed(harness: Harness, count: int, label: str) -> list[str]:
     now = datetime.now(UTC)
     return [harness.state.sentinel.create_incident(
         harness.world.workspace, title=f"{label} {n}", severity="High",
-        created=now - timedelta(minutes=5, seconds=n))["name"] for n in range(count)]
+        # Within the poll's overlap: an incident stamped further back than the last read of changes minus the
+        # overlap is, to the connector, one that was there before and is left to the full scan.
+        created=now - timedelta(minutes=1, seconds=n))["name"] for n in range(count)]
 
 
 def signls_per_incident(harness: Harness, names: list[str]) -> list[int]:

@@ -295,6 +295,9 @@ class ConnectorConfig(_Strict):
     enabled: bool = True
     poll_interval: Annotated[PositiveDuration, within(timedelta(milliseconds=100), timedelta(days=1))] = timedelta(
         seconds=30)
+    # How often the full filtered scan (the safety net under the incremental poll) runs; it also runs at start.
+    full_scan_interval: Annotated[PositiveDuration, within(timedelta(minutes=1), timedelta(days=1))] = timedelta(
+        minutes=15)
     azure: AzureConfig
     filter: FilterConfig = Field(default_factory=FilterConfig)
     signl4: Signl4Config

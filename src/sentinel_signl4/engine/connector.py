@@ -13,6 +13,7 @@ from sentinel_signl4.engine.credential_expiry import CredentialExpiry
 from sentinel_signl4.engine.failures import describe_error, leaf_errors
 from sentinel_signl4.engine.forward import ForwardPath
 from sentinel_signl4.engine.health import DEFAULT_STUCK_AFTER, ConnectorHealth, CycleOutcome, store_error_message
+from sentinel_signl4.engine.incident_poll import DEFAULT_FULL_SCAN_INTERVAL, IncidentPoll
 from sentinel_signl4.engine.outbox import Handler, OutboxWorker
 from sentinel_signl4.engine.pacing import WritePacer
 from sentinel_signl4.engine.report import PollReport
@@ -35,11 +36,14 @@ class ConnectorRuntime:
                  reconcile_every: timedelta = timedelta(minutes=15), retention: timedelta = timedelta(days=30),
                  max_attempts: int = 25, stuck_after: timedelta = DEFAULT_STUCK_AFTER,
                  credential_expiry: Callable[[], CredentialExpiry | None] | None = None,
-                 pacer: WritePacer | None = None) -> None:
+                 pacer: WritePacer | None = None,
+                 full_scan_interval: timedelta = DEFAULT_FULL_SCAN_INTERVAL) -> None:
         self.name = name
         self.store = store
         self.forward = forward
         self.reverse = reverse
+        self.incident_poll = IncidentPoll(name, source=forward.source, store=store, forward=forward, reverse=reverse,
+                                          full_scan_interval=full_scan_interval)
         self.signl4_poller = signl4_poller
         self.reconcile_every = reconcile_every
         self.retention = retention
@@ -159,11 +163,8 @@ class ConnectorRuntime:
 
     def _steps(self) -> list[tuple[str, Callable[[datetime, PollReport], Awaitable[None]]]]:
         steps: list[tuple[str, Callable[[datetime, PollReport], Awaitable[None]]]] = []
-        if self.reverse is not None:
-            # Before the poll: a Defender merge moves a Signl onto the surviving incident first, so the poll sees
-            # that incident linked and does not page it a second time.
-            steps.append(("lifecycle", self.reverse.detect_lifecycle))
-        steps.append(("poll", self.forward.poll))
+        # One read of what changed feeds both the lifecycle (merges first) and the forward decisions.
+        steps.append(("poll", self.incident_poll.poll))
         if self.signl4_poller is not None:
             steps.append(("signl4 poll", self.signl4_poller.poll))
         if self.reverse is not None:

@@ -54,7 +54,11 @@ class ForwardPath:
 
     async def poll(self, now: datetime, report: PollReport) -> None:
         """One list query (all pages); for each matching incident without a Signl, write a raise row."""
-        incidents = [incident async for incident in self.source.list_matching(self.flt, now)]
+        await self.consider([incident async for incident in self.source.list_matching(self.flt, now)], now, report)
+
+    async def consider(self, incidents: list[Incident], now: datetime, report: PollReport) -> None:
+        """For each incident of ``incidents`` that matches the filter and has no Signl (nor a queued one), write a
+        raise row. ``incidents`` comes from the full filtered scan or from the incremental read of changes."""
         report.seen += len(incidents)
         self.metrics.incidents_seen.labels(self.connector).inc(len(incidents))
         links = await self.store.links_for(self.connector, [i.resource_id for i in incidents])

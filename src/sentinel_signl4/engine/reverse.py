@@ -72,12 +72,11 @@ __all__ = ["ReversePath", "ReverseSettings"]
 
 log = structlog.get_logger("sentinel_signl4.reverse")
 
+#: The lifecycle pass's own cursor before the incremental poll (``engine/incident_poll.py``) replaced it: read once,
+#: as the starting point, when the incremental poll has no cursor of its own yet.
 LIFECYCLE_CURSOR = "lifecycle_since"
 #: Who closed a link first when its SIGNL4 "closed" echo is ours and must not close the incident.
 _OUR_CLOSES = (ClosedBy.SOURCE, ClosedBy.MERGE)
-# Sentinel's lastModifiedTimeUtc and our clock can disagree by a little; re-reading a short overlap is cheap and
-# the actions it produces are keyed, so nothing is done twice.
-LIFECYCLE_OVERLAP = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,15 +327,13 @@ class ReversePath:
         return Done(result={"annotated": True, "alert_id": alert_id})
 
     # -- lifecycle: source → SIGNL4 -------------------------------------------------------------------------------
-    async def detect_lifecycle(self, now: datetime, report: PollReport) -> None:
-        """One list query over incidents modified since the last poll (minus an overlap).
+    async def apply_lifecycle(self, incidents: list[Incident], now: datetime, report: PollReport) -> None:
+        """Lifecycle decisions for incidents read as changed (``engine/incident_poll.py``, one list read per poll).
 
-        Always runs: besides closes and reopens (each optional) it follows Defender merges, which every linked
-        Signl needs so that its later actions reach an incident that still exists.
+        Besides closes and reopens (each optional) it follows Defender merges, which every linked Signl needs so
+        that its later actions reach an incident that still exists. Every action it queues is keyed, so an incident
+        read again (the overlap of the next read) queues nothing twice.
         """
-        stored = await self.store.get_cursor(self.connector, LIFECYCLE_CURSOR)
-        since = datetime.fromisoformat(stored) if stored else now - self.max_age
-        incidents = [i async for i in self.source.list_modified_since(since - LIFECYCLE_OVERLAP)]
         links = await self.store.links_for(self.connector, [i.resource_id for i in incidents])
         for incident in incidents:
             link = links.get(incident.resource_id)
@@ -351,7 +348,6 @@ class ReversePath:
             elif (not closed and not link.open and self.sync.reraise_on_reopen
                   and not await self._close_not_applied(link)):
                 await self._enqueue_reraise(incident, link, now, report)
-        await self.store.set_cursor(self.connector, LIFECYCLE_CURSOR, now.isoformat())
 
     async def _close_not_applied(self, link: Link) -> bool:
         """Whether ``link`` was closed from SIGNL4 and that close has not reached the incident: its row is queued,
