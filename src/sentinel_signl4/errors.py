@@ -6,6 +6,7 @@ Messages never contain secrets: every client builds them from redacted URLs (see
 from __future__ import annotations
 
 __all__ = [
+    "BUDGET_SPENT",
     "AuthError",
     "ConflictError",
     "NotFoundError",
@@ -49,6 +50,11 @@ class RateLimitedError(TransientError):
                  code: str | None = None) -> None:
         super().__init__(message, status=status, code=code)
         self.retry_after = retry_after
+
+
+#: ``code`` of a :class:`RateLimitedError` for a call that was not made because our own tracked budget is spent
+#: (no request left the process; nothing was throttled remotely).
+BUDGET_SPENT = "BudgetSpent"
 
 
 class AuthError(RemoteError):

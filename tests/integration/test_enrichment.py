@@ -203,3 +203,21 @@ async def test_a_query_by_incident_names_needs_no_alert_calls(harness: Harness) 
     assert signin["Evidence 1"].splitlines()[0] == (
         "Alert name: Multiple failed sign-in attempts followed by a successful sign-in")
     assert "Evidence 2" in signin  # this incident has two alerts
+
+
+async def test_a_spent_enrichment_budget_is_one_summary_line_per_poll_not_one_per_call(harness: Harness) -> None:
+    from structlog.testing import capture_logs
+
+    from sentinel_signl4.clients.sentinel_budget import reset_sentinel_budgets
+
+    reset_sentinel_budgets()
+    alerts, entities = counters(harness)
+    runtime = await harness.runtime(overrides={"limits": {"enrichment_calls": 2, "window": "1h"}})
+    with capture_logs() as logs:
+        report = await runtime.connectors["contoso"].runtime.run_once(datetime.now(UTC))
+    reset_sentinel_budgets()
+    assert len(report.enqueued) > 1  # more incidents than the budget has calls: every one still pages
+    assert alerts.fired + entities.fired == 2  # only what the budget allowed left the process
+    spent = [e for e in logs if e["event"] == "enrichment_budget_spent"]
+    assert len(spent) == 1 and spent[0]["calls_not_made"] == 2 * len(report.enqueued) - 2, spent
+    assert not [e for e in logs if e["event"] == "enrichment_failed"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sentinel_signl4.clients.ratelimit import SlidingWindowLimiter
-from sentinel_signl4.errors import RateLimitedError
+from sentinel_signl4.errors import BUDGET_SPENT, RateLimitedError
 
 __all__ = ["SentinelBudget", "SentinelLimits", "reset_sentinel_budgets", "sentinel_budget_for"]
 
@@ -58,7 +58,7 @@ class SentinelBudget:
         if wait > 0:
             raise RateLimitedError(f"sentinel: {what} budget spent ({self.limits.enrichment_calls} per "
                                    f"{self.limits.window:g} s); not sent", retry_after=wait, status=None,
-                                   code="BudgetSpent")
+                                   code=BUDGET_SPENT)
         self.enrichment.take()
 
 

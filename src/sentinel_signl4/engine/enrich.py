@@ -29,7 +29,14 @@ import structlog
 from sentinel_signl4.domain.incident import Incident
 from sentinel_signl4.domain.kql import LogRows, kql_string
 from sentinel_signl4.domain.render import Enrichment
-from sentinel_signl4.errors import AuthError, NotFoundError, PermanentError, RateLimitedError, RemoteError
+from sentinel_signl4.errors import (
+    BUDGET_SPENT,
+    AuthError,
+    NotFoundError,
+    PermanentError,
+    RateLimitedError,
+    RemoteError,
+)
 
 __all__ = [
     "CORRELATION_COLUMNS",
@@ -99,6 +106,8 @@ class EnrichmentReport:
     queries: int = 0
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: Alerts/entities calls not made because the workspace's tracked budget was spent (logged once per poll).
+    budget_spent: int = 0
 
     @property
     def remote_calls(self) -> int:
@@ -198,6 +207,9 @@ class SentinelEnricher:
         if query_task is not None:
             await self._collect_rows(query_task, incidents, evidence, deadline, report)
         report.seconds = self._monotonic() - started
+        if report.budget_spent:
+            log.warning("enrichment_budget_spent", connector=self.connector, calls_not_made=report.budget_spent,
+                        reason="the workspace's alerts/entities budget is spent; those Signls go out without it")
         log.info("enrichment_done", connector=self.connector, incidents=len(incidents),
                  alert_calls=report.alert_calls, entity_calls=report.entity_calls, queries=report.queries,
                  failures=len(report.failures), seconds=round(report.seconds, 3))
@@ -302,6 +314,9 @@ class SentinelEnricher:
         reason = _reason(error)
         target.notes.append(f"{what} unavailable: {reason}")
         report.failures.append(f"{what} of {incident.number}: {reason}")
+        if isinstance(error, RateLimitedError) and error.code == BUDGET_SPENT:
+            report.budget_spent += 1  # expected in a burst: one summary line per poll, not one per call
+            return
         log.warning("enrichment_failed", connector=self.connector, incident=incident.number, what=what,
                     reason=reason, error=str(error) if isinstance(error, RemoteError) else type(error).__name__)
 
