@@ -28,3 +28,18 @@ def test_readme_gives_the_two_fresh_machine_commands() -> None:
     text = README.read_text(encoding="utf-8")
     assert "python3 dev.py demo" in text and "python3 dev.py test" in text
     assert "python3 dev.py test" in (README.parent / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_every_test_the_guarantees_table_names_exists() -> None:
+    """A guarantee whose test was renamed or deleted would otherwise go on being promised by name."""
+    text = README.read_text(encoding="utf-8")
+    table = text[text.index("## Guarantees"):text.index("## Configuration reference")]
+    tests_dir = README.parent / "tests"
+    sources = [path.read_text(encoding="utf-8") for path in tests_dir.rglob("*.py")]
+    defined = {name for source in sources for name in re.findall(r"def (test_\w+)", source)}
+    named = set(re.findall(r"`(test_\w+)(?:\[[^\]]*\])?`", table))
+    assert named, "the Guarantees table names no test"
+    assert sorted(named - defined) == []
+    files = {Path(f).name for f in re.findall(r"`((?:tests/)?[\w/]*test_\w+\.py)`", table)}
+    present = {path.name for path in tests_dir.rglob("test_*.py")}
+    assert sorted(files - present) == []
