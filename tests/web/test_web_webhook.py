@@ -70,7 +70,8 @@ async def test_the_same_id_for_another_connector_is_a_different_event(client: ht
     assert (await client.post(alpha_path(), json=event(event_id="same-event-id"))).status_code == 202
     both = await client.post(webhook_path("bravo", BRAVO_TOKEN), json=event(event_id="same-event-id"))
     assert both.status_code == 202
-    assert [(r.connector, r.event_id) for r in inbox_rows(db_path)] == [("alpha", "same-event-id"), ("bravo", "same-event-id")]
+    assert [(r.connector, r.event_id) for r in inbox_rows(db_path)] == [("alpha", "same-event-id"),
+                                                                        ("bravo", "same-event-id")]
 
 
 async def test_integer_id_is_stored_as_its_decimal_string(client: httpx.AsyncClient, db_path: Path) -> None:
