@@ -95,20 +95,14 @@ class ConnectorRuntime:
                                       ("paced", report.paced)):
             for kind, count in counter.items():
                 self.metrics.actions.labels(self.name, kind.value, outcome_name).inc(count)
-        config_error = self.outbox.last_config_error
-        self.outbox.last_config_error = None
-        if config_error is not None:
-            outcome.config_errors["send"] = f"{type(config_error).__name__}: {config_error.message}"
+        refusals = self.outbox.take_refusals()
+        for origin, refusal in refusals.items():
+            outcome.config_errors[origin] = f"{type(refusal).__name__}: {refusal.message}"
         if report.done[ActionKind.RAISE_SIGNL]:
             outcome.recovered.add("send")
-        refusal = self.outbox.last_write_refusal
-        self.outbox.last_write_refusal = None
-        if refusal is not None:
-            outcome.config_errors["write"] = f"{type(refusal).__name__}: {refusal.message}"
         if any(count for kind, count in report.done.items() if kind is not ActionKind.RAISE_SIGNL):
             outcome.recovered.add("write")  # a write went through: the rights are there (again)
-        outcome.failed_actions = sum(report.retried.values()) + sum(report.dead.values()) - (
-            1 if config_error is not None else 0) - (1 if refusal is not None else 0)
+        outcome.failed_actions = sum(report.retried.values()) + sum(report.dead.values()) - len(refusals)
         try:
             counts = await self.store.count_actions(self.name)
             figures = await self.store.outbox_health(self.name)

@@ -80,9 +80,9 @@ class OutboxWorker:
         self.max_attempts = max_attempts
         self.concurrency = concurrency
         self.batch = batch
-        self.last_config_error: RemoteError | None = None
-        #: The last write to the incident source refused for lack of rights (401/403) since it was last read.
-        self.last_write_refusal: RemoteError | None = None
+        #: Refusals no retry can fix, by origin, since the connector last took them: ``send`` (SIGNL4 refused our
+        #: credentials or team secret for a raise), ``write`` (the incident source refused a write for lack of rights).
+        self.refusals: dict[str, RemoteError] = {}
 
     async def drain(self, now: datetime, report: PollReport, *, max_passes: int = 5,
                     stop: asyncio.Event | None = None) -> None:
@@ -156,7 +156,7 @@ class OutboxWorker:
             await self.store.mark_dead(row.key, now, f"no handler for action kind {row.kind!r}", fence=fence)
             report.dead[row.kind] += 1
             return False
-        if self.last_config_error is not None and row.kind is ActionKind.RAISE_SIGNL:
+        if "send" in self.refusals and row.kind is ActionKind.RAISE_SIGNL:
             # SIGNL4 just refused our credentials: the other sends of this pass would fail the same way (and count
             # against SIGNL4's low budget for bad requests). They stay queued for the next cycle.
             return False
@@ -201,13 +201,18 @@ class OutboxWorker:
             report.reconciled_sends += 1
         return True
 
+    def take_refusals(self) -> dict[str, RemoteError]:
+        """The refusals recorded since the last call (the connector folds them into its health), and forget them."""
+        taken, self.refusals = self.refusals, {}
+        return taken
+
     async def _failed(self, row: OutboxAction, now: datetime, exc: RemoteError, report: PollReport) -> None:
         error = f"{type(exc).__name__}: {exc.message}"
         if isinstance(exc, AuthError | NotFoundError) and row.kind is ActionKind.RAISE_SIGNL:
-            self.last_config_error = exc
+            self.refusals["send"] = exc
         elif isinstance(exc, AuthError) and not exc.retryable:
             # A missing role on a write (tag, owner, status, comment): no retry fixes it, an operator must.
-            self.last_write_refusal = exc
+            self.refusals["write"] = exc
         # A conflict that outlasted the handler's re-reads (other writers busy on the incident) is transient too.
         if exc.retryable or isinstance(exc, AuthError | NotFoundError | ConflictError):
             if row.attempts >= self.max_attempts:
