@@ -9,7 +9,6 @@ the configured level. Every value printed passes the redactor of the configurati
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -23,12 +22,12 @@ from sentinel_signl4.config import Config, ConfigError, load_config
 from sentinel_signl4.domain.enums import ActionState
 from sentinel_signl4.domain.spans import span_text
 from sentinel_signl4.operator_actions import audit as operator_audit
+from sentinel_signl4.operator_actions import os_user, why_not
 from sentinel_signl4.operator_actions import outcome as action_outcome
-from sentinel_signl4.operator_actions import why_not
 from sentinel_signl4.redact import Redactor
 from sentinel_signl4.store import OutboxAction, StateStore
 
-__all__ = ["outbox_app"]
+__all__ = ["CliSession", "outbox_app"]
 
 outbox_app = typer.Typer(help="Inspect the outbox; retry or discard pages that could not be sent.",
                          no_args_is_help=True)
@@ -51,7 +50,7 @@ def _no_schema(exc: BaseException) -> bool:
     return "no such table" in text or ("relation" in text and "does not exist" in text)
 
 
-class _Session:
+class CliSession:
     """What every subcommand needs: the configuration, its redactor and a way to run against the store."""
 
     def __init__(self, path: Path) -> None:
@@ -91,7 +90,7 @@ class _Session:
 
     def audit(self, action: str, *, keys: Sequence[str], outcome: str, reason: str = "",
               **details: Any) -> None:
-        operator_audit(redactor=self.redactor, fmt=self.config.logging.format, actor=_actor(), action=action,
+        operator_audit(redactor=self.redactor, fmt=self.config.logging.format, actor=os_user(), action=action,
                        keys=list(keys), reason=reason, outcome=outcome, **details)
 
     def check_connector(self, connector: str | None) -> None:
@@ -112,7 +111,7 @@ def list_rows(
     as_json: JsonOption = False,
 ) -> None:
     """List outbox rows: key, connector, kind, incident number, state, attempts, age and last error."""
-    session = _Session(config)
+    session = CliSession(config)
 
     async def read(store: StateStore) -> tuple[list[OutboxAction], dict[str, int]]:
         rows = await store.get_actions_by_state([state] if state else None, connector=connector, limit=limit)
@@ -141,7 +140,7 @@ def list_rows(
 def show(config: ConfigOption, key: Annotated[str, typer.Argument(help="The outbox key.")],
          as_json: JsonOption = False) -> None:
     """Show one outbox row whole: payload, result, last error."""
-    session = _Session(config)
+    session = CliSession(config)
 
     async def read(store: StateStore) -> tuple[OutboxAction | None, dict[str, int]]:
         row = await store.get_action(key)
@@ -178,7 +177,7 @@ def retry(
     A send whose outcome was unknown stays in doubt: it is looked up in SIGNL4 before it is repeated. Rows that
     are not dead (done, pending, in flight, discarded) are refused.
     """
-    session = _Session(config)
+    session = CliSession(config)
     _one_selection(session, keys, all_dead)
     session.check_connector(connector)
     now = datetime.now(UTC)
@@ -226,7 +225,7 @@ def discard(
     A discarded row is final: it is never sent, and no longer counts as a dead letter. Its key stays, so the
     incident is not queued again by a later poll.
     """
-    session = _Session(config)
+    session = CliSession(config)
     _one_selection(session, keys, all_dead)
     if not reason.strip():
         session.echo("discard needs --reason TEXT (it is kept with the rows and in the audit log).", err=True)
@@ -234,7 +233,7 @@ def discard(
     if all_dead and connector is None:
         session.echo("discard --all-dead needs --connector NAME.", err=True)
         raise typer.Exit(2)
-    actor = _actor()
+    actor = os_user()
     now = datetime.now(UTC)
 
     async def act(store: StateStore) -> tuple[list[str], dict[str, str]]:
@@ -257,22 +256,15 @@ def discard(
 
 # -- helpers --------------------------------------------------------------------------------------------------------
 
-def _one_selection(session: _Session, keys: Sequence[str] | None, all_dead: bool) -> None:
+def _one_selection(session: CliSession, keys: Sequence[str] | None, all_dead: bool) -> None:
     if bool(keys) == all_dead:
         session.echo("Name the rows: give KEY… or --all-dead (not both).", err=True)
         raise typer.Exit(2)
 
 
-def _report(session: _Session, refused: Mapping[str, str]) -> None:
+def _report(session: CliSession, refused: Mapping[str, str]) -> None:
     for key, why in refused.items():
         session.echo(f"  {key}: {why}", err=True)
-
-
-def _actor() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no user name for this uid (containers)
-        return "unknown"
 
 
 async def _incident_numbers(store: StateStore, rows: Sequence[OutboxAction]) -> dict[str, int]:

@@ -14,7 +14,8 @@ from typing import Annotated
 
 import typer
 
-from sentinel_signl4.cli_outbox import _actor, _Session
+from sentinel_signl4.cli_outbox import CliSession
+from sentinel_signl4.operator_actions import os_user
 from sentinel_signl4.pause_ops import PauseError, clear_pause, new_pause, parse_until
 from sentinel_signl4.store import StateStore
 from sentinel_signl4.store.pauses import ALL_CONNECTORS, Pause
@@ -42,7 +43,7 @@ def add(
     as_json: Annotated[bool, typer.Option("--json", help="Print the pause as JSON.")] = False,
 ) -> None:
     """Pause paging now, until a time or for a duration."""
-    session = _Session(config)
+    session = CliSession(config)
     if (connector is None) == (not all_connectors):
         session.echo("Name the connector (--connector NAME) or give --all.", err=True)
         raise typer.Exit(2)
@@ -50,7 +51,7 @@ def add(
     try:
         ends = parse_until(now, until=until, duration=duration)
         pause = new_pause(session.config, connector=connector or ALL_CONNECTORS, severities=severity or [],
-                          ends_at=ends, mode=mode, reason=reason, by=_actor(), now=now)
+                          ends_at=ends, mode=mode, reason=reason, by=os_user(), now=now)
     except PauseError as exc:
         session.echo(f"Cannot pause: {exc}.", err=True)
         raise typer.Exit(2) from None
@@ -68,7 +69,7 @@ def add(
 def list_pauses(config: ConfigOption,
                 as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Pauses in force or still to come."""
-    session = _Session(config)
+    session = CliSession(config)
     now = datetime.now(UTC)
 
     async def read(store: StateStore) -> list[Pause]:
@@ -87,11 +88,11 @@ def list_pauses(config: ConfigOption,
 def clear(config: ConfigOption, pause_id: Annotated[str, typer.Argument(help="The pause id, as `pause list` shows.")],
           ) -> None:
     """End a pause now; pages it held are sent in the connector's next cycle."""
-    session = _Session(config)
+    session = CliSession(config)
     now = datetime.now(UTC)
 
     async def act(store: StateStore) -> tuple[Pause | None, list[str]]:
-        return await clear_pause(store, session.config, pause_id, now=now, by=_actor())
+        return await clear_pause(store, session.config, pause_id, now=now, by=os_user())
 
     cleared, released = session.run(act)
     session.audit("unpause", keys=[pause_id], outcome="ok" if cleared else "nothing_to_do", released=released)

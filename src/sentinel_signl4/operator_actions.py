@@ -3,6 +3,7 @@ was refused, the outcome word of the audit event, and the audit logger itself (e
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
@@ -11,7 +12,7 @@ from sentinel_signl4.logs import standalone_logger
 from sentinel_signl4.redact import Redactor
 from sentinel_signl4.store import StateStore
 
-__all__ = ["audit", "outcome", "why_not"]
+__all__ = ["audit", "os_user", "outcome", "why_not"]
 
 
 async def why_not(store: StateStore, key: str, connector: str | None, verb: str) -> str:
@@ -36,6 +37,14 @@ def outcome(changed: Sequence[str], refused: Mapping[str, str]) -> str:
     if refused:
         return "partial" if changed else "refused"
     return "ok" if changed else "nothing_to_do"
+
+
+def os_user() -> str:
+    """The operating-system user running a command: the actor of its audit events."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name for this uid (containers)
+        return "unknown"
 
 
 def audit(*, redactor: Redactor, fmt: str, actor: str, action: str, stream: TextIO | None = None,
