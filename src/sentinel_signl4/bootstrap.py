@@ -23,8 +23,8 @@ from sentinel_signl4.clients.signl4 import Signl4Client
 from sentinel_signl4.config import Config, ConnectorConfig, CredentialConfig, SyncConfig
 from sentinel_signl4.config.sentinel_limits import SentinelLimitsConfig
 from sentinel_signl4.domain import IncidentFilter
-from sentinel_signl4.domain.presentation import PresentationOptions
 from sentinel_signl4.domain.render import RenderContext
+from sentinel_signl4.domain.signl_options import PresentationOptions
 from sentinel_signl4.domain.sync import ClassificationChoice
 from sentinel_signl4.engine.connector import ConnectorRuntime
 from sentinel_signl4.engine.credential_expiry import CredentialExpiry, credential_expiry

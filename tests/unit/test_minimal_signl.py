@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sentinel_signl4.domain import SignlRequest
 from sentinel_signl4.domain.enums import SignlStatus
-from sentinel_signl4.domain.render import minimal_signl, payload_size
+from sentinel_signl4.domain.minimal_signl import minimal_signl
+from sentinel_signl4.domain.render import payload_size
 
 AZURE = "https://portal.azure.com/#asset/Microsoft_Azure_Security_Insights/Incident/x"
 DEFENDER = "https://security.microsoft.com/incidents/42?tid=t"

@@ -10,7 +10,7 @@ import pytest
 from sentinel_signl4.config import ConfigError, parse_config
 from sentinel_signl4.config.signl_content import DEFAULT_QUERY, EnrichmentConfig, PresentationConfig
 from sentinel_signl4.domain import Severity
-from sentinel_signl4.domain.presentation import ServiceSource
+from sentinel_signl4.domain.signl_options import ServiceSource
 from sentinel_signl4.domain.templates import TemplateProblem, compile_templates
 
 BASE = """

@@ -11,7 +11,6 @@ from render_cases import alert, entity, incident, many_entities, oversize, unico
 
 from sentinel_signl4.domain import Severity
 from sentinel_signl4.domain.phone_view import format_phone_view
-from sentinel_signl4.domain.presentation import Limits, ServiceSource
 from sentinel_signl4.domain.render import (
     CORE_TILES,
     Enrichment,
@@ -20,6 +19,7 @@ from sentinel_signl4.domain.render import (
     render_signl,
     template_variables,
 )
+from sentinel_signl4.domain.signl_options import Limits, ServiceSource
 from sentinel_signl4.domain.templates import SAMPLE_VARIABLES, compile_templates
 from spec_validation import sentinel_errors
 

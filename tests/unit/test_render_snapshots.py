@@ -17,9 +17,9 @@ from render_cases import incident, many_entities, oversize, unicode_incident
 
 from sentinel_signl4.domain import Severity
 from sentinel_signl4.domain.phone_view import format_phone_view
-from sentinel_signl4.domain.presentation import Limits, PresentationOptions, ServiceSource
 from sentinel_signl4.domain.render import Enrichment, RenderContext, payload_size, render_signl
 from sentinel_signl4.domain.signl import SignlRequest
+from sentinel_signl4.domain.signl_options import Limits, PresentationOptions, ServiceSource
 from sentinel_signl4.domain.templates import compile_templates
 
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"

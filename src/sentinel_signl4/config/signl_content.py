@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sentinel_signl4.config.durations import PositiveDuration, within
 from sentinel_signl4.domain.entities import ENTITY_KINDS
 from sentinel_signl4.domain.enums import Severity
-from sentinel_signl4.domain.presentation import (
+from sentinel_signl4.domain.signl_options import (
     DEFAULT_DEFENDER_PORTAL,
     Limits,
     PresentationOptions,

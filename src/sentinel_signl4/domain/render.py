@@ -5,7 +5,7 @@ the parameters (SIGNL4 shows each as a tile) carry severity, status, customer, p
 entities grouped by kind, the top Log Analytics rows and links to both portals. Users may replace the title and
 message and add or replace tiles with sandboxed templates (:mod:`sentinel_signl4.domain.templates`).
 
-Limits are hard: each field has its own (:class:`~sentinel_signl4.domain.presentation.Limits`), and the whole
+Limits are hard: each field has its own (:class:`~sentinel_signl4.domain.signl_options.Limits`), and the whole
 JSON body must fit ``limits.payload``. When it does not, :func:`render_signl` gives up detail in a fixed order —
 fewer Log Analytics rows, fewer entities per kind, fewer alert lines, a shorter message, then whole tiles of
 least value — so the same incident always renders the same way, and what was cut is said ("… and 12 more
@@ -21,35 +21,29 @@ from typing import Any
 
 from sentinel_signl4.domain.entities import EntityGroup, entities_from_security_alert, group_entities
 from sentinel_signl4.domain.enums import SignlStatus
-from sentinel_signl4.domain.incident import Incident
-from sentinel_signl4.domain.presentation import (
+from sentinel_signl4.domain.evidence import (
     AlertSummary,
-    Limits,
-    PresentationOptions,
-    ServiceSource,
     alert_lines,
-    bounded_join,
-    clean_text,
-    clip,
     defender_link,
     entity_tile,
     format_row,
     readable_tactics,
     summarise_alerts,
 )
+from sentinel_signl4.domain.incident import Incident
 from sentinel_signl4.domain.products import friendly_product, friendly_products
 from sentinel_signl4.domain.signl import SignlRequest, external_id_for
+from sentinel_signl4.domain.signl_options import Limits, PresentationOptions, ServiceSource
 from sentinel_signl4.domain.templates import TemplateProblem, render_template
+from sentinel_signl4.domain.text_fit import bounded_join, clean_text, clip
 
 __all__ = [
     "CORE_TILES",
     "Enrichment",
     "RenderContext",
-    "minimal_signl",
     "payload_size",
     "render_signl",
     "template_variables",
-    "truncate",
 ]
 
 #: Tiles that survive any payload squeeze: what the responder must see to decide, and where to act.
@@ -86,11 +80,6 @@ class RenderContext:
     service: str = ""
     generation: int = 1
     presentation: PresentationOptions = field(default_factory=PresentationOptions)
-
-
-def truncate(text: str, limit: int) -> str:
-    """Cut ``text`` to at most ``limit`` characters, marking the cut with an ellipsis."""
-    return clip(text, limit)
 
 
 # -- facts: everything the renderings are made of, computed once ----------------------------------------------------
@@ -334,54 +323,6 @@ def render_signl(incident: Incident, ctx: RenderContext, enrichment: Enrichment 
         if payload_size(request) <= limits.payload:
             return request
     return request  # the smallest rendering: only a tiny budget (below what config allows) gets here
-
-
-# The minimal Signl's bounds: far below anything SIGNL4 is known to take, whatever made it reject the rich one.
-_MINIMAL_TITLE = 200
-_MINIMAL_LINK = 1000
-_LINK_TILES = ("Azure portal", "Defender portal")
-
-
-def minimal_signl(rich: SignlRequest, *, rejected_status: int, incident_number: int | None = None,
-                  severity: str | None = None, link: str | None = None) -> SignlRequest:
-    """The Signl to send when SIGNL4 rejected ``rich`` (HTTP 400 or 413): only what a responder needs to act.
-
-    Same ExternalID, status, service, alerting scenario and source system as ``rich`` (so acknowledgements and
-    resolves still correlate); the title, the severity, the incident number, the portal link and a line saying that
-    SIGNL4 rejected the details, with the status code. Nothing else of ``rich`` is copied: any other field may be
-    what SIGNL4 refused. ``severity`` and ``link`` default to the rich Signl's own tiles (rows queued by an older
-    version carry only the rich request).
-    """
-    params = dict(rich.parameters)
-    title = " ".join(clean_text(rich.title).split())
-    number = incident_number if incident_number is not None else _leading_number(title)
-    tiles: dict[str, str] = {}
-    severity = clean_text(severity if severity is not None else params.get("Severity", ""))
-    if severity:
-        tiles["Severity"] = clip(severity, 50)
-    if number is not None:
-        tiles["Incident number"] = str(number)
-    links = [link] if link else [params[name] for name in _LINK_TILES if params.get(name)]
-    for url in links:
-        # A clipped URL would not open: a link too long to send is left out (the incident number remains).
-        if url.startswith("https://") and len(url) <= _MINIMAL_LINK:
-            tiles[_link_tile(url)] = url
-    if not title:
-        title = f"{number} | Microsoft Sentinel incident" if number is not None else "Microsoft Sentinel incident"
-    message = (f"SIGNL4 rejected the incident details (HTTP {rejected_status}), so this Signl is shortened. "
-               "Open the incident in the portal for the details.")
-    return SignlRequest(external_id=rich.external_id, status=rich.status, title=clip(title, _MINIMAL_TITLE),
-                        message=message, parameters=tiles, service=rich.service,
-                        alerting_scenario=rich.alerting_scenario, source_system=rich.source_system)
-
-
-def _link_tile(url: str) -> str:
-    return "Defender portal" if "security.microsoft.com" in url.split("/", 3)[2].casefold() else "Azure portal"
-
-
-def _leading_number(title: str) -> int | None:
-    head = title.split(" | ", 1)[0]
-    return int(head) if head.isdigit() else None
 
 
 def _try_render(template: Any, variables: Mapping[str, Any], key: str, failed: list[str]) -> str | None:

@@ -108,7 +108,7 @@ def render_template(template: Template, variables: Mapping[str, Any]) -> str:
         raise TemplateProblem("", f"{type(exc).__name__}: {exc}") from None
 
 
-#: A realistic incident in the shape :func:`sentinel_signl4.domain.presentation.template_variables` produces.
+#: A realistic incident in the shape :func:`sentinel_signl4.domain.render.template_variables` produces.
 #: Every variable a template may use is present here, so a template that renders against it only fails at run
 #: time on data-dependent lookups (an empty list indexed, say).
 SAMPLE_VARIABLES: Mapping[str, Any] = {

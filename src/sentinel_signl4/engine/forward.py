@@ -16,7 +16,8 @@ from sentinel_signl4.domain import (
     skip_reason,
 )
 from sentinel_signl4.domain.actions import RaiseSignl, TagIncident
-from sentinel_signl4.domain.render import RenderContext, minimal_signl, render_signl
+from sentinel_signl4.domain.minimal_signl import minimal_signl
+from sentinel_signl4.domain.render import RenderContext, render_signl
 from sentinel_signl4.engine.keys import raise_key, tag_key
 from sentinel_signl4.engine.outbox import Done, payload
 from sentinel_signl4.engine.pausing import covering, enqueue_time, paused_action

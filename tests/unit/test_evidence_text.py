@@ -8,10 +8,8 @@ import pytest
 
 from sentinel_signl4.domain import Incident, IncidentStatus, Severity
 from sentinel_signl4.domain.entities import entities_from_security_alert, entity_value, group_entities
-from sentinel_signl4.domain.presentation import (
+from sentinel_signl4.domain.evidence import (
     alert_lines,
-    clean_text,
-    clip,
     defender_link,
     entity_tile,
     format_cell,
@@ -21,6 +19,7 @@ from sentinel_signl4.domain.presentation import (
     summarise_alerts,
 )
 from sentinel_signl4.domain.products import friendly_product, friendly_products
+from sentinel_signl4.domain.text_fit import clean_text, clip
 
 T0 = datetime(2026, 5, 4, 3, 12, tzinfo=UTC)
 

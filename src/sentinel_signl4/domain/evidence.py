@@ -1,41 +1,25 @@
-"""Building blocks of a Signl that reads well on a phone: clean text, bounded lists, readable evidence. Pure.
-
-:mod:`sentinel_signl4.domain.render` composes these into a :class:`~sentinel_signl4.domain.signl.SignlRequest`;
-everything here is a small function of its arguments, so each rule (how a tactic is spelled, how a row becomes
-lines, where a list is cut) is tested on its own.
-
-Text from the outside world is cleaned before it reaches a phone: control characters go, line ends are unified,
-and bidirectional override characters are removed so that a file called ``invoice\u202efdp.exe`` is shown as
-it really is (an ``.exe``), not as the ``…exe.pdf`` its author wanted a responder to see.
+"""Incident evidence as lines a responder reads on a phone: MITRE tactics, alerts, entities, Log Analytics rows and
+portal links. Pure; each rule (how a tactic is spelled, how a row becomes lines, where a list is cut) is a small
+function of its arguments, tested on its own. :mod:`sentinel_signl4.domain.render` places the results in a Signl.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sentinel_signl4.domain.entities import EntityGroup
-from sentinel_signl4.domain.enums import Severity
 from sentinel_signl4.domain.incident import Incident
 from sentinel_signl4.domain.products import friendly_product
-from sentinel_signl4.domain.templates import CompiledTemplates
+from sentinel_signl4.domain.text_fit import bounded_join, clean_text, clip
 
 __all__ = [
-    "DEFAULT_DEFENDER_PORTAL",
     "AlertSummary",
-    "Limits",
-    "PresentationOptions",
-    "ServiceSource",
     "alert_lines",
-    "bounded_join",
-    "clean_text",
-    "clip",
     "defender_link",
     "entity_tile",
     "format_cell",
@@ -45,98 +29,6 @@ __all__ = [
     "readable_tactics",
     "summarise_alerts",
 ]
-
-DEFAULT_DEFENDER_PORTAL = "https://security.microsoft.com"
-ELLIPSIS = "…"
-
-
-class ServiceSource(StrEnum):
-    """Where ``X-S4-Service`` (the SIGNL4 category) comes from."""
-
-    FIXED = "fixed"        # the connector's configured value (signl4.service)
-    PRODUCT = "product"    # the friendly name of the incident's first product
-    CUSTOMER = "customer"  # the connector's display name (MSSP: one category per customer)
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Hard size limits, in characters, except ``payload`` (bytes of the UTF-8 JSON body)."""
-
-    title: int = 200
-    message: int = 2000
-    tile: int = 500
-    entities_per_kind: int = 5
-    entity_chars: int = 120
-    rows: int = 3
-    alerts_in_message: int = 5
-    payload: int = 8000
-
-    def __post_init__(self) -> None:
-        for name in ("title", "message", "tile", "entity_chars", "payload"):
-            if getattr(self, name) < 16:
-                raise ValueError(f"limit {name} must be at least 16")
-        for name in ("entities_per_kind", "rows", "alerts_in_message"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"limit {name} must not be negative")
-
-
-@dataclass(frozen=True, slots=True)
-class PresentationOptions:
-    """How a connector presents incidents. Built from ``PresentationConfig`` by the composition root."""
-
-    product_names: Mapping[str, str] = field(default_factory=dict)
-    service_from: ServiceSource = ServiceSource.FIXED
-    alerting_scenarios: Mapping[Severity, str] = field(default_factory=dict)
-    hidden_entity_kinds: tuple[str, ...] = ()
-    row_columns: tuple[str, ...] = ()
-    defender_portal: str = DEFAULT_DEFENDER_PORTAL
-    tenant_id: str = ""
-    limits: Limits = field(default_factory=Limits)
-    templates: CompiledTemplates = field(default_factory=CompiledTemplates)
-
-
-# -- text -----------------------------------------------------------------------------------------------------------
-
-# C0/C1 controls except tab and newline, and the bidi embedding/override/isolate characters (spoofing).
-_UNWANTED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_BLANK_LINES = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
-_TRAILING_SPACE = re.compile(r"[ \t]+\n")
-
-
-def clean_text(value: object) -> str:
-    """Text safe and tidy for a phone: NFC, no control or bidi-override characters, ``\\n`` line ends, at most
-    one blank line in a row, no surrounding blanks. ``None`` becomes ``""``."""
-    if value is None:
-        return ""
-    text = unicodedata.normalize("NFC", str(value)).replace("\r\n", "\n").replace("\r", "\n")
-    text = _UNWANTED.sub("", text)
-    text = _TRAILING_SPACE.sub("\n", text)
-    return _BLANK_LINES.sub("\n\n", text).strip()
-
-
-def _dangling(char: str) -> bool:
-    # A cut must not leave a combining mark, joiner or variation selector without what follows it.
-    return unicodedata.combining(char) > 0 or char in "\u200d\ufe0e\ufe0f" or unicodedata.category(char) == "Cs"
-
-
-def clip(text: str, limit: int) -> str:
-    """``text`` if it fits in ``limit`` characters, else its start plus ``…`` (exactly ``limit`` at most).
-
-    Deterministic; never ends on a dangling combining character, and prefers to cut at a word boundary when one
-    is near (within the last fifth), so "Suspicious PowerShell comm…" reads as "Suspicious PowerShell…".
-    """
-    if limit <= 0:
-        return ""
-    if len(text) <= limit:
-        return text
-    cut = text[: max(0, limit - 1)]
-    space = max(cut.rfind(" "), cut.rfind("\n"))
-    if space >= len(cut) * 4 // 5:
-        cut = cut[:space]
-    cut = cut.rstrip()
-    while cut and (_dangling(cut[-1]) or unicodedata.combining(text[len(cut)]) > 0):
-        cut = cut[:-1]
-    return cut + ELLIPSIS
 
 
 # -- MITRE tactics --------------------------------------------------------------------------------------------------
@@ -251,31 +143,6 @@ def alert_lines(summaries: Sequence[AlertSummary], limit: int) -> list[str]:
 
 
 # -- entities -------------------------------------------------------------------------------------------------------
-
-def bounded_join(values: Sequence[str], *, separator: str, limit: int, noun: Callable[[int], str],
-                 max_items: int | None = None) -> str:
-    """Whole ``values`` joined while they fit in ``limit`` characters (and ``max_items``), then a line that says
-    what was left out ("… and 12 more hosts"). Only a first value that alone does not fit is clipped.
-
-    The count of what is left out is never itself cut off: it is what tells a responder the list is incomplete.
-    """
-    shown: list[str] = []
-    for index, value in enumerate(values):
-        if max_items is not None and len(shown) >= max(1, max_items):
-            break
-        after = len(values) - index - 1
-        tail = f"{separator}… and {after} more {noun(after)}" if after else ""
-        if len(separator.join([*shown, value])) + len(tail) > limit:
-            if not shown:
-                shown.append(clip(value, max(1, limit - len(tail))))
-            break
-        shown.append(value)
-    rest = len(values) - len(shown)
-    text = separator.join(shown)
-    if rest:
-        text += f"{separator if shown else ''}… and {rest} more {noun(rest)}"
-    return text
-
 
 def entity_tile(group: EntityGroup, max_items: int, max_chars: int, max_total: int = 500) -> str:
     """One value per line (each clipped to ``max_chars``), at most ``max_items`` and ``max_total`` characters,
