@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -11,7 +12,7 @@ from typer.testing import CliRunner
 from sentinel_signl4.cli import app
 from sentinel_signl4.config import ConfigError, ConsoleConfig, parse_config
 from sentinel_signl4.domain.enums import ActionState
-from sentinel_signl4.web.console_auth import ConsoleAuth, hash_password, verify_password
+from sentinel_signl4.web.console_auth import ConsoleAuth, LoginThrottled, hash_password, verify_password
 from store_fixtures import make_action
 from web_world import (
     ADMIN,
@@ -169,7 +170,7 @@ async def test_sign_out_ends_the_session(browser: httpx.AsyncClient, harness: Ha
 async def test_sessions_expire(harness: Harness) -> None:
     now = [NOW]
     auth = ConsoleAuth(harness.config.console, lambda: now[0])
-    principal = auth.login(ADMIN, ADMIN_PASSWORD)
+    principal = await auth.login(ADMIN, ADMIN_PASSWORD)
     assert principal is not None and principal.session is not None
     assert auth.session(principal.session) == principal
     now[0] = NOW + harness.config.console.session_ttl
@@ -208,3 +209,68 @@ def test_a_plain_password_in_the_config_is_refused(harness: Harness) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(text, env={})
     assert "hash-password" in str(caught.value) and "hunter2" not in str(caught.value)
+
+
+async def wrong_sign_in(client: httpx.AsyncClient, name: str, password: str) -> httpx.Response:
+    form = await client.get("/login")
+    login_csrf = form.cookies.get("s4s_login") or client.cookies.get("s4s_login")
+    return await client.post("/login", data={"login_csrf": login_csrf, "username": name, "password": password})
+
+
+async def test_wrong_passwords_lock_the_name_even_for_the_right_password_and_are_audited(
+        console_app: object, audit_log: io.StringIO) -> None:
+    attacker = httpx.AsyncClient(transport=httpx.ASGITransport(app=console_app, client=("203.0.113.9", 4000)),
+                                 base_url="http://testserver")
+    async with attacker:
+        answers = [(await wrong_sign_in(attacker, ADMIN, f"guess-{i}")).status_code for i in range(5)]
+        assert answers == [401] * 5
+        locked = await wrong_sign_in(attacker, ADMIN, ADMIN_PASSWORD)
+        # Refused before the password is checked: the answer must not confirm a right guess.
+        assert locked.status_code == 429
+        assert 1 <= int(locked.headers["retry-after"]) <= 60
+        assert "s4s_console" not in attacker.cookies
+        assert "Too many failed sign-ins" in locked.text
+        # Basic auth is locked by the same count (the user name), so a script cannot guess around the form.
+        basic = await attacker.get("/status.json", auth=(ADMIN, ADMIN_PASSWORD))
+        assert basic.status_code == 429 and "retry-after" in basic.headers
+    # Another user from another address is not affected by someone guessing the admin's password.
+    reader = httpx.AsyncClient(transport=httpx.ASGITransport(app=console_app, client=("198.51.100.7", 4000)),
+                               base_url="http://testserver")
+    async with reader:
+        assert await sign_in(reader, READER, READER_PASSWORD)
+    outcomes = [(e["actor"], e["outcome"]) for e in audit_events(audit_log) if e["action"] == "login"]
+    assert outcomes == [(ADMIN, "refused")] * 5 + [(ADMIN, "throttled"), (READER, "ok")]
+
+
+async def test_guessing_many_names_from_one_address_locks_the_address(console_app: object) -> None:
+    attacker = httpx.AsyncClient(transport=httpx.ASGITransport(app=console_app, client=("203.0.113.9", 4000)),
+                                 base_url="http://testserver")
+    async with attacker:
+        for i in range(5):
+            assert (await wrong_sign_in(attacker, f"user{i}", "x")).status_code == 401
+        assert (await wrong_sign_in(attacker, READER, READER_PASSWORD)).status_code == 429
+
+
+async def test_the_lockout_ends_and_a_right_password_clears_the_count(harness: Harness) -> None:
+    now = [NOW]
+    auth = ConsoleAuth(harness.config.console, lambda: now[0])
+    for _ in range(5):
+        assert await auth.login(ADMIN, "wrong", "192.0.2.1") is None
+    with pytest.raises(LoginThrottled) as locked:
+        await auth.login(ADMIN, ADMIN_PASSWORD, "192.0.2.1")
+    assert locked.value.retry_after == 60
+    now[0] = NOW + timedelta(seconds=61)
+    assert await auth.login(ADMIN, ADMIN_PASSWORD, "192.0.2.1") is not None
+    assert len(auth.throttle) == 0
+    # Counting starts again from zero after a success.
+    for _ in range(4):
+        assert await auth.login(ADMIN, "wrong", "192.0.2.1") is None
+    assert await auth.login(ADMIN, ADMIN_PASSWORD, "192.0.2.1") is not None
+
+
+def test_login_throttle_settings_are_bounded() -> None:
+    with pytest.raises(ValueError, match="login_failures"):
+        ConsoleConfig.model_validate({"login_failures": 0})
+    with pytest.raises(ValueError, match="login_lockout"):
+        ConsoleConfig.model_validate({"login_lockout": "2h"})
+    assert ConsoleConfig.model_validate({"login_lockout": "30s"}).login_lockout == timedelta(seconds=30)

@@ -423,6 +423,11 @@ class ConsoleConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8081, ge=0, le=65535)
     session_ttl: Annotated[PositiveDuration, within(timedelta(minutes=1), timedelta(days=7))] = timedelta(hours=8)
+    # Wrong passwords in a row (per user name and per client address) before sign-ins are refused for
+    # ``login_lockout``; each further failure doubles the lockout, up to 15 minutes.
+    login_failures: int = Field(default=5, ge=1, le=100)
+    login_lockout: Annotated[PositiveDuration, within(timedelta(seconds=1), timedelta(minutes=15))] = timedelta(
+        minutes=1)
     users: tuple[ConsoleUser, ...] = ()
 
     @property

@@ -44,7 +44,14 @@ from sentinel_signl4.engine.preview import preview
 from sentinel_signl4.operator_actions import audit, outcome, why_not
 from sentinel_signl4.pause_ops import PauseError, clear_pause, new_pause, parse_until
 from sentinel_signl4.store.pauses import Pause
-from sentinel_signl4.web.console_auth import LOGIN_COOKIE, SESSION_COOKIE, ConsoleAuth, Principal, csrf_matches
+from sentinel_signl4.web.console_auth import (
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    ConsoleAuth,
+    LoginThrottled,
+    Principal,
+    csrf_matches,
+)
 from sentinel_signl4.web.console_views import collect_detail, collect_overview, select_rows
 from sentinel_signl4.web.context import WebContext, json_response
 from sentinel_signl4.web.dashboard import Dashboard
@@ -77,11 +84,17 @@ _ENV = jinja2.Environment(loader=jinja2.PackageLoader("sentinel_signl4.web", "te
                           undefined=jinja2.StrictUndefined)
 
 
+def _address(request: Request) -> str | None:
+    """The client's address as the listener saw it (the console is not meant to sit behind a proxy)."""
+    return request.client.host if request.client is not None else None
+
+
 class _Refused(Exception):
-    def __init__(self, status: int, text: str) -> None:
+    def __init__(self, status: int, text: str, retry_after: int | None = None) -> None:
         super().__init__(text)
         self.status = status
         self.text = text
+        self.retry_after = retry_after
 
 
 class Console:
@@ -119,7 +132,7 @@ class Console:
 
         async def endpoint(request: Request) -> Response:
             try:
-                principal = self._principal(request, changes_state)
+                principal = await self._principal(request, changes_state)
                 if principal is None:
                     if changes_state or request.url.path.endswith(".json"):
                         raise _Refused(401, "sign in first")
@@ -135,10 +148,13 @@ class Console:
 
         return endpoint
 
-    def _principal(self, request: Request, changes_state: bool) -> Principal | None:
+    async def _principal(self, request: Request, changes_state: bool) -> Principal | None:
         principal = self.auth.session(request.cookies.get(SESSION_COOKIE))
         if principal is None and not changes_state:
-            principal = self.auth.basic(request.headers.get("authorization"))
+            try:
+                principal = await self.auth.basic(request.headers.get("authorization"), _address(request))
+            except LoginThrottled as throttled:
+                raise _Refused(429, str(throttled), throttled.retry_after) from None
         return principal
 
     async def _checked_form(self, request: Request, principal: Principal) -> Mapping[str, str]:
@@ -158,12 +174,17 @@ class Console:
             raise _Refused(403, "cross-origin request refused")
 
     async def _refusal(self, request: Request, refused: _Refused) -> Response:
+        headers: dict[str, str] = {}
+        if refused.status == 401:
+            headers["WWW-Authenticate"] = 'Basic realm="sentinel-signl4 console"'
+        if refused.retry_after is not None:
+            headers["Retry-After"] = str(refused.retry_after)
         if request.method in _SAFE_METHODS and request.url.path.endswith(".json"):
-            return json_response(refused.status, {"error": refused.text},
-                                 {"WWW-Authenticate": 'Basic realm="sentinel-signl4 console"'}
-                                 if refused.status == 401 else None)
-        return await self.render("message.html", refused.status, user=None, heading="Refused", text=refused.text,
-                           back="/login" if refused.status == 401 else "/")
+            return json_response(refused.status, {"error": refused.text}, headers or None)
+        response = await self.render("message.html", refused.status, user=None, heading="Refused", text=refused.text,
+                                     back="/login" if refused.status in (401, 429) else "/")
+        response.headers.update(headers)
+        return response
 
     # -- sessions ---------------------------------------------------------------------------------------------
 
@@ -187,7 +208,14 @@ class Console:
             return await self.login_page(request, problem="The sign-in form expired; please try again.",
                                          status=403)
         name = form.get("username", "")[:64]
-        principal = self.auth.login(name, form.get("password", ""))
+        try:
+            principal = await self.auth.login(name, form.get("password", ""), _address(request))
+        except LoginThrottled as throttled:
+            self.audit(name, "login", outcome="throttled", retry_after_s=throttled.retry_after)
+            response = await self.login_page(request, problem=f"Too many failed sign-ins. Try again in "
+                                             f"{throttled.retry_after} s.", status=429)
+            response.headers["Retry-After"] = str(throttled.retry_after)
+            return response
         if principal is None:
             self.audit(name, "login", outcome="refused")
             return await self.login_page(request, problem="Wrong user name or password.", status=401)

@@ -8,10 +8,14 @@
   uses a double-submit cookie, so a foreign site cannot log a browser in under the attacker's name.
 * Scripts may read with HTTP Basic auth (``curl -u``); Basic auth never authorises a state-changing request,
   because a browser replays cached Basic credentials on cross-site requests.
+* Wrong passwords lock the user name and the client address for a while (``login_throttle.py``), for forms and
+  Basic auth alike. Passwords are checked in a worker thread, at most two at a time, so a flood of sign-ins
+  never stalls the event loop that pages.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -23,11 +27,13 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from sentinel_signl4.config import ConsoleConfig
+from sentinel_signl4.web.login_throttle import LoginThrottle
 
 __all__ = [
     "LOGIN_COOKIE",
     "SESSION_COOKIE",
     "ConsoleAuth",
+    "LoginThrottled",
     "Principal",
     "csrf_matches",
     "hash_password",
@@ -76,6 +82,14 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(actual, expected)
 
 
+class LoginThrottled(Exception):
+    """Too many wrong passwords for this user name or address: refused before the password is checked."""
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = max(1, round(retry_after + 0.5))
+        super().__init__(f"too many failed sign-ins: try again in {self.retry_after} s")
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """An authenticated console user. ``csrf`` is the session's token (None for Basic auth: it cannot act)."""
@@ -99,13 +113,17 @@ class _Session:
 class ConsoleAuth:
     """The console's users (from ``[console]``) and its live sessions."""
 
-    def __init__(self, config: ConsoleConfig, clock: Callable[[], datetime]) -> None:
+    def __init__(self, config: ConsoleConfig, clock: Callable[[], datetime],
+                 throttle: LoginThrottle | None = None) -> None:
         self._users: Mapping[str, tuple[Role, str]] = {
             u.name: (u.role, u.password_hash.get_secret_value()) for u in config.users}
         self._ttl: timedelta = config.session_ttl
         self._clock = clock
         self._sessions: dict[str, _Session] = {}
         self._dummy = hash_password("no-such-user", salt=_DUMMY_SALT)
+        self.throttle = throttle or LoginThrottle(clock, failures=config.login_failures,
+                                                  lockout=config.login_lockout)
+        self._checks = asyncio.Semaphore(2)
 
     @property
     def has_users(self) -> bool:
@@ -117,9 +135,24 @@ class ConsoleAuth:
         ok = verify_password(password, stored)
         return role if ok and name in self._users else None
 
-    def login(self, name: str, password: str) -> Principal | None:
-        """A new session for the user, or None when the credentials are wrong."""
-        role = self.check_password(name, password)
+    async def authenticate(self, name: str, password: str, address: str | None) -> Role | None:
+        """``check_password`` behind the throttle, in a worker thread. Raises :class:`LoginThrottled` while the
+        name or the address is locked (the password is not even checked then)."""
+        keys = _throttle_keys(name, address)
+        wait = self.throttle.retry_after(keys)
+        if wait is not None:
+            raise LoginThrottled(wait)
+        async with self._checks:
+            role = await asyncio.to_thread(self.check_password, name, password)
+        if role is None:
+            self.throttle.failed(keys)
+        else:
+            self.throttle.succeeded(keys)
+        return role
+
+    async def login(self, name: str, password: str, address: str | None = None) -> Principal | None:
+        """A new session for the user, or None when the credentials are wrong (see ``authenticate``)."""
+        role = await self.authenticate(name, password, address)
         if role is None:
             return None
         self._expire()
@@ -143,7 +176,7 @@ class ConsoleAuth:
             return None
         return found.principal
 
-    def basic(self, header: str | None) -> Principal | None:
+    async def basic(self, header: str | None, address: str | None = None) -> Principal | None:
         """The principal of an ``Authorization: Basic …`` header, else None. Never carries a CSRF token."""
         if not header or header[:6].lower() != "basic ":
             return None
@@ -153,13 +186,20 @@ class ConsoleAuth:
             return None
         if not sep:
             return None
-        role = self.check_password(name, password)
+        role = await self.authenticate(name, password, address)
         return None if role is None else Principal(name=name, role=role)
 
     def _expire(self) -> None:
         now = self._clock()
         for sid in [sid for sid, s in self._sessions.items() if s.expires_at <= now]:
             del self._sessions[sid]
+
+
+def _throttle_keys(name: str, address: str | None) -> list[str]:
+    keys = [f"user:{name.casefold()}"]
+    if address:
+        keys.append(f"address:{address}")
+    return keys
 
 
 def csrf_matches(expected: str | None, given: str | None) -> bool:
