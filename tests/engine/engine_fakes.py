@@ -68,6 +68,8 @@ class FakeSource:
         self.clock = clock
         self.incidents: dict[str, Incident] = {}
         self.comments: dict[str, dict[str, _Comment]] = defaultdict(dict)
+        #: Ids the next read of changes lists twice (then once again).
+        self.listed_twice: set[str] = set()
         self.merged_into: dict[str, str] = {}
         self.faults = Faults()
         self.writes = 0
@@ -99,6 +101,10 @@ class FakeSource:
         for incident in list(self.incidents.values()):
             if incident.last_modified >= since:
                 yield incident
+                if incident.resource_id in self.listed_twice:
+                    # As a server that pages by offset does when the item changes between two page reads.
+                    self.listed_twice.discard(incident.resource_id)
+                    yield incident
 
     async def get(self, incident_id: str) -> Incident:
         self._raise_before("get")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from engine_world import CONNECTOR, EngineWorld
+from structlog.testing import capture_logs
 
 from sentinel_signl4.domain import IncidentStatus
 from sentinel_signl4.domain.signl4_events import EventKind
@@ -89,3 +90,21 @@ async def test_no_poll_before_the_interval(store: StateStore) -> None:
     world.now += timedelta(seconds=poller.interval.total_seconds() / 2)
     await world.cycle()
     assert world.changes.reads == []
+
+
+async def test_unreadable_annotations_are_logged_once_per_process_but_reported_every_cycle(
+        store: StateStore) -> None:
+    world = await _linked_world(store)
+    [incident] = world.source.incidents.values()
+    world.changes.annotations_unreadable = "neither path answered"
+    errors = []
+    with capture_logs() as logs:
+        for number in range(3):
+            world.changes.publish("alert-1", world.external_id(incident), world.now, [
+                world.event(incident, EventKind.ANNOTATED, event_id=f"poll:alert-1:note-{number}",
+                            annotation=f"note {number}")])
+            report = await world.cycle(minutes=1)
+            errors.append(sum("not read" in e for e in report.errors))
+    warnings = [line for line in logs if line["event"] == "signl4_annotations_unreadable"]
+    assert len(warnings) == 1 and warnings[0]["error"] == "neither path answered"
+    assert errors == [1, 1, 1]  # the connector's status says so at every cycle; the log does not repeat it
