@@ -158,7 +158,7 @@ class ConnectorHealth:
         age = self.oldest_pending_age(now)
         if age is not None and age > self.stuck_after.total_seconds():
             return HealthState.ERROR, (f"a page has been pending for {span_text(age)} "
-                                       f"(more than {span_text(self.stuck_after.total_seconds())})")
+                                       f"(more than {span_text(self.stuck_after.total_seconds(), parts=2)})")
         credential = self.credential
         if credential is not None and credential.at <= now:
             return HealthState.ERROR, f"{credential.what} expired on {credential.at.date().isoformat()}"

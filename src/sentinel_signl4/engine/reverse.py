@@ -45,6 +45,7 @@ from sentinel_signl4.domain.actions import (
 from sentinel_signl4.domain.link_state import ClosedBy
 from sentinel_signl4.domain.render import RenderContext, render_signl
 from sentinel_signl4.domain.signl4_events import EventKind, Signl4Event
+from sentinel_signl4.domain.spans import span_text
 from sentinel_signl4.domain.sync import (
     ClassificationChoice,
     MergeOutcome,
@@ -475,8 +476,7 @@ class ReversePath:
 
 
 def _describe(span: timedelta) -> str:
-    hours = span.total_seconds() / 3600
-    return f"{hours:.1f} h" if hours >= 1 else f"{span.total_seconds() / 60:.0f} min"
+    return span_text(span.total_seconds(), parts=2)
 
 
 def _target_of(link: Link) -> str:
