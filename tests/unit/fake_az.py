@@ -20,6 +20,10 @@ from typing import Any
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 
 
+GRAPH_HOSTS = {"AzureCloud": "graph.microsoft.com", "AzureUSGovernment": "graph.microsoft.us",
+               "AzureChinaCloud": "microsoftgraph.chinacloudapi.cn"}
+
+
 def option(args: list[str], name: str) -> str:
     return args[args.index(name) + 1]
 
@@ -53,7 +57,17 @@ def main(args: list[str]) -> None:
             fail(f"Resource '{app_id}' does not exist")
         return found[0]
 
-    if args[:2] == ["account", "show"]:
+    if args[:2] == ["cloud", "show"]:
+        out = state.get("cloud", "AzureCloud")
+    elif args[:2] == ["cloud", "set"]:
+        name = option(args, "--name")
+        if name not in ("AzureCloud", "AzureUSGovernment", "AzureChinaCloud", "AzureGermanCloud"):
+            fail(f"The cloud '{name}' is not registered.")
+        if name != state.get("cloud", "AzureCloud"):
+            state["cloud"] = name
+            state["tenant"] = None  # switching clouds signs the CLI out of the other cloud's account
+            state["calls"].append(f"cloud set {name}")
+    elif args[:2] == ["account", "show"]:
         if not tenant:
             fail("Please run 'az login' to setup account.")
         out = tenant
@@ -143,6 +157,10 @@ def main(args: list[str]) -> None:
         log(f"assign {role}")
     elif args[0] == "rest":
         url = option(args, "--url")
+        host = url.split("/")[2]
+        if host != GRAPH_HOSTS[state.get("cloud", "AzureCloud")]:
+            # The real az rest derives the token's resource from the URL among the *current* cloud's endpoints.
+            fail(f"Can't derive appropriate Azure AD resource from --url to acquire an access token: {url}")
         principal = url.split("/servicePrincipals/")[1].split("/")[0]
         if option(args, "--method") == "GET":
             role_id = quoted(option(args, "--query"))

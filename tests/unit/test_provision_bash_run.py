@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 
 class World:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, config_text: str = CONFIG) -> None:
         self.tmp = tmp
         self.state_file = tmp / "az-state.json"
         self.bin = tmp / "bin"
@@ -39,7 +39,7 @@ class World:
         }
         self.write({"tenant": None, "fail_login": [], "assignment_failures": 0, "calls": [], "tenants": tenants})
         config = tmp / "config.toml"
-        config.write_text(CONFIG, encoding="utf-8")
+        config.write_text(config_text, encoding="utf-8")
         code, script, err = run("script", "--shell", "bash", "-c", str(config), *WORKLOAD)
         assert code == 0, err
         self.script = tmp / "provision.sh"
@@ -122,3 +122,22 @@ def test_a_failing_tenant_is_reported_and_the_others_are_provisioned(world: Worl
     assert len(after[B]["assignments"]) == 1 and len(after[C]["assignments"]) == 1
     summary = result.stderr.split("Summary:")[1]
     assert f"FAILED  tenant {A}" in summary and f"OK      tenant {B}" in summary and f"OK      tenant {C}" in summary
+
+
+def test_a_tenant_in_a_sovereign_cloud_is_provisioned_in_that_cloud(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith(("CONTOSO_", "FABRIKAM_", "TAILSPIN_")):
+            monkeypatch.delenv(name)
+    gov = CONFIG.replace(f'tenant_id = "{A}"', f'tenant_id = "{A}"\ncloud = "AzureUSGovernment"')
+    world = World(tmp_path, gov)
+    assert "ensure_login 11111111-2222-3333-4444-555555555555 AzureUSGovernment" in world.script.read_text()
+    result = world.run()
+    assert result.returncode == 0, result.stderr
+    calls = world.state()["calls"]
+    # The CLI switches to the tenant's cloud before signing in there, and back for the public-cloud tenants; the
+    # Graph permission of contoso-xdr goes to the US Government Graph endpoint (the fake refuses any other there).
+    switches = [c for c in calls if c.startswith("cloud set")]
+    assert switches == ["cloud set AzureUSGovernment", "cloud set AzureCloud"]
+    assert any(c.startswith(f"{A} grant") for c in calls)
+    assert calls.index("cloud set AzureCloud") > max(i for i, c in enumerate(calls) if c.startswith(A))

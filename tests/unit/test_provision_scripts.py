@@ -15,6 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from sentinel_signl4.cli import app
+from sentinel_signl4.provision.apply_cli import by_cloud
+from sentinel_signl4.provision.plan import TenantPlan
 
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
 A, B, C = ("11111111-2222-3333-4444-555555555555", "22222222-3333-4444-5555-666666666666",
@@ -212,3 +214,38 @@ def test_apply_dry_run_shows_the_plan_and_contacts_nothing(config: Path) -> None
     code, out, err = run("apply", "-c", str(config), "--dry-run", *WORKLOAD)
     assert code == 0, err
     assert out == run("plan", "-c", str(config), *WORKLOAD)[1]
+
+
+def test_a_sovereign_cloud_tenant_is_planned_and_scripted_for_its_cloud(tmp_path: Path,
+                                                                        config: Path) -> None:
+    gov = CONFIG.replace(f'tenant_id = "{A}"', f'tenant_id = "{A}"\ncloud = "AzureUSGovernment"')
+    config.write_text(gov, encoding="utf-8")
+    code, out, err = run("plan", "-c", str(config), *WORKLOAD)
+    assert code == 0, err
+    assert f"Tenant {A} (cloud AzureUSGovernment)" in out and f"Tenant {B}\n" in out
+    _, script, _ = run("script", "--shell", "powershell", "-c", str(config), *WORKLOAD)
+    assert f"Connect-Tenant '{A}' 'AzureUSGovernment' 'USGov'" in script
+    assert f"Connect-Tenant '{B}' 'AzureCloud' 'Global'" in script
+    _, bash, _ = run("script", "--shell", "bash", "-c", str(config), *WORKLOAD)
+    assert "https://graph.microsoft.us" in bash and f"ensure_login {A} AzureUSGovernment" in bash
+
+
+def test_connectors_of_one_tenant_in_two_clouds_are_refused(config: Path) -> None:
+    mixed = CONFIG.replace(f'tenant_id = "{A}"\nsubscription_id', f'tenant_id = "{A}"\ncloud = "AzureChina"\n'
+                           "subscription_id", 1)
+    config.write_text(mixed, encoding="utf-8")
+    code, _, err = run("plan", "-c", str(config), *WORKLOAD)
+    assert code != 0
+    assert f"tenant {A}: its connectors name different clouds (AzureChina, AzurePublic)" in err
+
+
+def test_apply_uses_each_cloud_s_endpoints_and_token_scopes() -> None:
+    gov = "AzureUSGovernment"
+    plans = [TenantPlan(A, (), cloud=gov), TenantPlan(B, ()), TenantPlan(C, (), cloud=gov)]
+    groups = by_cloud(plans)
+    assert [[p.tenant_id for p in members] for _, members in groups] == [[A, C], [B]]
+    gov, public = (cloud for cloud, _ in groups)
+    assert (gov.resource_manager, gov.graph) == ("https://management.usgovcloudapi.net", "https://graph.microsoft.us")
+    assert gov.scope("graph") == "https://graph.microsoft.us/.default"
+    assert gov.authority_host == "https://login.microsoftonline.us"
+    assert public.scope("resource_manager") == "https://management.azure.com/.default"

@@ -36,7 +36,10 @@ SUMMARY=()
 
 log() { printf '%s\n' "$*" >&2; }
 
-ensure_login() {  # <tenant id>
+ensure_login() {  # <tenant id> <cloud: AzureCloud, AzureUSGovernment or AzureChinaCloud>
+  if [ "$(az cloud show --query name -o tsv 2>/dev/null)" != "$2" ]; then
+    az cloud set --name "$2" --only-show-errors
+  fi
   if [ "$(az account show --query tenantId -o tsv 2>/dev/null)" != "$1" ]; then
     az login --tenant "$1" --allow-no-subscriptions --only-show-errors >/dev/null
   fi
@@ -176,7 +179,8 @@ def bash_script(plans: Sequence[TenantPlan], options: PlanOptions) -> str:
 
 
 def _tenant(number: int, plan: TenantPlan) -> list[str]:
-    lines = ["", f"tenant_{number}() {{", "  local app_id sp_id", f"  ensure_login {quote(plan.tenant_id)}"]
+    lines = ["", f"tenant_{number}() {{", "  local app_id sp_id",
+             f"  ensure_login {quote(plan.tenant_id)} {quote(plan.az_cloud)}"]
     for identity in plan.identities:
         lines += [f"  {line}" if line else "" for line in _identity(identity)]
     while lines[-1] == "":

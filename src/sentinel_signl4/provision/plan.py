@@ -75,10 +75,26 @@ class IdentityPlan:
         return self.creates_app and "certificate" in self.kinds
 
 
+#: The config's cloud names as the Azure CLI and Az PowerShell (``az cloud set``, ``-Environment``) and the Microsoft
+#: Graph PowerShell SDK (``Connect-MgGraph -Environment``) spell them.
+AZ_CLOUD_NAMES = {"AzurePublic": "AzureCloud", "AzureUSGovernment": "AzureUSGovernment",
+                  "AzureChina": "AzureChinaCloud"}
+MG_ENVIRONMENTS = {"AzurePublic": "Global", "AzureUSGovernment": "USGov", "AzureChina": "China"}
+
+
 @dataclass(frozen=True)
 class TenantPlan:
     tenant_id: str
     identities: tuple[IdentityPlan, ...]
+    cloud: str = "AzurePublic"  # the config's name (``[connectors.azure] cloud``); a tenant lives in one cloud
+
+    @property
+    def az_cloud(self) -> str:
+        return AZ_CLOUD_NAMES[self.cloud]
+
+    @property
+    def mg_environment(self) -> str:
+        return MG_ENVIRONMENTS[self.cloud]
 
 
 def build_plan(targets: Sequence[ConnectorTarget], options: PlanOptions) -> list[TenantPlan]:
@@ -93,6 +109,13 @@ def build_plan(targets: Sequence[ConnectorTarget], options: PlanOptions) -> list
         managed = target.identity == "managed_identity"
         groups.setdefault((target.tenant_id, target.client_id, managed), []).append(target)
     kinds_by_group = {key: tuple(dict.fromkeys(t.identity for t in members)) for key, members in groups.items()}
+    clouds: dict[str, set[str]] = {}
+    for target in targets:
+        clouds.setdefault(target.tenant_id, set()).add(target.cloud)
+    for tenant, names in clouds.items():
+        if len(names) > 1:
+            problems.append(f"tenant {tenant}: its connectors name different clouds ({', '.join(sorted(names))}); "
+                            "a tenant lives in one")
     for (tenant, client_id, _), kinds in kinds_by_group.items():
         if "managed_identity" in kinds and len(kinds) > 1:
             problems.append(f"tenant {tenant}: client id {client_id} is used as a managed identity and as an app")
@@ -112,7 +135,7 @@ def build_plan(targets: Sequence[ConnectorTarget], options: PlanOptions) -> list
             federated=federated if "workload_identity" in kinds else None,
             graph_endpoint=cloud.graph,
         ))
-    return [TenantPlan(tenant, tuple(identities)) for tenant, identities in tenants.items()]
+    return [TenantPlan(tenant, tuple(identities), cloud=min(clouds[tenant])) for tenant, identities in tenants.items()]
 
 
 def _federated(targets: Sequence[ConnectorTarget], options: PlanOptions,
@@ -140,7 +163,8 @@ def render_plan(plans: Sequence[TenantPlan], options: PlanOptions) -> str:
     """The plan as text for a human: what would be created where, and why each action is in each role."""
     lines = ["What `provision script` creates (each step only if it does not exist yet):", ""]
     for plan in plans:
-        lines.append(f"Tenant {plan.tenant_id}")
+        cloud = f" (cloud {plan.cloud})" if plan.cloud != "AzurePublic" else ""
+        lines.append(f"Tenant {plan.tenant_id}{cloud}")
         for identity in plan.identities:
             lines += [f"  {line}" for line in _identity_lines(identity, options)]
         lines.append("")

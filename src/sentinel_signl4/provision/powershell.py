@@ -33,10 +33,12 @@ $Summary = [System.Collections.Generic.List[string]]::new()
 
 function Write-Step([string] $Text) { Write-Host "  $Text" }
 
-function Connect-Tenant([string] $TenantId) {
+function Connect-Tenant([string] $TenantId, [string] $AzEnvironment, [string] $MgEnvironment) {
     $context = Get-AzContext
-    if (-not $context -or $context.Tenant.Id -ne $TenantId) { Connect-AzAccount -Tenant $TenantId | Out-Null }
-    Connect-MgGraph -TenantId $TenantId -NoWelcome `
+    if (-not $context -or $context.Tenant.Id -ne $TenantId -or $context.Environment.Name -ne $AzEnvironment) {
+        Connect-AzAccount -Tenant $TenantId -Environment $AzEnvironment | Out-Null
+    }
+    Connect-MgGraph -TenantId $TenantId -Environment $MgEnvironment -NoWelcome `
         -Scopes 'Application.ReadWrite.All', 'AppRoleAssignment.ReadWrite.All' | Out-Null
 }
 
@@ -164,7 +166,8 @@ def powershell_script(plans: Sequence[TenantPlan], options: PlanOptions) -> str:
             .replace("__CREDENTIAL_NAME__", CREDENTIAL_NAME))
     lines = [text]
     for number, plan in enumerate(plans, start=1):
-        lines += ["", f"function Invoke-Tenant{number} {{", f"    Connect-Tenant {_ps(plan.tenant_id)}"]
+        connect = f"    Connect-Tenant {_ps(plan.tenant_id)} {_ps(plan.az_cloud)} {_ps(plan.mg_environment)}"
+        lines += ["", f"function Invoke-Tenant{number} {{", connect]
         for identity in plan.identities:
             lines += [f"    {line}" if line else "" for line in _identity(identity)]
         while lines[-1] == "":

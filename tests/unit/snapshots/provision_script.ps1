@@ -15,10 +15,12 @@ $Summary = [System.Collections.Generic.List[string]]::new()
 
 function Write-Step([string] $Text) { Write-Host "  $Text" }
 
-function Connect-Tenant([string] $TenantId) {
+function Connect-Tenant([string] $TenantId, [string] $AzEnvironment, [string] $MgEnvironment) {
     $context = Get-AzContext
-    if (-not $context -or $context.Tenant.Id -ne $TenantId) { Connect-AzAccount -Tenant $TenantId | Out-Null }
-    Connect-MgGraph -TenantId $TenantId -NoWelcome `
+    if (-not $context -or $context.Tenant.Id -ne $TenantId -or $context.Environment.Name -ne $AzEnvironment) {
+        Connect-AzAccount -Tenant $TenantId -Environment $AzEnvironment | Out-Null
+    }
+    Connect-MgGraph -TenantId $TenantId -Environment $MgEnvironment -NoWelcome `
         -Scopes 'Application.ReadWrite.All', 'AppRoleAssignment.ReadWrite.All' | Out-Null
 }
 
@@ -134,7 +136,7 @@ function Confirm-GraphPermission($Sp, [string] $Permission) {
 
 
 function Invoke-Tenant1 {
-    Connect-Tenant '11111111-2222-3333-4444-555555555555'
+    Connect-Tenant '11111111-2222-3333-4444-555555555555' 'AzureCloud' 'Global'
     # identity of contoso, contoso-xdr
     $app = Get-OrNewApp 'sentinel-signl4'
     $appId = $app.AppId
@@ -149,7 +151,7 @@ function Invoke-Tenant1 {
 }
 
 function Invoke-Tenant2 {
-    Connect-Tenant '22222222-3333-4444-5555-666666666666'
+    Connect-Tenant '22222222-3333-4444-5555-666666666666' 'AzureCloud' 'Global'
     # identity of fabrikam
     # A managed identity: its service principal exists; no app registration, no consent prompt.
     $appId = '0a0a0a0a-1111-2222-3333-444444444444'
@@ -162,7 +164,7 @@ function Invoke-Tenant2 {
 }
 
 function Invoke-Tenant3 {
-    Connect-Tenant '33333333-4444-5555-6666-777777777777'
+    Connect-Tenant '33333333-4444-5555-6666-777777777777' 'AzureCloud' 'Global'
     # identity of tailspin
     $app = Get-MgApplication -Filter "appId eq '0b0b0b0b-1111-2222-3333-444444444444'" | Select-Object -First 1
     if (-not $app) { throw 'no app registration with client id 0b0b0b0b-1111-2222-3333-444444444444' }

@@ -16,7 +16,10 @@ SUMMARY=()
 
 log() { printf '%s\n' "$*" >&2; }
 
-ensure_login() {  # <tenant id>
+ensure_login() {  # <tenant id> <cloud: AzureCloud, AzureUSGovernment or AzureChinaCloud>
+  if [ "$(az cloud show --query name -o tsv 2>/dev/null)" != "$2" ]; then
+    az cloud set --name "$2" --only-show-errors
+  fi
   if [ "$(az account show --query tenantId -o tsv 2>/dev/null)" != "$1" ]; then
     az login --tenant "$1" --allow-no-subscriptions --only-show-errors >/dev/null
   fi
@@ -133,7 +136,7 @@ ensure_graph_permission() {  # <service principal object id> <permission> <graph
 
 tenant_1() {
   local app_id sp_id
-  ensure_login 11111111-2222-3333-4444-555555555555
+  ensure_login 11111111-2222-3333-4444-555555555555 AzureCloud
   # identity of contoso, contoso-xdr
   app_id=$(ensure_app sentinel-signl4)
   sp_id=$(ensure_sp "$app_id")
@@ -148,7 +151,7 @@ tenant_1() {
 
 tenant_2() {
   local app_id sp_id
-  ensure_login 22222222-3333-4444-5555-666666666666
+  ensure_login 22222222-3333-4444-5555-666666666666 AzureCloud
   # identity of fabrikam
   # A managed identity: its service principal exists; no app registration, no consent prompt.
   app_id=0a0a0a0a-1111-2222-3333-444444444444
@@ -161,7 +164,7 @@ tenant_2() {
 
 tenant_3() {
   local app_id sp_id
-  ensure_login 33333333-4444-5555-6666-777777777777
+  ensure_login 33333333-4444-5555-6666-777777777777 AzureCloud
   # identity of tailspin
   app_id=0b0b0b0b-1111-2222-3333-444444444444
   az ad app show --id "$app_id" --query appId -o tsv >/dev/null  # must exist
