@@ -80,13 +80,14 @@ _ARM_STATUS = {IncidentStatus.NEW: "New", IncidentStatus.ACTIVE: "Active", Incid
 
 
 def arm_resource(status: IncidentStatus, case: str, tagged: bool) -> dict[str, Any]:
-    owner: dict[str, Any] = {
+    owners: dict[str, dict[str, Any]] = {
         "nobody": {}, "no responder": {},
         # The same person, spelled in another case: object ids compare case-insensitively.
         "same": {"objectId": RESPONDER.object_id.upper() if RESPONDER.object_id else None,
                  "userPrincipalName": "rene@contoso.com", "assignedTo": "Rene", "ownerType": "User"},
         "different": {"objectId": OTHER_OID, "userPrincipalName": "ann@contoso.com", "assignedTo": "Ann"},
-    }[case]
+    }
+    owner = owners[case]
     labels = [{"labelName": "Phishing", "labelType": "AutoAssigned"}]
     if tagged:
         labels.append({"labelName": TAG.lower(), "labelType": "User"})
