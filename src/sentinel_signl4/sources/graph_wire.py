@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any, Final, Literal
 
 from sentinel_signl4.clients.odata import parse_odata_datetime
@@ -81,6 +82,21 @@ def _unique(values: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v for v in values if v))
 
 
+def _identity(item: Mapping[str, Any], what: str) -> tuple[str, datetime, datetime]:
+    """The item's id, created and last-updated times (one standing in for the other when missing).
+
+    Raises :class:`ValueError` when the item has no id, or neither time.
+    """
+    item_id = item.get("id")
+    if not isinstance(item_id, str) or not item_id:
+        raise ValueError(f"a Graph {what} needs an id")
+    created = parse_odata_datetime(item.get("createdDateTime"))
+    updated = parse_odata_datetime(item.get("lastUpdateDateTime"))
+    if created is None and updated is None:
+        raise ValueError(f"{what} {item_id} has neither createdDateTime nor lastUpdateDateTime")
+    return item_id, created or updated, updated or created  # type: ignore[return-value]  # one is set
+
+
 def incident_from_graph(item: Mapping[str, Any], *, tenant_id: str) -> Incident:
     """The domain :class:`Incident` of a Graph incident (a list item, a GET or a PATCH answer).
 
@@ -88,13 +104,7 @@ def incident_from_graph(item: Mapping[str, Any], *, tenant_id: str) -> Incident:
     MITRE tactic ``category`` then technique ids). Raises :class:`ValueError` only when the item cannot identify
     an incident (no id, or neither a created nor an updated time).
     """
-    incident_id = item.get("id")
-    if not isinstance(incident_id, str) or not incident_id:
-        raise ValueError("a Graph incident needs an id")
-    created = parse_odata_datetime(item.get("createdDateTime"))
-    updated = parse_odata_datetime(item.get("lastUpdateDateTime"))
-    if created is None and updated is None:
-        raise ValueError(f"incident {incident_id} has neither createdDateTime nor lastUpdateDateTime")
+    incident_id, created, updated = _identity(item, "incident")
     alerts = [a for a in item.get("alerts") or [] if isinstance(a, Mapping)]
     products = _unique([str(a.get("productName") or service_source_display_name(a.get("serviceSource")) or "")
                         for a in alerts])
@@ -113,8 +123,8 @@ def incident_from_graph(item: Mapping[str, Any], *, tenant_id: str) -> Incident:
         title=str(item.get("displayName") or ""),
         severity=severity_from_graph(item.get("severity")),
         status=status,
-        created=created or updated,  # type: ignore[arg-type]  # one of them is set, checked above
-        last_modified=updated or created,  # type: ignore[arg-type]
+        created=created,
+        last_modified=updated,
         description=str(item.get("description") or item.get("summary") or ""),
         # The incident lives in the Defender portal: incidentWebUrl is its link there, not an Azure portal one.
         provider_url=str(item.get("incidentWebUrl") or ""),
@@ -134,13 +144,7 @@ def incident_from_graph(item: Mapping[str, Any], *, tenant_id: str) -> Incident:
 
 def incident_from_graph_alert(item: Mapping[str, Any], *, tenant_id: str) -> Incident:
     """The domain :class:`Incident` of an alerts_v2 item (see the module doc for what differs from incidents)."""
-    alert_id = item.get("id")
-    if not isinstance(alert_id, str) or not alert_id:
-        raise ValueError("a Graph alert needs an id")
-    created = parse_odata_datetime(item.get("createdDateTime"))
-    updated = parse_odata_datetime(item.get("lastUpdateDateTime"))
-    if created is None and updated is None:
-        raise ValueError(f"alert {alert_id} has neither createdDateTime nor lastUpdateDateTime")
+    alert_id, created, updated = _identity(item, "alert")
     incident_id = str(item.get("incidentId") or "")
     product = str(item.get("productName") or service_source_display_name(item.get("serviceSource")) or "")
     classification, reason = classification_from_graph(
@@ -155,8 +159,8 @@ def incident_from_graph_alert(item: Mapping[str, Any], *, tenant_id: str) -> Inc
         title=str(item.get("title") or ""),
         severity=severity_from_graph(item.get("severity")),
         status=status_from_graph_alert(item.get("status")),
-        created=created or updated,  # type: ignore[arg-type]  # one of them is set, checked above
-        last_modified=updated or created,  # type: ignore[arg-type]
+        created=created,
+        last_modified=updated,
         description=str(item.get("description") or ""),
         provider_url=str(item.get("alertWebUrl") or item.get("incidentWebUrl") or ""),
         provider_name=product or PROVIDER_NAME,
