@@ -39,6 +39,7 @@ from sentinel_signl4.clients.sentinel import SentinelClient
 from sentinel_signl4.config.signl_content import DEFAULT_COLUMNS, DEFAULT_QUERY
 from sentinel_signl4.domain import Incident, Severity
 from sentinel_signl4.engine.enrich import EnrichmentSettings, SentinelEnricher
+from sentinel_signl4.sources.sentinel import SentinelSource
 
 
 def serve(directory: Path, incidents: int) -> None:
@@ -118,8 +119,8 @@ async def measure(info: dict[str, Any], sizes: list[int], rounds: int, la_latenc
 
 
 async def _all_incidents(sentinel: SentinelClient) -> Any:
-    async for item in sentinel.list_modified_since(datetime.now(UTC) - timedelta(days=7)):
-        yield item
+    async for incident in SentinelSource(sentinel).list_modified_since(datetime.now(UTC) - timedelta(days=7)):
+        yield incident
 
 
 def main() -> None:

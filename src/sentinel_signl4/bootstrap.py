@@ -23,6 +23,7 @@ from sentinel_signl4.clients.signl4 import Signl4Client
 from sentinel_signl4.config import Config, ConnectorConfig, CredentialConfig, SyncConfig
 from sentinel_signl4.config.sentinel_limits import SentinelLimitsConfig
 from sentinel_signl4.domain import IncidentFilter
+from sentinel_signl4.domain.incident_change import OwnerRef
 from sentinel_signl4.domain.render import RenderContext
 from sentinel_signl4.domain.signl_options import PresentationOptions
 from sentinel_signl4.domain.sync import ClassificationChoice
@@ -34,7 +35,6 @@ from sentinel_signl4.engine.instances import InstanceRegistry
 from sentinel_signl4.engine.leases import replica_id
 from sentinel_signl4.engine.owners import OwnerDirectory, UserLookup
 from sentinel_signl4.engine.pacing import WritePacer
-from sentinel_signl4.engine.ports import OwnerRef
 from sentinel_signl4.engine.reverse import ReversePath, ReverseSettings
 from sentinel_signl4.engine.signl4_poll import Signl4Poller
 from sentinel_signl4.engine.supervisor import ScheduledConnector, Supervisor

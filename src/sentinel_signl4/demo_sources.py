@@ -2,7 +2,9 @@
 
 ``demo.py`` narrates the same story for both; what differs — where incidents are created, how an analyst closes
 one, which request the injected faults hit, how the result reads — lives here. Only the emulators' state models are
-touched (what Microsoft or a human would do); the connector always goes through its real clients.
+touched (what Microsoft or a human would do); the connector always goes through its real clients. Incidents are
+shown through the adapters' own read mappings (``sources/*_wire.py``), so the demo predicts what the connector
+will see.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Protocol
 
-from sentinel_signl4.clients.sentinel_mapping import incident_from_arm
 from sentinel_signl4.domain import Incident
 from sentinel_signl4.domain.enums import Classification, ClassificationReason
 from sentinel_signl4.domain.graph_vocab import verdict_for
-from sentinel_signl4.sources.graph import graph_incident_id, incident_from_graph
+from sentinel_signl4.sources.graph_wire import graph_incident_id, incident_from_graph
+from sentinel_signl4.sources.sentinel_wire import incident_from_arm
 from sentinel_signl4_emulators.app import EmulatorState
 from sentinel_signl4_emulators.common.faults import FaultRule
 from sentinel_signl4_emulators.graph.model import AlertSeed

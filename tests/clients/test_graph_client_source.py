@@ -26,11 +26,11 @@ from sentinel_signl4.domain import (
     Severity,
     skip_reason,
 )
-from sentinel_signl4.domain.graph_sync import comment_marker
+from sentinel_signl4.domain.incident_change import OwnerRef
 from sentinel_signl4.domain.sync import ClassificationChoice
-from sentinel_signl4.engine.ports import OwnerRef
 from sentinel_signl4.errors import AuthError
-from sentinel_signl4.sources.graph import GraphSource, graph_incident_id, graph_resource_id
+from sentinel_signl4.sources.graph import GraphSource
+from sentinel_signl4.sources.graph_wire import comment_marker, graph_incident_id, graph_resource_id
 from sentinel_signl4_emulators.graph.model import AlertSeed, GraphModel, Permission
 
 

@@ -26,10 +26,10 @@ from sentinel_signl4.clients.identity import TokenProvider, build_credential
 from sentinel_signl4.clients.ratelimit import SlidingWindowLimiter
 from sentinel_signl4.clients.retry import RetryPolicy, RetryStats
 from sentinel_signl4.clients.sentinel import SentinelClient
-from sentinel_signl4.clients.sentinel_mapping import with_label, writable_properties
 from sentinel_signl4.clients.signl4 import Signl4Client
 from sentinel_signl4.domain import IncidentFilter, SignlRequest
 from sentinel_signl4.errors import AuthError, OutcomeUnknownError, PermanentError, RemoteError
+from sentinel_signl4.sources.sentinel_wire import incident_from_arm, put_body, with_label, writable_properties
 from sentinel_signl4_emulators.app import EmulatorState
 from sentinel_signl4_emulators.common.faults import FaultRule
 from sentinel_signl4_emulators.sentinel.model import Role
@@ -84,9 +84,10 @@ async def test_real_credential_lists_and_tags_an_incident_over_tls(
         sentinel = SentinelClient(http, tokens, arm_endpoint=server.base_url, subscription_id=SUBSCRIPTION,
                                   resource_group=RESOURCE_GROUP, workspace_name=WORKSPACE, retry=RetryPolicy())
         await sentinel.check_access()
-        listed = [i async for i in sentinel.list_incidents(IncidentFilter(), state.clock())]
+        listed = [incident_from_arm(i) async for i in sentinel.list_incidents(IncidentFilter(), state.clock())]
         assert [i.name for i in listed] == [seeded["name"]]
-        tagged = await sentinel.put_incident(listed[0], with_label(writable_properties(listed[0]), "SIGNL4") or {})
+        properties = with_label(writable_properties(listed[0]), "SIGNL4") or {}
+        tagged = incident_from_arm(await sentinel.put_incident(listed[0].name, put_body(listed[0], properties)))
         assert "SIGNL4" in tagged.labels
 
 

@@ -1,4 +1,5 @@
-"""SentinelClient against the ARM Sentinel emulator: paging, filters, etag-safe PUTs, failure mapping."""
+"""SentinelClient against the ARM Sentinel emulator: paging, filters, etag-safe PUTs (bodies built by the adapter's
+wire module), failure mapping."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import pytest
 from clients_world import CLIENT_ID, ORIGIN, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, EmulatorTokenProvider, World
 from sentinel_signl4.clients.retry import RetryPolicy, RetryStats
 from sentinel_signl4.clients.sentinel import SentinelClient
-from sentinel_signl4.clients.sentinel_mapping import with_label, writable_properties
 from sentinel_signl4.domain import Classification, IncidentFilter, IncidentStatus, Severity
 from sentinel_signl4.errors import AuthError, ConflictError, NotFoundError, PermanentError
+from sentinel_signl4.sources.sentinel_wire import incident_from_arm, put_body, with_label, writable_properties
 from sentinel_signl4_emulators.common.faults import FaultRule
 from sentinel_signl4_emulators.sentinel.model import EntitySeed, Role, SecurityAlertSeed
 from spec_validation import assert_valid
@@ -31,7 +32,7 @@ async def test_listing_follows_next_link_across_pages_oldest_first(
         world.clock.advance(60)
         names.append(world.incident(title=f"incident {minutes}")["name"])
     listed = [i async for i in sentinel.list_incidents(IncidentFilter(), world.clock.now, top=3)]
-    assert [i.name for i in listed] == names
+    assert [i["name"] for i in listed] == names
     pages = [r for r in incident_requests(sent) if r.method == "GET"]
     assert len(pages) == 3
     assert "$skipToken" in str(pages[1].url) or "skiptoken" in str(pages[1].url).lower()
@@ -47,7 +48,7 @@ async def test_the_server_side_filter_selects_status_severity_and_age(
     active = world.incident(title="active", severity="High", status="Active")
     low = world.incident(title="low", severity="Low")
     flt = IncidentFilter(severities=frozenset({Severity.HIGH, Severity.MEDIUM}))
-    listed = {i.name async for i in sentinel.list_incidents(flt, world.clock.now)}
+    listed = {i["name"] async for i in sentinel.list_incidents(flt, world.clock.now)}
     assert listed == {wanted["name"], medium["name"]}
     assert not listed & {old["name"], active["name"], low["name"]}
     query = str(incident_requests(sent)[-1].url)
@@ -63,16 +64,17 @@ async def test_list_modified_since_sees_recent_changes_only(world: World, sentin
     world.state.sentinel.close_incident_as_analyst(world.workspace.ref, changed["name"],
                                                    classification="Undetermined")
     seen = [i async for i in sentinel.list_modified_since(since)]
-    assert [i.name for i in seen] == [changed["name"]]
+    assert [i["name"] for i in seen] == [changed["name"]]
     closed = [i async for i in sentinel.list_modified_since(since, statuses=[IncidentStatus.CLOSED])]
-    assert [i.status for i in closed] == [IncidentStatus.CLOSED]
-    assert untouched["name"] not in {i.name for i in closed}
+    assert [i["properties"]["status"] for i in closed] == ["Closed"]
+    assert untouched["name"] not in {i["name"] for i in closed}
 
 
 async def test_get_incident_and_unknown_incident(world: World, sentinel: SentinelClient) -> None:
     seeded = world.incident(title="one", description="details")
     incident = await sentinel.get_incident(seeded["name"])
-    assert (incident.title, incident.description, incident.etag) == ("one", "details", seeded["etag"])
+    assert incident["properties"]["title"] == "one" and incident["properties"]["description"] == "details"
+    assert incident["etag"] == seeded["etag"]
     with pytest.raises(NotFoundError) as caught:
         await sentinel.get_incident("00000000-0000-0000-0000-000000000000")
     assert caught.value.status == 404
@@ -88,15 +90,15 @@ async def test_tagging_put_keeps_owner_labels_classification_and_matches_the_sch
                             auto_labels=["Phishing"], classification="TruePositive",
                             classification_reason="SuspiciousActivity", classification_comment="confirmed",
                             description="long text")
-    incident = await sentinel.get_incident(seeded["name"])
+    incident = incident_from_arm(await sentinel.get_incident(seeded["name"]))
     properties = with_label(writable_properties(incident), "SIGNL4")
     assert properties is not None
-    updated = await sentinel.put_incident(incident, properties)
+    updated = incident_from_arm(await sentinel.put_incident(incident.name, put_body(incident, properties)))
 
     body = json.loads(next(r for r in reversed(sent) if r.method == "PUT").content)
     assert body["etag"] == incident.etag
     assert_valid(body, "Incident")
-    reread = await sentinel.get_incident(seeded["name"])
+    reread = incident_from_arm(await sentinel.get_incident(seeded["name"]))
     for current in (updated, reread):
         assert current.owner == incident.owner
         assert current.owner.upn == "ann@contoso.com"
@@ -111,20 +113,21 @@ async def test_tagging_put_keeps_owner_labels_classification_and_matches_the_sch
 
 async def test_a_stale_etag_is_a_conflict_and_the_human_edit_survives(world: World, sentinel: SentinelClient) -> None:
     seeded = world.incident(title="contended")
-    incident = await sentinel.get_incident(seeded["name"])
+    incident = incident_from_arm(await sentinel.get_incident(seeded["name"]))
     world.state.sentinel.update_incident_as_analyst(world.workspace.ref, seeded["name"], title="edited by human")
     with pytest.raises(ConflictError) as caught:
-        await sentinel.put_incident(incident, with_label(writable_properties(incident), "SIGNL4") or {})
+        await sentinel.put_incident(incident.name, put_body(incident, with_label(writable_properties(incident),
+                                                                                 "SIGNL4") or {}))
     assert caught.value.status == 409
     assert "Newer version" in caught.value.message
-    assert (await sentinel.get_incident(seeded["name"])).title == "edited by human"
+    assert (await sentinel.get_incident(seeded["name"]))["properties"]["title"] == "edited by human"
 
 
 async def test_a_rejected_write_is_permanent_with_the_arm_message(world: World, sentinel: SentinelClient) -> None:
-    incident = await sentinel.get_incident(world.incident()["name"])
+    incident = incident_from_arm(await sentinel.get_incident(world.incident()["name"]))
     props = writable_properties(incident) | {"status": "Closed", "classification": "BenignPositive"}
     with pytest.raises(PermanentError) as caught:
-        await sentinel.put_incident(incident, props)
+        await sentinel.put_incident(incident.name, put_body(incident, props))
     assert caught.value.status == 400
     assert "classificationReason" in caught.value.message
 
@@ -134,7 +137,7 @@ async def test_429_is_retried_after_the_advertised_delay(
 ) -> None:
     seeded = world.incident()
     world.state.faults.add(FaultRule(path="/incidents", method="GET", status=429, retry_after=3, count=1))
-    assert (await sentinel.get_incident(seeded["name"])).name == seeded["name"]
+    assert (await sentinel.get_incident(seeded["name"]))["name"] == seeded["name"]
     assert stats.delays == [3.0]
     assert stats.rate_limited == 1
 
@@ -152,12 +155,13 @@ async def test_a_lost_put_answer_is_retried_and_the_repeat_is_a_conflict(
 ) -> None:
     """The first PUT is applied but its answer is lost; the retry carries the old etag, so ARM refuses it and
     the caller re-reads: the write happened exactly once."""
-    incident = await sentinel.get_incident(world.incident()["name"])
+    incident = incident_from_arm(await sentinel.get_incident(world.incident()["name"]))
     world.state.faults.add(FaultRule(path="/incidents/", method="PUT", kind="reset", phase="after", count=1))
     with pytest.raises(ConflictError):
-        await sentinel.put_incident(incident, with_label(writable_properties(incident), "SIGNL4") or {})
+        await sentinel.put_incident(incident.name, put_body(incident, with_label(writable_properties(incident),
+                                                                                 "SIGNL4") or {}))
     assert stats.retries == 1
-    assert "SIGNL4" in (await sentinel.get_incident(incident.name)).labels
+    assert "SIGNL4" in incident_from_arm(await sentinel.get_incident(incident.name)).labels
 
 
 async def test_throttling_beyond_the_budget_is_handed_to_the_caller(
@@ -237,9 +241,9 @@ async def test_a_reader_cannot_write(world: World, http: httpx.AsyncClient) -> N
                                    secret="reader-secret-value")
     client = SentinelClient(http, tokens, arm_endpoint=ORIGIN, subscription_id=SUBSCRIPTION,
                             resource_group=RESOURCE_GROUP, workspace_name=WORKSPACE, retry=RetryPolicy())
-    incident = await client.get_incident(world.incident()["name"])
+    incident = incident_from_arm(await client.get_incident(world.incident()["name"]))
     with pytest.raises(AuthError) as caught:
-        await client.put_incident(incident, writable_properties(incident))
+        await client.put_incident(incident.name, put_body(incident, writable_properties(incident)))
     assert caught.value.status == 403
 
 

@@ -7,8 +7,8 @@ import copy
 
 from clients_world import World
 from sentinel_signl4.clients.sentinel import SentinelClient
-from sentinel_signl4.clients.sentinel_mapping import incident_from_arm, merged_into_number
 from sentinel_signl4.sources.sentinel import SentinelSource
+from sentinel_signl4.sources.sentinel_wire import incident_from_arm, merged_into_number
 
 
 async def test_a_merged_incident_reads_as_merged_and_the_stable_api_names_no_survivor(

@@ -14,10 +14,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TypeVar
 
-from sentinel_signl4.domain import Incident, IncidentFilter, IncidentStatus, SignlRequest, SignlStatus
+from sentinel_signl4.domain import Incident, IncidentFilter, SignlRequest, SignlStatus
+from sentinel_signl4.domain.incident_change import (
+    IncidentChange,
+    OwnerRef,
+    acknowledge_change,
+    close_change,
+    tag_change,
+)
 from sentinel_signl4.domain.signl4_events import Signl4Event
 from sentinel_signl4.domain.sync import ClassificationChoice
-from sentinel_signl4.engine.ports import AlertEvents, ChangedAlert, FoundAlert, OwnerRef
+from sentinel_signl4.engine.ports import AlertEvents, ChangedAlert, FoundAlert
 from sentinel_signl4.errors import NotFoundError, PermanentError, RemoteError
 
 _T = TypeVar("_T")
@@ -60,6 +67,8 @@ class FakeSource:
     """An incident source (``IncidentSource``) holding its incidents in memory.
 
     Writes move ``last_modified`` to the clock's time, as Sentinel and Graph do, so the lifecycle query sees them.
+    What a write changes is decided by the domain (``domain/incident_change.py``), as the real adapters do; owners
+    are assigned by object id.
     """
 
     kind = "fake"
@@ -116,39 +125,20 @@ class FakeSource:
     async def add_tag(self, incident_id: str, tag: str) -> bool:
         self._raise_before("add_tag")
         incident = self._incident(incident_id)
-        if incident.has_label(tag):
-            return self._after("add_tag", False)
-        self._write(incident, labels=(*incident.labels, tag))
-        return self._after("add_tag", True)
+        return self._after("add_tag", self._apply(incident, tag_change(incident, tag)))
 
     async def acknowledge(self, incident_id: str, owner: OwnerRef | None, *, tags: Sequence[str] = ()) -> bool:
         self._raise_before("acknowledge")
         incident = self._incident(incident_id)
-        changes: dict[str, object] = {}
-        if any(not incident.has_label(tag) for tag in tags):
-            changes["labels"] = (*incident.labels, *(tag for tag in tags if not incident.has_label(tag)))
-        if incident.status is IncidentStatus.NEW:
-            changes["status"] = IncidentStatus.ACTIVE
-        if owner is not None and owner.object_id and incident.owner.object_id != owner.object_id:
-            changes["owner"] = replace(incident.owner, object_id=owner.object_id, upn=owner.upn, email=owner.email)
-        if changes:
-            self._write(incident, **changes)
-        return self._after("acknowledge", bool(changes))
+        change = acknowledge_change(incident, owner.only("object_id") if owner else None, tags)
+        return self._after("acknowledge", self._apply(incident, change, owner))
 
     async def close(self, incident_id: str, choice: ClassificationChoice, comment: str,
                     owner: OwnerRef | None, *, tags: Sequence[str] = ()) -> bool:
         self._raise_before("close")
         incident = self._incident(incident_id)
-        if incident.status is IncidentStatus.CLOSED:
-            return self._after("close", False)
-        changes: dict[str, object] = {"status": IncidentStatus.CLOSED, "classification": choice.classification,
-                                      "classification_reason": choice.reason}
-        if any(not incident.has_label(tag) for tag in tags):
-            changes["labels"] = (*incident.labels, *(tag for tag in tags if not incident.has_label(tag)))
-        if owner is not None and owner.object_id and not incident.owner.is_set:
-            changes["owner"] = replace(incident.owner, object_id=owner.object_id, upn=owner.upn, email=owner.email)
-        self._write(incident, **changes)
-        return self._after("close", True)
+        change = close_change(incident, choice, comment, owner.only("object_id") if owner else None, tags)
+        return self._after("close", self._apply(incident, change, owner))
 
     async def add_comment(self, incident_id: str, comment_id: str, message: str) -> None:
         self._raise_before("add_comment")
@@ -173,6 +163,24 @@ class FakeSource:
             return self.incidents[incident_id]
         except KeyError:
             raise NotFoundError(f"fake source: no incident {incident_id}", status=404) from None
+
+    def _apply(self, incident: Incident, change: IncidentChange, owner: OwnerRef | None = None) -> bool:
+        """Write ``change`` (assigning by object id, as Sentinel does; ``owner`` fills the rest of the owner)."""
+        if change.is_empty:
+            return False
+        changes: dict[str, object] = {}
+        if change.status is not None:
+            changes["status"] = change.status
+        if change.classification is not None:
+            changes["classification"] = change.classification.classification
+            changes["classification_reason"] = change.classification.reason
+        if change.owner is not None:
+            changes["owner"] = replace(incident.owner, object_id=change.owner.object_id,
+                                       upn=owner.upn if owner else None, email=owner.email if owner else None)
+        if change.labels:
+            changes["labels"] = (*incident.labels, *change.labels)
+        self._write(incident, **changes)
+        return True
 
     def _write(self, incident: Incident, **changes: object) -> None:
         self.writes += 1

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from integration_harness import Harness
 from sentinel_signl4.domain.enums import Classification, ClassificationReason
 from sentinel_signl4.domain.graph_vocab import classification_from_graph, verdict_for
-from sentinel_signl4.sources.graph import graph_resource_id
+from sentinel_signl4.sources.graph_wire import graph_resource_id
 from sentinel_signl4_emulators.graph.model import AlertSeed
 from sentinel_signl4_emulators.seed import DemoUser
 

@@ -1,8 +1,11 @@
 """The layering rules of docs/architecture.md, read from the source with ``ast`` (every import counts: at module
 level, inside functions and under ``TYPE_CHECKING``).
 
-* ``sentinel_signl4.domain`` imports nothing of ours outside the domain.
+* ``sentinel_signl4.domain`` imports nothing of ours outside the domain (so no client and no source adapter).
 * ``sentinel_signl4.engine`` imports no client, configuration, source, web or emulator module.
+* ``sentinel_signl4.clients`` import no source adapter and nothing of the engine.
+* A vendor's wire module (``sources/sentinel_wire.py``, ``sources/graph_wire.py``) is imported only by that vendor's
+  adapter (``sources/sentinel*``, ``sources/graph*``) and by the demo's view of the emulated vendor.
 * ``sentinel_signl4_emulators`` imports nothing of the product.
 * The product imports the emulators only in the ``demo`` / ``emulate`` entry points.
 """
@@ -45,6 +48,14 @@ EMULATOR_ENTRY_POINTS = frozenset({
     "sentinel_signl4.demo_sources",
     "sentinel_signl4.emulate",
 })
+
+#: Each vendor's wire module and the modules that may import it: the vendor's adapter, and ``demo_sources`` (the demo
+#: shows the emulated incidents through the same read mapping the connector uses, to predict what it will do).
+WIRE_MODULES = {
+    "sentinel_signl4.sources.sentinel_wire": "sentinel_signl4.sources.sentinel",
+    "sentinel_signl4.sources.graph_wire": "sentinel_signl4.sources.graph",
+}
+DEMO_VIEW = "sentinel_signl4.demo_sources"
 
 ENGINE_FORBIDDEN = ("sentinel_signl4.clients", "sentinel_signl4.config", "sentinel_signl4.sources",
                     "sentinel_signl4.web", "sentinel_signl4_emulators")
@@ -102,6 +113,20 @@ def test_engine_imports_no_client_config_source_web_or_emulator() -> None:
                  and any(_within(b, layer) for layer in ENGINE_FORBIDDEN)
                  and not any(a == mod and _within(b, target) for mod, target in ENGINE_EXCEPTIONS))
     assert bad == []
+
+
+def test_clients_import_no_source_adapter_and_nothing_of_the_engine() -> None:
+    bad = sorted((a, b) for a, b in _edges(PRODUCT) if _within(a, "sentinel_signl4.clients")
+                 and (_within(b, "sentinel_signl4.sources") or _within(b, "sentinel_signl4.engine")))
+    assert bad == []
+
+
+def test_only_a_vendors_adapter_imports_its_wire_module() -> None:
+    edges = set(_edges(PRODUCT))
+    for wire, adapter in WIRE_MODULES.items():
+        importers = {a for a, b in edges if b == wire}
+        assert adapter in importers  # the rule sees the imports it judges
+        assert {a for a in importers if not a.startswith(adapter) and a != DEMO_VIEW} == set(), wire
 
 
 def test_emulators_import_nothing_of_the_product() -> None:

@@ -1,4 +1,4 @@
-"""Reverse-sync decisions: keywords, acknowledgement and close never lose or reopen anything."""
+"""Reverse-sync decisions: SIGNL4 events, classification keywords, comment ids and texts."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ from sentinel_signl4.domain.sync import (
     COMMENT_LIMIT,
     ClassificationChoice,
     annotation_comment,
-    apply_acknowledge,
-    apply_close,
     clip_comment,
     comment_id_for,
     parse_keywords,
@@ -78,38 +76,6 @@ def test_invalid_keywords_explain_the_valid_ones(text: str) -> None:
 
 def test_text_without_keywords_is_just_a_comment() -> None:
     assert parse_keywords("on my way, ETA 10 min (issue #12)") is None
-
-
-def test_acknowledge_moves_new_to_active_and_sets_owner_keeping_everything_else() -> None:
-    props = {"title": "t", "severity": "High", "status": "New", "labels": [{"labelName": "SIGNL4"}],
-             "description": "d", "owner": {}}
-    new = apply_acknowledge(props, owner_object_id="oid-1", owner_upn=None, assign_owner=True)
-    assert new is not None
-    assert new["status"] == "Active" and new["owner"] == {"objectId": "oid-1"}
-    assert new["labels"] == props["labels"] and new["description"] == "d"
-
-
-def test_late_acknowledgement_never_reopens_a_closed_incident() -> None:
-    props = {"title": "t", "severity": "High", "status": "Closed", "classification": "FalsePositive",
-             "classificationReason": "InaccurateData", "owner": {"objectId": "closer"}}
-    assert apply_acknowledge(props, owner_object_id="late", owner_upn=None, assign_owner=True) is None
-
-
-def test_close_sets_classification_and_owner_only_when_unset() -> None:
-    props = {"title": "t", "severity": "High", "status": "Active", "owner": {"objectId": "analyst"}}
-    choice = ClassificationChoice(Classification.TRUE_POSITIVE, ClassificationReason.SUSPICIOUS_ACTIVITY)
-    new = apply_close(props, choice=choice, comment="c", owner_object_id="responder", owner_upn=None,
-                      assign_owner=True)
-    assert new is not None
-    assert new["status"] == "Closed" and new["classification"] == "TruePositive"
-    assert new["classificationReason"] == "SuspiciousActivity"
-    assert new["owner"] == {"objectId": "analyst"}
-
-
-def test_close_of_an_already_closed_incident_keeps_the_analysts_classification() -> None:
-    props = {"title": "t", "severity": "High", "status": "Closed", "classification": "BenignPositive"}
-    assert apply_close(props, choice=ClassificationChoice(Classification.UNDETERMINED, None), comment="c",
-                       owner_object_id=None, owner_upn=None, assign_owner=False) is None
 
 
 def test_comment_ids_are_derived_from_the_event_id() -> None:

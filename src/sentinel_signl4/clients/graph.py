@@ -3,7 +3,7 @@
 One choke point, :meth:`GraphClient._request`, waits for the tenant's shared request budget, adds the bearer
 token and ``Prefer: include-unknown-enum-members``, sets the timeout, classifies every failure into our typed
 errors and applies the bounded :class:`RetryPolicy`. Answers are returned as Graph JSON objects; mapping them to
-the domain is the source's job (``sources/graph.py``) with the vocabulary of ``domain/graph_vocab.py``.
+the domain is the adapter's job (``sources/graph_wire.py``) with the vocabulary of ``domain/graph_vocab.py``.
 
 Request budget: Graph allows **150 requests per minute per app per tenant** on the security API (reference §3.4).
 Every connector of a tenant shares one :func:`graph_limiter` (140 per minute: headroom for requests the budget
@@ -29,9 +29,9 @@ import structlog
 from sentinel_signl4.clients._rest import checked_next_link, origin, path_segment, send_once
 from sentinel_signl4.clients.http import DEFAULT_TIMEOUT
 from sentinel_signl4.clients.identity import TokenProvider
+from sentinel_signl4.clients.odata import any_of, format_odata_datetime
 from sentinel_signl4.clients.ratelimit import SlidingWindowLimiter, limiter_for
 from sentinel_signl4.clients.retry import OnRetry, RetryPolicy, call_with_retry
-from sentinel_signl4.clients.sentinel_mapping import format_odata_datetime
 from sentinel_signl4.domain.enums import Severity
 from sentinel_signl4.domain.filtering import IncidentFilter
 from sentinel_signl4.domain.graph_vocab import alert_statuses_for, graph_severities_for, incident_statuses_for
@@ -81,11 +81,6 @@ def graph_limiter(tenant_id: str, *, limit: int = GRAPH_TENANT_BUDGET,
     return limiter_for(f"graph:{tenant_id.lower()}", limit=limit, window=window)
 
 
-def _any_of(prop: str, values: tuple[str, ...]) -> str:
-    terms = [f"{prop} eq '{value}'" for value in values]
-    return terms[0] if len(terms) == 1 else "(" + " or ".join(terms) + ")"
-
-
 def build_graph_filter(flt: IncidentFilter, now: datetime,
                        resource: Literal["incidents", "alerts"] = "incidents") -> str:
     """The server-side ``$filter`` for ``flt`` at ``now``: created within ``max_age``, statuses, severities.
@@ -100,13 +95,13 @@ def build_graph_filter(flt: IncidentFilter, now: datetime,
         raise ValueError("the incident filter selects no severity")
     clauses = [f"createdDateTime ge {format_odata_datetime(flt.oldest(now))}"]
     if resource == "incidents":
-        clauses.append(_any_of("status", tuple(s.value for s in incident_statuses_for(flt.statuses))))
+        clauses.append(any_of("status", tuple(s.value for s in incident_statuses_for(flt.statuses))))
     else:
         alert_statuses = alert_statuses_for(flt.statuses)
         if len(alert_statuses) < 3:
-            clauses.append(_any_of("status", tuple(s.value for s in alert_statuses)))
+            clauses.append(any_of("status", tuple(s.value for s in alert_statuses)))
     if not set(flt.severities) >= set(Severity):
-        clauses.append(_any_of("severity", tuple(s.value for s in graph_severities_for(flt.severities))))
+        clauses.append(any_of("severity", tuple(s.value for s in graph_severities_for(flt.severities))))
     return " and ".join(clauses)
 
 

@@ -1,5 +1,8 @@
 """Microsoft Sentinel incidents over ARM REST (api-version 2025-09-01): a thin typed client.
 
+Answers are returned as ARM JSON objects, as :class:`~sentinel_signl4.clients.graph.GraphClient` returns Graph's;
+mapping them to the domain and back is the adapter's job (``sources/sentinel_wire.py``).
+
 One choke point, :meth:`SentinelClient._request`, adds the bearer token, sets the timeout, classifies every
 failure into our typed errors and applies the bounded :class:`RetryPolicy`. Every call here is safe to repeat:
 reads, the read-only ``POST …/alerts|entities``, a PUT carrying the etag it was based on (a repeat after an
@@ -14,7 +17,6 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
-import structlog
 
 from sentinel_signl4.clients._rest import checked_next_link, origin, path_segment, send_once
 from sentinel_signl4.clients.azure_actions import (
@@ -29,15 +31,13 @@ from sentinel_signl4.clients.http import DEFAULT_TIMEOUT
 from sentinel_signl4.clients.identity import TokenProvider
 from sentinel_signl4.clients.retry import OnRetry, RetryPolicy, call_with_retry
 from sentinel_signl4.clients.sentinel_budget import SentinelBudget
-from sentinel_signl4.clients.sentinel_mapping import (
+from sentinel_signl4.clients.sentinel_filters import (
     build_incident_filter,
     build_modified_filter,
     build_number_filter,
-    incident_from_arm,
 )
 from sentinel_signl4.domain.enums import IncidentStatus
 from sentinel_signl4.domain.filtering import IncidentFilter
-from sentinel_signl4.domain.incident import Incident
 from sentinel_signl4.errors import AuthError, NotFoundError, PermanentError
 from sentinel_signl4.redact import Redactor, redact_url
 
@@ -52,8 +52,6 @@ _MAX_TOP = 1000  # the 2025-09-01 spec's maximum for $top
 # Characters left literal in query strings: OData needs `$`, quotes, slashes and parentheses to stay readable,
 # spaces become %20 (never `+`, which some OData parsers keep as a plus).
 _QUERY_SAFE = "$'/:(),"
-
-_log = structlog.get_logger(__name__)
 
 
 class SentinelClient:
@@ -121,61 +119,52 @@ class SentinelClient:
     # -- incidents -------------------------------------------------------------------------------------------
 
     @requires(INCIDENTS_READ)
-    async def list_incidents(self, flt: IncidentFilter, now: datetime, *, top: int = 200) -> AsyncIterator[Incident]:
+    def list_incidents(self, flt: IncidentFilter, now: datetime, *, top: int = 200) -> AsyncIterator[dict[str, Any]]:
         """Incidents matching ``flt`` at ``now``, oldest first, across every page (``nextLink`` followed)."""
         params = {
             "$filter": build_incident_filter(flt, now),
             "$orderby": "properties/createdTimeUtc asc",
             "$top": str(_check_top(top)),
         }
-        async for item in self._pages(self._url("incidents"), params):
-            incident = _parse_incident(item)
-            if incident is not None:
-                yield incident
+        return self._pages(self._url("incidents"), params)
 
     @requires(INCIDENTS_READ)
-    async def list_modified_since(
+    def list_modified_since(
         self, since: datetime, *, statuses: Iterable[IncidentStatus] | None = None, top: int = 200
-    ) -> AsyncIterator[Incident]:
+    ) -> AsyncIterator[dict[str, Any]]:
         """Incidents modified at or after ``since`` (optionally only in ``statuses``), least recently first."""
         params = {
             "$filter": build_modified_filter(since, statuses),
             "$orderby": "properties/lastModifiedTimeUtc asc",
             "$top": str(_check_top(top)),
         }
-        async for item in self._pages(self._url("incidents"), params):
-            incident = _parse_incident(item)
-            if incident is not None:
-                yield incident
+        return self._pages(self._url("incidents"), params)
 
     @requires(INCIDENTS_READ)
-    async def find_incident_by_number(self, number: int) -> Incident | None:
+    async def find_incident_by_number(self, number: int) -> dict[str, Any] | None:
         """The incident with ``incidentNumber`` ``number`` (one filtered list request), or ``None``."""
         params = {"$filter": build_number_filter(number), "$top": "1"}
         async for item in self._pages(self._url("incidents"), params):
-            incident = _parse_incident(item)
-            if incident is not None and incident.number == number:
-                return incident
+            properties = item.get("properties")
+            found = properties.get("incidentNumber") if isinstance(properties, Mapping) else None
+            if isinstance(found, int) and not isinstance(found, bool) and found == number:
+                return item
         return None
 
     @requires(INCIDENTS_READ)
-    async def get_incident(self, name: str) -> Incident:
+    async def get_incident(self, name: str) -> dict[str, Any]:
         """One incident by its name (the GUID); :class:`NotFoundError` if it does not exist."""
-        return incident_from_arm(await self._request("GET", self._url("incidents", name)))
+        return await self._request("GET", self._url("incidents", name))
 
     @requires(INCIDENTS_WRITE)
-    async def put_incident(self, incident: Incident, properties: Mapping[str, Any]) -> Incident:
-        """Replace the incident's writable ``properties``, conditional on the etag ``incident`` was read with.
+    async def put_incident(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace incident ``name`` with ``body`` (``properties`` and the ``etag`` it was read with); the answer.
 
-        Build ``properties`` with :func:`~sentinel_signl4.clients.sentinel_mapping.writable_properties` so no
-        field is dropped. A stale etag raises :class:`ConflictError` (409): re-read, re-apply, try again. Without
-        an etag (never read) the write is last-writer-wins.
+        The body is the adapter's (``sources/sentinel_wire.py``: every writable property, so none is dropped). A
+        stale etag raises :class:`ConflictError` (409): re-read, re-apply, try again. Without an etag the write is
+        last-writer-wins.
         """
-        body: dict[str, Any] = {"properties": dict(properties)}
-        if incident.etag is not None:
-            body["etag"] = incident.etag
-        answer = await self._request("PUT", self._url("incidents", incident.name), body=body)
-        return incident_from_arm(answer)
+        return await self._request("PUT", self._url("incidents", name), body=body)
 
     # -- comments, alerts, entities --------------------------------------------------------------------------
 
@@ -282,15 +271,6 @@ class SentinelClient:
 
         return await call_with_retry(attempt, self._retry, idempotent=True, on_retry=self._on_retry,
                                      service="sentinel")
-
-
-def _parse_incident(item: Mapping[str, Any]) -> Incident | None:
-    try:
-        return incident_from_arm(item)
-    except ValueError as exc:
-        # One unidentifiable item must not block every later incident of the listing (a poison pill).
-        _log.warning("sentinel.incident_unparseable", reason=str(exc), item_id=str(item.get("id", ""))[:200])
-        return None
 
 
 def _check_top(top: int) -> int:

@@ -20,7 +20,7 @@ Statuses
 
 Severities
     ``high/medium/low/informational`` ⇄ ``High/Medium/Low/Informational``. Graph's ``unknown`` and
-    ``unknownFutureValue`` read as **High**, for the reason given in ``clients/sentinel_mapping.py``: the server
+    ``unknownFutureValue`` read as **High**, for the reason given in ``sources/sentinel_wire.py``: the server
     filter only returns them when every severity was asked for, and then paging for them is what the user wants.
 
 Classification (ours → Graph; :func:`verdict_for`)

@@ -1,11 +1,9 @@
-"""Reverse sync decisions: what a SIGNL4 event means for the Sentinel incident. Pure; the clock is a parameter.
+"""Reverse sync decisions: what a SIGNL4 event means for the incident, apart from the write itself. Pure; the clock
+is a parameter.
 
-Order of operations, whatever order events arrive in (duplicates and out-of-order deliveries are normal):
-
-* An acknowledgement sets the owner (if configured) and moves **New → Active** only; it never reopens a closed
-  incident, so a late acknowledgement after a close changes nothing but adds its comment.
-* A close sets **Closed** with the classification in force (an annotation keyword, else the configured one), sets
-  the owner only if none is set, and adds a comment.
+* What an acknowledgement or a close changes on the incident is ``domain/incident_change.py``'s (New → Active only,
+  never reopening a closed incident; Closed with the classification in force, the owner only if none is set).
+  Either also adds a comment, with an id derived from the event (:func:`comment_id_for`), so a replay adds none.
 * Annotations add a comment; keywords (#tp, #fp:<reason>, #bp:<reason>, #undetermined) choose the classification
   used by a later close. An annotation that arrives after the close cannot change it (documented limit).
 """
@@ -20,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sentinel_signl4.domain.enums import Classification, ClassificationReason, IncidentStatus
+from sentinel_signl4.domain.enums import Classification, ClassificationReason
 from sentinel_signl4.domain.signl4_events import Signl4Event
 
 __all__ = [
@@ -29,8 +27,6 @@ __all__ = [
     "ClassificationChoice",
     "KeywordResult",
     "MergeOutcome",
-    "apply_acknowledge",
-    "apply_close",
     "comment_id_for",
     "is_connector_note",
     "merge_annotation",
@@ -119,53 +115,6 @@ def comment_id_for(connector: str, event_id: str, purpose: str = "comment") -> s
 
 def clip_comment(text: str) -> str:
     return text if len(text) <= COMMENT_LIMIT else text[: COMMENT_LIMIT - 40] + "\n… (truncated to fit Sentinel)"
-
-
-def _owner(object_id: str | None, upn: str | None) -> dict[str, Any] | None:
-    if object_id:
-        return {"objectId": object_id}
-    if upn:
-        return {"userPrincipalName": upn}
-    return None
-
-
-def apply_acknowledge(props: Mapping[str, Any], *, owner_object_id: str | None, owner_upn: str | None,
-                      assign_owner: bool) -> dict[str, Any] | None:
-    """New props for an acknowledgement, or None when nothing changes."""
-    new = dict(props)
-    if new.get("status") == IncidentStatus.NEW.value:
-        new["status"] = IncidentStatus.ACTIVE.value
-    owner = _owner(owner_object_id, owner_upn) if assign_owner else None
-    if owner and new.get("status") != IncidentStatus.CLOSED.value and not _same_owner(new.get("owner"), owner):
-        new["owner"] = owner
-    return None if new == dict(props) else new
-
-
-def apply_close(props: Mapping[str, Any], *, choice: ClassificationChoice, comment: str,
-                owner_object_id: str | None, owner_upn: str | None, assign_owner: bool) -> dict[str, Any] | None:
-    new = dict(props)
-    if new.get("status") == IncidentStatus.CLOSED.value:
-        return None  # closed meanwhile (by an analyst or by an earlier delivery): keep their classification
-    new["status"] = IncidentStatus.CLOSED.value
-    new["classification"] = choice.classification.value
-    if choice.reason is not None:
-        new["classificationReason"] = choice.reason.value
-    else:
-        new.pop("classificationReason", None)
-    new["classificationComment"] = comment[:1000]
-    current_owner = new.get("owner") or {}
-    owner = _owner(owner_object_id, owner_upn) if assign_owner else None
-    if owner and not (isinstance(current_owner, Mapping) and (current_owner.get("objectId")
-                                                               or current_owner.get("userPrincipalName")
-                                                               or current_owner.get("email"))):
-        new["owner"] = owner
-    return new
-
-
-def _same_owner(current: Any, wanted: Mapping[str, Any]) -> bool:
-    if not isinstance(current, Mapping):
-        return False
-    return any(current.get(k) and str(current.get(k)).casefold() == str(v).casefold() for k, v in wanted.items())
 
 
 def describe_time(moment: datetime | None) -> str:

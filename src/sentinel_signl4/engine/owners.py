@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import structlog
 
+from sentinel_signl4.domain.incident_change import OwnerRef
 from sentinel_signl4.domain.signl4_events import Signl4User
-from sentinel_signl4.engine.ports import OwnerRef
 from sentinel_signl4.errors import RemoteError
 
 __all__ = ["OwnerDirectory", "UserLookup"]

@@ -8,12 +8,12 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sentinel_signl4.domain import Incident, IncidentFilter, SignlRequest
+from sentinel_signl4.domain.incident_change import OwnerRef
 from sentinel_signl4.domain.render import Enrichment
 from sentinel_signl4.domain.signl4_events import Signl4Event
 from sentinel_signl4.domain.sync import ClassificationChoice
 
-__all__ = ["AlertEvents", "ChangedAlert", "Enricher", "FoundAlert", "IncidentSource", "OwnerRef", "Pager",
-           "Signl4Changes"]
+__all__ = ["AlertEvents", "ChangedAlert", "Enricher", "FoundAlert", "IncidentSource", "Pager", "Signl4Changes"]
 
 
 class IncidentSource(Protocol):
@@ -43,7 +43,8 @@ class IncidentSource(Protocol):
 
     async def acknowledge(self, incident_id: str, owner: OwnerRef | None, *, tags: Sequence[str] = ()) -> bool:
         """New → Active (never reopens a closed incident) and owner = ``owner`` when given; ``tags`` (a tag row
-        still pending for the incident) go with the same write. True if written."""
+        still pending for the incident) go with the same write. True if written. The rules are
+        ``domain/incident_change.py``'s; the adapter maps the change to its wire format."""
         ...
 
     async def close(self, incident_id: str, choice: ClassificationChoice, comment: str,
@@ -62,15 +63,6 @@ class IncidentSource(Protocol):
         ``None`` when the source cannot tell which incident survived (Sentinel's stable API does not say).
         """
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class OwnerRef:
-    """Who to assign: an Entra object id (Sentinel) and/or a UPN / e-mail (Graph ``assignedTo``)."""
-
-    object_id: str | None = None
-    upn: str | None = None
-    email: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""Pure translation between Sentinel's ARM wire format and the domain: OData filters, incidents, PUT bodies.
+"""Sentinel's ARM wire format and the domain, both ways: an ARM incident → :class:`Incident`, and an
+:class:`IncidentChange` → the PUT body (the full writable set with the etag). Pure; only ``sources/sentinel*`` use it.
 
 Decisions worth knowing:
 
@@ -8,9 +9,11 @@ Decisions worth knowing:
   to ``Active``, the one status that triggers nothing (``New`` would page, ``Closed`` would resolve a Signl).
   Unknown classification values become ``None``. The original strings stay in ``Incident.raw``, and PUT bodies
   are built from ``raw``, so nothing is lost or rewritten on the way back.
-* **A PUT replaces the whole resource** (shared/reference/microsoft-apis.md §1.6), so :func:`writable_properties`
-  copies every property that is not known to be read-only — including ones this code does not know yet — and
-  every label as it came (AutoAssigned ones included).
+* **A PUT replaces the whole resource**, so :func:`writable_properties` copies every property that is not known to
+  be read-only — including ones this code does not know yet — and every label as it came (AutoAssigned ones
+  included). :func:`changed_properties` applies an :class:`IncidentChange` to that set.
+* **Owners are assigned by object id, else UPN** (:func:`assignee`); the service resolves ``assignedTo`` and the
+  rest itself.
 * **Defender merges** (docs/decisions.md, "Defender merges"): when the Defender portal merges incidents, the
   *source* incident is closed, loses its tags and gets the tag ``Redirected``; its alerts and tags move to the
   target (learn.microsoft.com/defender-xdr/alerts-incidents-correlation, "Details of the merge process"). That is
@@ -22,24 +25,23 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from typing import Any
 
+from sentinel_signl4.clients.odata import parse_odata_datetime
 from sentinel_signl4.domain.enums import Classification, ClassificationReason, IncidentStatus, Severity
-from sentinel_signl4.domain.filtering import IncidentFilter
 from sentinel_signl4.domain.incident import Incident, Owner
+from sentinel_signl4.domain.incident_change import IncidentChange, OwnerRef
 
 __all__ = [
+    "CLASSIFICATION_COMMENT_LIMIT",
     "READ_ONLY_PROPERTIES",
     "REDIRECTED_LABEL",
-    "build_incident_filter",
-    "build_modified_filter",
-    "build_number_filter",
-    "format_odata_datetime",
+    "assignee",
+    "changed_properties",
     "incident_from_arm",
     "merged_into_number",
-    "parse_arm_datetime",
+    "put_body",
     "with_label",
     "writable_properties",
 ]
@@ -59,77 +61,8 @@ READ_ONLY_PROPERTIES = frozenset({
 
 #: The tag Defender adds to an incident it merged into another one (defender-xdr/alerts-incidents-correlation.md).
 REDIRECTED_LABEL = "Redirected"
-
-_SEVERITY_ORDER = (Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFORMATIONAL)
-_STATUS_ORDER = (IncidentStatus.NEW, IncidentStatus.ACTIVE, IncidentStatus.CLOSED)
-
-
-def format_odata_datetime(value: datetime) -> str:
-    """``2026-11-26T10:00:00Z``: UTC, whole seconds, unquoted as ARM's OData expects.
-
-    Fractions are dropped (rounded down), which only widens a ``ge`` window: never a missed incident.
-    """
-    if value.tzinfo is None:
-        raise ValueError("OData datetimes must be timezone-aware")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _any_of(path: str, values: Iterable[str]) -> str:
-    terms = [f"{path} eq '{value}'" for value in values]
-    return terms[0] if len(terms) == 1 else "(" + " or ".join(terms) + ")"
-
-
-def _status_clause(statuses: Iterable[IncidentStatus]) -> str | None:
-    chosen = set(statuses)
-    if not chosen:
-        raise ValueError("the incident filter selects no status")
-    if chosen >= set(IncidentStatus):
-        return None
-    return _any_of("properties/status", [s.value for s in _STATUS_ORDER if s in chosen])
-
-
-def build_incident_filter(flt: IncidentFilter, now: datetime) -> str:
-    """The ``$filter`` for the forward path: created within ``max_age``, in the chosen statuses and severities.
-
-    A clause that would select every value (all three statuses, all four severities) is omitted: it filters
-    nothing and makes the URL longer.
-    """
-    clauses = [f"properties/createdTimeUtc ge {format_odata_datetime(flt.oldest(now))}"]
-    status = _status_clause(flt.statuses)
-    if status:
-        clauses.append(status)
-    severities = set(flt.severities)
-    if not severities:
-        raise ValueError("the incident filter selects no severity")
-    if not severities >= set(Severity):
-        clauses.append(_any_of("properties/severity", [s.value for s in _SEVERITY_ORDER if s in severities]))
-    return " and ".join(clauses)
-
-
-def build_modified_filter(since: datetime, statuses: Iterable[IncidentStatus] | None = None) -> str:
-    """The ``$filter`` for lifecycle detection: modified since ``since``, optionally in ``statuses``."""
-    clauses = [f"properties/lastModifiedTimeUtc ge {format_odata_datetime(since)}"]
-    if statuses is not None:
-        status = _status_clause(statuses)
-        if status:
-            clauses.append(status)
-    return " and ".join(clauses)
-
-
-def build_number_filter(number: int) -> str:
-    """The ``$filter`` that selects the incident with ``incidentNumber`` ``number``."""
-    return f"properties/incidentNumber eq {int(number)}"
-
-
-def parse_arm_datetime(value: Any) -> datetime | None:
-    """An aware UTC datetime from ARM's ISO strings (``Z``, up to 7 fractional digits), or ``None``."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+#: ``classificationComment`` is cut to this many characters.
+CLASSIFICATION_COMMENT_LIMIT = 1000
 
 
 def _enum_or(enum_type: type[Any], value: Any, default: Any) -> Any:
@@ -165,8 +98,8 @@ def incident_from_arm(resource: Mapping[str, Any]) -> Incident:
     name = resource.get("name") or (resource_id.rstrip("/").rsplit("/", 1)[-1] if resource_id else None)
     if not resource_id or not name:
         raise ValueError("an incident resource needs an id and a name")
-    created = parse_arm_datetime(props.get("createdTimeUtc"))
-    modified = parse_arm_datetime(props.get("lastModifiedTimeUtc"))
+    created = parse_odata_datetime(props.get("createdTimeUtc"))
+    modified = parse_odata_datetime(props.get("lastModifiedTimeUtc"))
     if created is None and modified is None:
         raise ValueError(f"incident {name} has neither createdTimeUtc nor lastModifiedTimeUtc")
     owner_raw: Mapping[str, Any] = props.get("owner") or {}
@@ -253,3 +186,45 @@ def with_label(properties: Mapping[str, Any], tag: str) -> dict[str, Any] | None
     # labelType is read-only in the spec, but every client sends "User" (msticpy, XSOAR) and ARM accepts it.
     updated["labels"] = [*(copy.deepcopy(dict(label)) for label in labels), {"labelName": tag, "labelType": "User"}]
     return updated
+
+
+def assignee(owner: OwnerRef | None) -> OwnerRef | None:
+    """``owner`` as Sentinel assigns it: by object id, else by user principal name (an e-mail alone is not used)."""
+    return owner.only("object_id", "upn") if owner is not None else None
+
+
+def _owner(owner: OwnerRef) -> dict[str, str]:
+    if owner.object_id:
+        return {"objectId": owner.object_id}
+    if owner.upn:
+        return {"userPrincipalName": owner.upn}
+    raise ValueError("Sentinel assigns an owner by object id or user principal name")
+
+
+def changed_properties(incident: Incident, change: IncidentChange) -> dict[str, Any] | None:
+    """The full writable set of ``incident`` with ``change`` applied; ``None`` when the change is empty."""
+    if change.is_empty:
+        return None
+    properties = writable_properties(incident)
+    if change.status is not None:
+        properties["status"] = change.status.value
+    if change.classification is not None:
+        properties["classification"] = change.classification.classification.value
+        if change.classification.reason is not None:
+            properties["classificationReason"] = change.classification.reason.value
+        else:
+            properties.pop("classificationReason", None)
+        properties["classificationComment"] = change.classification_comment[:CLASSIFICATION_COMMENT_LIMIT]
+    if change.owner is not None:
+        properties["owner"] = _owner(change.owner)
+    for tag in change.labels:
+        properties = with_label(properties, tag) or properties
+    return properties
+
+
+def put_body(incident: Incident, properties: Mapping[str, Any]) -> dict[str, Any]:
+    """The PUT body: ``properties`` and, when ``incident`` was read with one, its etag (a stale etag is a 409)."""
+    body: dict[str, Any] = {"properties": dict(properties)}
+    if incident.etag is not None:
+        body["etag"] = incident.etag
+    return body

@@ -1,33 +1,33 @@
-"""Pure Sentinel mapping: OData filters, ARM → Incident, and PUT bodies that never drop a field."""
+"""Sentinel's wire module: ARM → Incident, and PUT bodies that never drop a field."""
 
 from __future__ import annotations
 
 import copy
 import json
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from sentinel_signl4.clients.sentinel_mapping import (
-    READ_ONLY_PROPERTIES,
-    build_incident_filter,
-    build_modified_filter,
-    format_odata_datetime,
-    incident_from_arm,
-    with_label,
-    writable_properties,
-)
 from sentinel_signl4.domain import (
     Classification,
     ClassificationReason,
-    IncidentFilter,
     IncidentStatus,
     Severity,
 )
+from sentinel_signl4.domain.incident_change import OwnerRef, acknowledge_change, close_change
+from sentinel_signl4.domain.sync import ClassificationChoice
+from sentinel_signl4.sources.sentinel_wire import (
+    READ_ONLY_PROPERTIES,
+    assignee,
+    changed_properties,
+    incident_from_arm,
+    put_body,
+    with_label,
+    writable_properties,
+)
 from spec_validation import SPECS_DIR, assert_valid
 
-NOW = datetime(2026, 11, 26, 10, 0, 0, 123456, tzinfo=UTC)
 EXAMPLE = (SPECS_DIR / "azure-rest-api-specs/specification/securityinsights/resource-manager/"
            "Microsoft.SecurityInsights/stable/2024-09-01/examples/incidents/GetIncidentById.json")
 
@@ -40,55 +40,6 @@ def arm_incident() -> dict[str, Any]:
                                     {"labelName": "vip", "labelType": "User"}]
     body["properties"]["futureWritableField"] = {"kept": True}
     return body
-
-
-# -- filters -------------------------------------------------------------------------------------------------
-
-
-def test_default_filter_is_new_in_the_last_24_hours_without_a_severity_clause() -> None:
-    assert build_incident_filter(IncidentFilter(), NOW) == (
-        "properties/createdTimeUtc ge 2026-11-25T10:00:00Z and properties/status eq 'New'"
-    )
-
-
-def test_selected_severities_and_statuses_are_or_groups_in_a_stable_order() -> None:
-    flt = IncidentFilter(statuses=frozenset({IncidentStatus.ACTIVE, IncidentStatus.NEW}),
-                         severities=frozenset({Severity.MEDIUM, Severity.HIGH}), max_age=timedelta(hours=2))
-    assert build_incident_filter(flt, NOW) == (
-        "properties/createdTimeUtc ge 2026-11-26T08:00:00Z"
-        " and (properties/status eq 'New' or properties/status eq 'Active')"
-        " and (properties/severity eq 'High' or properties/severity eq 'Medium')"
-    )
-
-
-def test_all_statuses_selected_omits_the_status_clause() -> None:
-    flt = IncidentFilter(statuses=frozenset(IncidentStatus), severities=frozenset({Severity.LOW}))
-    assert build_incident_filter(flt, NOW) == (
-        "properties/createdTimeUtc ge 2026-11-25T10:00:00Z and properties/severity eq 'Low'"
-    )
-
-
-def test_times_are_utc_whole_seconds_rounded_down_so_the_window_only_widens() -> None:
-    paris = timezone(timedelta(hours=1))
-    assert format_odata_datetime(datetime(2026, 1, 1, 1, 0, 0, 999999, tzinfo=paris)) == "2026-01-01T00:00:00Z"
-
-
-def test_naive_times_are_refused() -> None:
-    with pytest.raises(ValueError, match="timezone-aware"):
-        build_incident_filter(IncidentFilter(), datetime(2026, 1, 1))
-
-
-@pytest.mark.parametrize("flt", [IncidentFilter(statuses=frozenset()), IncidentFilter(severities=frozenset())])
-def test_a_filter_that_selects_nothing_is_an_error_not_an_empty_poll(flt: IncidentFilter) -> None:
-    with pytest.raises(ValueError, match="selects no"):
-        build_incident_filter(flt, NOW)
-
-
-def test_modified_filter_with_and_without_statuses() -> None:
-    assert build_modified_filter(NOW) == "properties/lastModifiedTimeUtc ge 2026-11-26T10:00:00Z"
-    assert build_modified_filter(NOW, [IncidentStatus.CLOSED]) == (
-        "properties/lastModifiedTimeUtc ge 2026-11-26T10:00:00Z and properties/status eq 'Closed'"
-    )
 
 
 # -- ARM → Incident ------------------------------------------------------------------------------------------
@@ -197,3 +148,69 @@ def test_the_put_body_matches_the_incident_schema(arm_incident: dict[str, Any]) 
 def test_sparse_incidents_still_produce_the_required_fields() -> None:
     incident = incident_from_arm({"id": "/i/x", "name": "x", "properties": {"createdTimeUtc": "2026-01-01T00:00:00Z"}})
     assert_valid({"properties": writable_properties(incident)}, "Incident")
+
+
+# -- acknowledge and close as PUT bodies -----------------------------------------------------------------------
+
+
+def resource(**props: Any) -> dict[str, Any]:
+    return {"id": "/i/x", "name": "x", "etag": '"e1"',
+            "properties": {"createdTimeUtc": "2026-01-01T00:00:00Z", **props}}
+
+
+def test_acknowledge_moves_new_to_active_and_sets_owner_keeping_everything_else() -> None:
+    incident = incident_from_arm(resource(title="t", severity="High", status="New", labels=[{"labelName": "SIGNL4"}],
+                                          description="d", owner={}))
+    new = changed_properties(incident, acknowledge_change(incident, assignee(OwnerRef(object_id="oid-1"))))
+    assert new is not None
+    assert new["status"] == "Active" and new["owner"] == {"objectId": "oid-1"}
+    assert new["labels"] == [{"labelName": "SIGNL4"}] and new["description"] == "d"
+    assert "createdTimeUtc" not in new  # read-only
+
+
+def test_late_acknowledgement_never_reopens_a_closed_incident() -> None:
+    incident = incident_from_arm(resource(title="t", severity="High", status="Closed", classification="FalsePositive",
+                                          classificationReason="InaccurateData", owner={"objectId": "closer"}))
+    assert changed_properties(incident, acknowledge_change(incident, assignee(OwnerRef(object_id="late")))) is None
+
+
+def test_close_sets_classification_and_owner_only_when_unset() -> None:
+    incident = incident_from_arm(resource(title="t", severity="High", status="Active", owner={"objectId": "analyst"}))
+    choice = ClassificationChoice(Classification.TRUE_POSITIVE, ClassificationReason.SUSPICIOUS_ACTIVITY)
+    new = changed_properties(incident, close_change(incident, choice, "c", assignee(OwnerRef(object_id="responder"))))
+    assert new is not None
+    assert new["status"] == "Closed" and new["classification"] == "TruePositive"
+    assert new["classificationReason"] == "SuspiciousActivity" and new["classificationComment"] == "c"
+    assert new["owner"] == {"objectId": "analyst"}
+
+
+def test_close_without_a_reason_drops_the_old_reason_and_clips_the_comment() -> None:
+    incident = incident_from_arm(resource(title="t", severity="High", status="Active",
+                                          classificationReason="SuspiciousActivity"))
+    choice = ClassificationChoice(Classification.UNDETERMINED, None)
+    new = changed_properties(incident, close_change(incident, choice, "x" * 5000, None))
+    assert new is not None
+    assert "classificationReason" not in new and len(new["classificationComment"]) == 1000
+
+
+def test_close_of_an_already_closed_incident_keeps_the_analysts_classification() -> None:
+    incident = incident_from_arm(resource(title="t", severity="High", status="Closed", classification="BenignPositive"))
+    choice = ClassificationChoice(Classification.UNDETERMINED, None)
+    assert changed_properties(incident, close_change(incident, choice, "c", None, ("SIGNL4",))) is None
+
+
+def test_sentinel_assigns_by_object_id_else_upn_never_by_email_alone() -> None:
+    assert assignee(OwnerRef(object_id="o", upn="u@x", email="e@x")) == OwnerRef(object_id="o")
+    assert assignee(OwnerRef(upn="u@x", email="e@x")) == OwnerRef(upn="u@x")
+    assert assignee(OwnerRef(email="e@x")) is None
+    assert assignee(None) is None
+    incident = incident_from_arm(resource(status="New"))
+    new = changed_properties(incident, acknowledge_change(incident, assignee(OwnerRef(upn="u@x"))))
+    assert new is not None and new["owner"] == {"userPrincipalName": "u@x"}
+
+
+def test_put_body_carries_the_etag_read_and_none_without_one() -> None:
+    incident = incident_from_arm(resource(status="New"))
+    assert put_body(incident, {"title": "t"}) == {"properties": {"title": "t"}, "etag": '"e1"'}
+    unread = incident_from_arm({k: v for k, v in resource().items() if k != "etag"})
+    assert put_body(unread, {"title": "t"}) == {"properties": {"title": "t"}}
