@@ -6,6 +6,8 @@ level, inside functions and under ``TYPE_CHECKING``).
 * ``sentinel_signl4.clients`` import no source adapter and nothing of the engine.
 * A vendor's wire module (``sources/sentinel_wire.py``, ``sources/graph_wire.py``) is imported only by that vendor's
   adapter (``sources/sentinel*``, ``sources/graph*``) and by the demo's view of the emulated vendor.
+* Rendering imports only downwards: ``domain.render`` → ``domain.evidence`` → ``domain.text_fit``, and
+  ``domain.minimal_signl`` only ``text_fit`` and the Signl type; nothing below imports what is above it.
 * ``sentinel_signl4_emulators`` imports nothing of the product.
 * The product imports the emulators only in the ``demo`` / ``emulate`` entry points.
 """
@@ -20,25 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ROOT / "src" / "sentinel_signl4"
 EMULATORS = ROOT / "emulators" / "src" / "sentinel_signl4_emulators"
 
-#: The engine's imports of outer layers that exist today, each to be removed by moving the type it needs to a
-#: neutral module (errors) or by passing plain values (configuration). Remove an entry once its import is gone; an
-#: entry that no longer matches anything is harmless, so the rule can be tightened one import at a time.
-ENGINE_EXCEPTIONS: frozenset[tuple[str, str]] = frozenset({
-    # Remote-error types the engine classifies; they belong in a neutral errors module.
-    ("sentinel_signl4.engine.connector", "sentinel_signl4.errors"),
-    ("sentinel_signl4.engine.enrich", "sentinel_signl4.errors"),
-    ("sentinel_signl4.engine.failures", "sentinel_signl4.errors"),
-    ("sentinel_signl4.engine.forward", "sentinel_signl4.errors"),
-    ("sentinel_signl4.engine.outbox", "sentinel_signl4.errors"),
-    ("sentinel_signl4.engine.owners", "sentinel_signl4.errors"),
-    ("sentinel_signl4.engine.reverse", "sentinel_signl4.errors"),
-    # Configuration models the engine takes instead of plain values.
-    ("sentinel_signl4.engine.credential_expiry", "sentinel_signl4.config"),
-    ("sentinel_signl4.engine.reverse", "sentinel_signl4.config"),
-    # SIGNL4 polling still reads the concrete REST client instead of an adapter yielding Signl4Events.
-    ("sentinel_signl4.engine.signl4_poll", "sentinel_signl4.clients.signl4"),
-    ("sentinel_signl4.engine.signl4_poll", "sentinel_signl4.clients.signl4_reads"),
-})
+#: The engine's imports of outer layers that are allowed anyway: none today. An entry must name an import that exists
+#: (``test_every_engine_exception_is_still_needed``), so the list cannot keep a door open after the import is gone.
+ENGINE_EXCEPTIONS: frozenset[tuple[str, str]] = frozenset()
 
 #: The product modules that may import the emulators: ``sentinel-signl4 demo`` and ``emulate`` (the ``demo`` extra).
 EMULATOR_ENTRY_POINTS = frozenset({
@@ -113,6 +99,28 @@ def test_engine_imports_no_client_config_source_web_or_emulator() -> None:
                  and any(_within(b, layer) for layer in ENGINE_FORBIDDEN)
                  and not any(a == mod and _within(b, target) for mod, target in ENGINE_EXCEPTIONS))
     assert bad == []
+
+
+def test_every_engine_exception_is_still_needed() -> None:
+    edges = set(_edges(PRODUCT))
+    stale = sorted((mod, target) for mod, target in ENGINE_EXCEPTIONS
+                   if not any(a == mod and _within(b, target) for a, b in edges))
+    assert stale == []
+
+
+#: The rendering modules from the top down: each may import those after it, never those before it.
+RENDER_LAYERS = ("sentinel_signl4.domain.render", "sentinel_signl4.domain.minimal_signl",
+                 "sentinel_signl4.domain.evidence", "sentinel_signl4.domain.text_fit")
+
+
+def test_rendering_imports_only_downwards() -> None:
+    edges = set(_edges(PRODUCT))
+    assert ("sentinel_signl4.domain.render", "sentinel_signl4.domain.evidence") in edges
+    upward = sorted((a, b) for a, b in edges for i, upper in enumerate(RENDER_LAYERS)
+                    if a in RENDER_LAYERS[i + 1:] and b == upper)
+    assert upward == []
+    # text_fit is the bottom: it imports nothing of ours at all.
+    assert {b for a, b in edges if a == RENDER_LAYERS[-1] and _within(b, "sentinel_signl4")} == set()
 
 
 def test_clients_import_no_source_adapter_and_nothing_of_the_engine() -> None:
