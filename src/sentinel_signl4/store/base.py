@@ -346,6 +346,15 @@ class StateStore(abc.ABC):
         *acquisition* and increments its epoch; renewing one's own unexpired lease keeps the epoch."""
 
     @abc.abstractmethod
+    async def renew_leases(self, owner: str, ttls: Mapping[str, float], now: datetime) -> dict[str, Lease]:
+        """Renew, in one transaction, each lease of ``ttls`` (name → TTL in seconds) that ``owner`` holds and that
+        has not expired at ``now``: it then expires at ``now + ttl``, in the same epoch.
+
+        Returns the leases renewed, by name. A name missing from the answer was not renewed: it expired, was
+        released, or another replica holds it now; its owner has lost it. Never acquires a lease: one that is free
+        or expired stays so (``acquire_lease`` takes it, with a new epoch)."""
+
+    @abc.abstractmethod
     async def release_lease(self, name: str, owner: str) -> None:
         """Give the lease up if ``owner`` holds it (someone else's lease is left alone). The row stays, expired,
         so the next acquisition still increments the epoch (a fence from before the release never matches again).

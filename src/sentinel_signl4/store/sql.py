@@ -472,6 +472,27 @@ class SqlStateStore(StateStore):
             row = (await conn.execute(stmt)).first()
         return _lease(name, owner, row)
 
+    async def renew_leases(self, owner: str, ttls: Mapping[str, float], now: datetime) -> dict[str, Lease]:
+        if any(ttl <= 0 for ttl in ttls.values()):
+            raise ValueError(f"ttl_seconds must be positive (got {sorted(set(ttls.values()))})")
+        now = to_utc(now)
+        by_ttl: dict[float, list[str]] = {}
+        for name, ttl in ttls.items():
+            by_ttl.setdefault(ttl, []).append(name)
+        renewed: dict[str, Lease] = {}
+        async with self._writer.begin() as conn:
+            for ttl, names in by_ttl.items():
+                expires_at = now + timedelta(seconds=ttl)
+                for chunk in _chunks(sorted(names), _IN_CHUNK):
+                    # Only our own unexpired leases: a renewal keeps the epoch and never acquires.
+                    stmt = (sa.update(leases)
+                            .where(leases.c.name.in_(chunk), leases.c.owner == owner, leases.c.expires_at > now)
+                            .values(expires_at=expires_at)
+                            .returning(leases.c.name, leases.c.epoch, leases.c.expires_at))
+                    for name, epoch, expiry in (await conn.execute(stmt)).all():
+                        renewed[name] = Lease(name=name, owner=owner, epoch=int(epoch), expires_at=expiry)
+        return renewed
+
     async def release_lease(self, name: str, owner: str) -> None:
         # Expire rather than delete: the epoch must keep growing, or a fence from before the release could match
         # the next acquisition's epoch again.
