@@ -89,11 +89,12 @@ class LeaseKeeper:
             await self.renew_due()
 
     async def renew_due(self) -> None:
-        """One ``renew_leases`` call for every held lease whose renewal is due (a little early rather than in two
-        transactions a moment apart)."""
+        """One ``renew_leases`` call for every held lease whose renewal is due, or due within a third of its
+        renewal period: early rather than in another transaction a moment later, so leases taken at different
+        moments (a warm-up) fall into one batch after their first renewal."""
         now_loop = asyncio.get_running_loop().time()
         due = {name: self._ttl[name] for name, at in self._due.items()
-               if at - now_loop <= self._ttl[name] / 30}
+               if at - now_loop <= self._ttl[name] / 9}
         if not due:
             return
         asked = {name: self._held[name] for name in due}
