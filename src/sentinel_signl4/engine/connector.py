@@ -8,8 +8,9 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from sentinel_signl4.domain import ActionKind, ActionState
+from sentinel_signl4.domain import ActionKind
 from sentinel_signl4.engine.credential_expiry import CredentialExpiry
+from sentinel_signl4.engine.cursor_cache import CursorCache
 from sentinel_signl4.engine.failures import describe_error, leaf_errors
 from sentinel_signl4.engine.forward import ForwardPath
 from sentinel_signl4.engine.health import DEFAULT_STUCK_AFTER, ConnectorHealth, CycleOutcome, store_error_message
@@ -45,6 +46,7 @@ class ConnectorRuntime:
         self.incident_poll = IncidentPoll(name, source=forward.source, store=store, forward=forward, reverse=reverse,
                                           full_scan_interval=full_scan_interval)
         self.signl4_poller = signl4_poller
+        self.cursors = CursorCache(store, name)
         self.reconcile_every = reconcile_every
         self.retention = retention
         self.metrics = metrics
@@ -104,14 +106,12 @@ class ConnectorRuntime:
             outcome.recovered.add("write")  # a write went through: the rights are there (again)
         outcome.failed_actions = sum(report.retried.values()) + sum(report.dead.values()) - len(refusals)
         try:
-            counts = await self.store.count_actions(self.name)
-            figures = await self.store.outbox_health(self.name)
+            figures = await self.store.outbox_health(self.name)  # one statement for health and the gauge
         except Exception as exc:  # noqa: BLE001 - a store failure is an error with the store's message
             outcome.store_error = outcome.store_error or store_error_message(exc)
             log.error("store_failed", connector=self.name, error=outcome.store_error)
         else:
-            self.metrics.outbox_pending.labels(self.name).set(
-                counts.get(ActionState.PENDING, 0) + counts.get(ActionState.IN_FLIGHT, 0))
+            self.metrics.outbox_pending.labels(self.name).set(figures.open_rows)
             outcome.dead_letters = figures.dead_raises
             outcome.oldest_pending_at = figures.oldest_pending_at
             outcome.open_raises = figures.open_raises
@@ -168,11 +168,11 @@ class ConnectorRuntime:
 
     async def _reconcile_if_due(self, now: datetime, report: PollReport) -> None:
         assert self.reverse is not None
-        last = await self.store.get_cursor(self.name, RECONCILE_CURSOR)
+        last = await self.cursors.get(RECONCILE_CURSOR)
         if last is not None and now - datetime.fromisoformat(last) < self.reconcile_every:
             return
         report.reconciled += await self.reverse.resolve_closed_links(now)
         pruned = await self.store.prune(self.name, now - self.retention)
         if any(pruned):
             log.info("store_pruned", connector=self.name, outbox_rows=pruned[0], inbox_events=pruned[1])
-        await self.store.set_cursor(self.name, RECONCILE_CURSOR, now.isoformat())
+        await self.cursors.set(RECONCILE_CURSOR, now.isoformat())

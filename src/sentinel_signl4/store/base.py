@@ -174,13 +174,15 @@ class OutboxHealth:
 
     ``oldest_pending_at``: ``created_at`` of the oldest raise_signl row still PENDING or IN_FLIGHT (None if none);
     ``open_raises``: how many such rows; ``dead_raises``: raise_signl rows DEAD (pages that will not go out);
-    ``retrying``: open rows of any kind whose last attempt failed (``last_error`` set).
+    ``retrying``: open rows of any kind whose last attempt failed (``last_error`` set); ``open_rows``: rows of any
+    kind PENDING or IN_FLIGHT (the ``s4s_outbox_pending`` gauge).
     """
 
     oldest_pending_at: datetime | None = None
     open_raises: int = 0
     dead_raises: int = 0
     retrying: int = 0
+    open_rows: int = 0
 
 
 class StateStore(abc.ABC):

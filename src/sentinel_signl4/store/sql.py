@@ -337,6 +337,8 @@ class SqlStateStore(StateStore):
     async def links_for(self, connector: str, incident_ids: Sequence[str]) -> dict[str, Link]:
         wanted = list(dict.fromkeys(incident_ids))
         found: dict[str, Link] = {}
+        if not wanted:
+            return found  # no transaction for nothing (an idle poll asks with no incident)
         async with self._engine.begin() as conn:
             for chunk in _chunks(wanted, _IN_CHUNK):
                 stmt = sa.select(links).where(links.c.connector == connector, links.c.incident_id.in_(chunk))
@@ -595,11 +597,12 @@ class SqlStateStore(StateStore):
                 (sa.and_(is_raise, outbox.c.state == ActionState.DEAD.value), 1), else_=0)), 0),
             sa.func.coalesce(sa.func.sum(sa.case(
                 (sa.and_(is_open, outbox.c.last_error.is_not(None)), 1), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((is_open, 1), else_=0)), 0),
         ).where(outbox.c.connector == connector)
         async with self._engine.begin() as conn:
-            oldest, open_raises, dead, retrying = (await conn.execute(stmt)).one()
+            oldest, open_raises, dead, retrying, open_rows = (await conn.execute(stmt)).one()
         return OutboxHealth(oldest_pending_at=oldest, open_raises=int(open_raises), dead_raises=int(dead),
-                            retrying=int(retrying))
+                            retrying=int(retrying), open_rows=int(open_rows))
 
 
     # -- maintenance windows and pauses ----------------------------------------------------------------------
