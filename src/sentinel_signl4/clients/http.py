@@ -17,6 +17,7 @@ import json
 import os
 import ssl
 import time
+import urllib.request
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -82,12 +83,19 @@ def build_http_client(
 ) -> httpx.AsyncClient:
     """The one HTTP client of the process (HTTP/1.1 keep-alive, verified TLS, no redirects).
 
+    On the network: :class:`AiohttpTransport`, unless the environment names a proxy (``HTTPS_PROXY`` …), which
+    httpx's own transport honours (with ``NO_PROXY``) exactly as it always did.
+
     ``transport`` replaces the network (tests pass ``httpx.ASGITransport(app=emulator)``). Redirects are not
     followed: none of our APIs redirects, and following one would carry the bearer token to another host.
     """
+    verify: ssl.SSLContext | bool = True
     if transport is None:
-        transport = AiohttpTransport(ssl_context(ca_bundle), limits=limits)
+        verify = ssl_context(ca_bundle)
+        if not uses_proxy():
+            transport = AiohttpTransport(verify, limits=limits)
     return httpx.AsyncClient(
+        verify=verify,
         timeout=timeout,
         limits=limits,
         transport=transport,
@@ -98,6 +106,11 @@ def build_http_client(
     )
 
 
+def uses_proxy() -> bool:
+    """Whether the environment names an HTTP(S) proxy, the way httpx reads it (``urllib.request.getproxies``)."""
+    return any(scheme in ("http", "https", "all") for scheme in urllib.request.getproxies())
+
+
 # Set by aiohttp from the URL and the body; the values httpx computed are not passed on.
 _AIOHTTP_OWN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
@@ -106,9 +119,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     """An httpx transport on an :class:`aiohttp.ClientSession` (created on first use, in the running loop).
 
     HTTP/1.1 with keep-alive (``limits``: at most ``max_connections`` open, idle ones closed after
-    ``keepalive_expiry``), TLS verified with ``ssl_context``, proxies from the environment as httpx reads them
-    (``HTTPS_PROXY``, ``NO_PROXY``), no redirects, no cookies. The URL is sent exactly as httpx encoded it, the body
-    as httpx serialised it, and the answer's bytes are handed back undecoded (httpx decodes ``Content-Encoding``).
+    ``keepalive_expiry``), TLS verified with ``ssl_context``, no proxy (``build_http_client`` uses httpx's own
+    transport when the environment names one), no redirects, no cookies, no ``.netrc``. The URL is sent exactly as
+    httpx encoded it, the body as httpx serialised it, and the answer's bytes are handed back undecoded (httpx
+    decodes ``Content-Encoding``).
     Timeouts come from the request (``connect``/``pool`` bound the wait for a connection, ``read`` each read).
 
     aiohttp's failures become the httpx errors with the same meaning for :func:`classify_transport_error`: no
@@ -128,7 +142,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 ssl=self._ssl, limit=self._limits.max_connections or 0, limit_per_host=0,
                 keepalive_timeout=self._limits.keepalive_expiry or 15.0)
             self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=False, trust_env=True, cookie_jar=aiohttp.DummyCookieJar(),
+                connector=connector, auto_decompress=False, trust_env=False, cookie_jar=aiohttp.DummyCookieJar(),
                 timeout=aiohttp.ClientTimeout(total=None), skip_auto_headers=("User-Agent", "Accept-Encoding"))
         return self._session
 
@@ -137,7 +151,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         wait = [t for t in (limits.get("pool"), limits.get("connect")) if t is not None]
         timeout = aiohttp.ClientTimeout(total=None, connect=sum(wait) if wait else None,
                                         sock_connect=limits.get("connect"), sock_read=limits.get("read"))
-        headers = [(k, v) for k, v in request.headers.multi_items() if k.lower() not in _AIOHTTP_OWN_HEADERS]
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
+                   if k.lower().decode("latin-1") not in _AIOHTTP_OWN_HEADERS]
         body = await request.aread()
         try:
             async with self._client().request(
