@@ -24,6 +24,7 @@ import argparse
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -126,6 +127,16 @@ def wait_samples(path: Path, proc: subprocess.Popen[bytes], log: Path, until: An
         time.sleep(0.25)
 
 
+def log_problems(log: Path, most: int = 5) -> dict[str, int]:
+    """The connector log's warning and error lines over the whole run, by event and the error's first words."""
+    found: Counter[str] = Counter()
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        match = re.search(r"\[(warning|error)\s*\]\s+(\S+)(.*?error=(.{0,80}))?", line)
+        if match:
+            found[f"{match.group(2)}: {(match.group(4) or '').strip()}"] += 1
+    return dict(found.most_common(most))
+
+
 def phase(samples: list[dict[str, Any]], start: float, end: float) -> dict[str, Any]:
     window = [s for s in samples if start <= s["t"] <= end]
     first, last = window[0], window[-1]
@@ -151,7 +162,7 @@ def measure(label: str, checkout: Path | None, size: int, args: argparse.Namespa
                                           store_url=f"sqlite:///{tmp / 'state.db'}", port=free_port()),
                               encoding="utf-8")
             command = [python, str(PROBE), str(samples), "run", "--config", str(config)]
-            if args.profile and label == args.profile_variant:
+            if args.profile and label in args.profile_variant.split(","):
                 out_file = Path(f"{args.profile}.{label}.{size}.{'txt' if args.profile_raw else 'svg'}")
                 command = [args.py_spy, "record", "--nonblocking", "--rate", "50", "-o", str(out_file),
                            *(["--format", "raw"] if args.profile_raw else []), "--", *command]
@@ -182,11 +193,14 @@ def measure(label: str, checkout: Path | None, size: int, args: argparse.Namespa
                     proc.kill()
                     proc.wait()
             rows = read_samples(samples)
+            problems = log_problems(log)
     results = []
     for load, start, end in (("idle", idle_start, idle_end), ("trickle", trickle_start, trickle_end)):
         figures = phase(rows, start, end)
         result = {"variant": label, "connectors": size, "load": load, "interval_s": args.interval,
                   **figures, "dup": 0, "warmup_s": round(warmup, 1)}
+        if figures["errors"]:
+            result["warnings_in_log"] = problems
         if load == "trickle":
             result["incidents"] = len(streamed)
             result["dup"] = sum(n - 1 for n in alerts.values() if n > 1)
@@ -233,7 +247,7 @@ def main() -> None:
     parser.add_argument("--no-self", action="store_true", help="measure only the --checkout variants")
     parser.add_argument("--label", default="after", help="this checkout's label")
     parser.add_argument("--profile", help="flame graph path prefix (py-spy): profile the --profile-variant")
-    parser.add_argument("--profile-variant", default="after")
+    parser.add_argument("--profile-variant", default="after", help="the variants to profile, e.g. before,after")
     parser.add_argument("--profile-raw", action="store_true", help="collapsed stacks (text) instead of an SVG")
     parser.add_argument("--py-spy", default=shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"))
     parser.add_argument("--json", action="store_true", help="print one JSON object per measurement")
