@@ -173,15 +173,18 @@ def measure(label: str, checkout: Path | None, size: int, args: argparse.Namespa
                 wait_samples(samples, proc, log, lambda s: s["connectors"] >= size, within=args.warmup_limit)
                 warmup = time.monotonic() - started
                 time.sleep(args.settle)
+                emulator_cpu = [emu.call("usage")["cpu_seconds"]]
                 idle_start = time.monotonic()
                 time.sleep(args.seconds)
                 idle_end = trickle_start = time.monotonic()
+                emulator_cpu.append(emu.call("usage")["cpu_seconds"])
                 streamed: list[Any] = []
                 creator = threading.Thread(target=lambda: streamed.extend(emu.call(
                     "stream", rate=args.trickle, duration=args.seconds, tenants=size)))
                 creator.start()
                 creator.join()
                 trickle_end = time.monotonic()
+                emulator_cpu.append(emu.call("usage")["cpu_seconds"])
                 time.sleep(0.6)
                 alerts = Counter(a["external_id"] for a in emu.call("alerts"))
                 statuses = emu.statuses()
@@ -195,8 +198,9 @@ def measure(label: str, checkout: Path | None, size: int, args: argparse.Namespa
             rows = read_samples(samples)
             problems = log_problems(log)
     results = []
-    for load, start, end in (("idle", idle_start, idle_end), ("trickle", trickle_start, trickle_end)):
+    for n, (load, start, end) in enumerate((("idle", idle_start, idle_end), ("trickle", trickle_start, trickle_end))):
         figures = phase(rows, start, end)
+        figures["emulator_cores"] = round((emulator_cpu[n + 1] - emulator_cpu[n]) / (end - start), 2)
         result = {"variant": label, "connectors": size, "load": load, "interval_s": args.interval,
                   **figures, "dup": 0, "warmup_s": round(warmup, 1)}
         if figures["errors"]:
@@ -213,9 +217,10 @@ def measure(label: str, checkout: Path | None, size: int, args: argparse.Namespa
 
 def render(results: list[dict[str, Any]]) -> str:
     rows = [[r["variant"], r["connectors"], r["load"], r["cycles_per_cpu_s"], r["cpu_ms_p50"], r["cpu_ms_p95"],
-             r["cycles_per_s"], r["cores"], r["rss_mib"], r["errors"], r["dup"]] for r in results]
+             r["cycles_per_s"], r["cores"], r.get("emulator_cores", ""), r["rss_mib"], r["errors"], r["dup"]]
+            for r in results]
     return table(["variant", "connectors", "load", "cycles/CPU-s", "CPU ms/cycle p50", "p95", "cycles/s", "cores",
-                  "RSS MiB", "errors", "dup"], rows)
+                  "emulator cores", "RSS MiB", "errors", "dup"], rows)
 
 
 def ratios(results: list[dict[str, Any]], variants: list[str]) -> str:
@@ -253,6 +258,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object per measurement")
     parser.add_argument("--no-doc", action="store_true", help="leave docs/performance.md alone")
     args = parser.parse_args()
+    if args.profile:
+        args.profile = str(Path(args.profile).resolve())  # the connector runs in its own directory
     host = machine()
     variants: list[tuple[str, Path | None]] = []
     for item in args.checkout:
