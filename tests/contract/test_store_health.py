@@ -14,7 +14,7 @@ S = timedelta(seconds=1)
 
 async def test_an_empty_outbox_has_nothing_pending(store: SqlStateStore) -> None:
     assert await store.outbox_health("c1") == OutboxHealth(oldest_pending_at=None, open_raises=0, dead_raises=0,
-                                                           retrying=0)
+                                                           retrying=0, open_rows=0)
 
 
 async def test_outbox_health_counts_only_what_matters_for_the_connector(store: SqlStateStore,
@@ -38,7 +38,7 @@ async def test_outbox_health_counts_only_what_matters_for_the_connector(store: S
     await store.mark_dead("elsewhere", now, "gave up")
 
     health = await store.outbox_health("c1")
-    assert health == OutboxHealth(oldest_pending_at=now, open_raises=2, dead_raises=1, retrying=2)
+    assert health == OutboxHealth(oldest_pending_at=now, open_raises=2, dead_raises=1, retrying=2, open_rows=3)
     assert health.oldest_pending_at is not None and health.oldest_pending_at.utcoffset() == timedelta(0)
 
     await store.complete("flying", now + 4 * S, {})

@@ -58,6 +58,60 @@ async def test_two_replicas_racing_for_a_lease_exactly_one_wins(
         assert sorted(won) == [False, True], f"round {round_}: {granted}"
 
 
+async def test_renew_leases_renews_only_the_owners_unexpired_leases_in_their_epoch(
+        store: SqlStateStore, now: datetime) -> None:
+    mine = await store.acquire_lease("l-mine", "a", now, 30)
+    short = await store.acquire_lease("l-short", "a", now, 5)
+    assert mine is not None and short is not None
+    await store.acquire_lease("l-expired", "a", now - 60 * S, 30)
+    await store.acquire_lease("l-theirs", "b", now, 30)
+    released = await store.acquire_lease("l-released", "a", now, 30)
+    assert released is not None
+    await store.release_lease("l-released", "a")
+
+    at = now + 3 * S
+    renewed = await store.renew_leases("a", {"l-mine": 30, "l-short": 5, "l-expired": 30, "l-theirs": 30,
+                                             "l-released": 30, "l-never": 30}, at)
+
+    assert set(renewed) == {"l-mine", "l-short"}
+    assert renewed["l-mine"].epoch == mine.epoch and renewed["l-mine"].expires_at == at + 30 * S
+    assert renewed["l-short"].epoch == short.epoch and renewed["l-short"].expires_at == at + 5 * S
+    # Not renewed means not acquired either: the others' rows are as they were.
+    theirs = await store.get_lease("l-theirs")
+    assert theirs is not None and theirs.owner == "b" and theirs.expires_at == now + 30 * S
+    expired = await store.get_lease("l-expired")
+    assert expired is not None and expired.expires_at == now - 30 * S
+    assert await store.get_lease("l-never") is None
+    # A renewed lease keeps its fence: the owner still holds it in the same epoch past its first expiry.
+    again = await store.acquire_lease("l-short", "a", now + 7 * S, 5)
+    assert again is not None and again.epoch == short.epoch
+
+
+async def test_renew_leases_loses_a_lease_taken_over_after_expiry(store: SqlStateStore, now: datetime) -> None:
+    first = await store.acquire_lease("l", "a", now, 30)
+    taken = await store.acquire_lease("l", "b", now + 31 * S, 30)  # "a" was paused past its TTL
+    assert first is not None and taken is not None and taken.epoch == first.epoch + 1
+    assert await store.renew_leases("a", {"l": 30}, now + 32 * S) == {}
+    holder = await store.get_lease("l")
+    assert holder is not None and holder.owner == "b" and holder.epoch == taken.epoch
+
+
+async def test_renew_leases_in_one_call_for_more_leases_than_one_statement_binds(
+        store: SqlStateStore, now: datetime) -> None:
+    names = [f"connector:c{i:04d}" for i in range(1_200)]
+    for name in names:
+        assert await store.acquire_lease(name, "a", now, 60) is not None
+    renewed = await store.renew_leases("a", dict.fromkeys(names, 60.0), now + 20 * S)
+    assert sorted(renewed) == names
+    assert {lease.expires_at for lease in renewed.values()} == {now + 80 * S}
+
+
+async def test_renew_leases_refuses_a_ttl_that_is_not_positive(store: SqlStateStore, now: datetime) -> None:
+    with pytest.raises(ValueError, match="ttl_seconds"):
+        await store.renew_leases("a", {"l": 0}, now)
+    assert await store.renew_leases("a", {}, now) == {}
+
+
 # -- cursors ---------------------------------------------------------------------------------------------------
 async def test_cursors_are_set_overwritten_and_scoped(store: SqlStateStore) -> None:
     assert await store.get_cursor("c1", "last_poll") is None

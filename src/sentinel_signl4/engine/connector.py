@@ -8,8 +8,9 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from sentinel_signl4.domain import ActionKind, ActionState
+from sentinel_signl4.domain import ActionKind
 from sentinel_signl4.engine.credential_expiry import CredentialExpiry
+from sentinel_signl4.engine.cursor_cache import CursorCache
 from sentinel_signl4.engine.failures import describe_error, leaf_errors
 from sentinel_signl4.engine.forward import ForwardPath
 from sentinel_signl4.engine.health import DEFAULT_STUCK_AFTER, ConnectorHealth, CycleOutcome, store_error_message
@@ -21,13 +22,17 @@ from sentinel_signl4.engine.reverse import ReversePath
 from sentinel_signl4.engine.signl4_poll import Signl4Poller
 from sentinel_signl4.errors import AuthError, NotFoundError, RemoteError
 from sentinel_signl4.metrics import Metrics
-from sentinel_signl4.store import LeaseLostError, StateStore, is_store_error
+from sentinel_signl4.store import LeaseLostError, OutboxHealth, StateStore, is_store_error
 
 __all__ = ["ConnectorRuntime"]
 
 log = structlog.get_logger("sentinel_signl4.connector")
 
 RECONCILE_CURSOR = "reconciled_at"
+#: A cycle that found nothing to do reuses the outbox figures (health, ``s4s_outbox_pending``) read at most this
+#: long ago instead of reading them again; a cycle that may have changed the outbox reads them. An operator's change
+#: made from another process (``outbox retry``/``discard``) shows within this time.
+FIGURES_MAX_AGE = timedelta(seconds=30)
 
 
 class ConnectorRuntime:
@@ -45,6 +50,7 @@ class ConnectorRuntime:
         self.incident_poll = IncidentPoll(name, source=forward.source, store=store, forward=forward, reverse=reverse,
                                           full_scan_interval=full_scan_interval)
         self.signl4_poller = signl4_poller
+        self.cursors = CursorCache(store, name)
         self.reconcile_every = reconcile_every
         self.retention = retention
         self.metrics = metrics
@@ -59,6 +65,8 @@ class ConnectorRuntime:
             handlers[ActionKind.ANNOTATE_SIGNL] = reverse.annotate_signl
         self.outbox = OutboxWorker(name, store, handlers, max_attempts=max_attempts, pacer=pacer)
         self._credential_expiry = credential_expiry
+        self._figures: OutboxHealth | None = None
+        self._figures_at: datetime | None = None
         self._expiry_problem: str | None = None
         # Gauges follow every update; /metrics also refreshes them for enabled connectors (a disabled one, built
         # but never run, gets no series).
@@ -104,14 +112,13 @@ class ConnectorRuntime:
             outcome.recovered.add("write")  # a write went through: the rights are there (again)
         outcome.failed_actions = sum(report.retried.values()) + sum(report.dead.values()) - len(refusals)
         try:
-            counts = await self.store.count_actions(self.name)
-            figures = await self.store.outbox_health(self.name)
+            figures = await self._outbox_figures(now, report)
         except Exception as exc:  # noqa: BLE001 - a store failure is an error with the store's message
+            self._figures = None
             outcome.store_error = outcome.store_error or store_error_message(exc)
             log.error("store_failed", connector=self.name, error=outcome.store_error)
         else:
-            self.metrics.outbox_pending.labels(self.name).set(
-                counts.get(ActionState.PENDING, 0) + counts.get(ActionState.IN_FLIGHT, 0))
+            self.metrics.outbox_pending.labels(self.name).set(figures.open_rows)
             outcome.dead_letters = figures.dead_raises
             outcome.oldest_pending_at = figures.oldest_pending_at
             outcome.open_raises = figures.open_raises
@@ -119,6 +126,16 @@ class ConnectorRuntime:
         self._check_credential()
         self.health.record(now, outcome)
         return report
+
+    async def _outbox_figures(self, now: datetime, report: PollReport) -> OutboxHealth:
+        """The outbox's health figures: read again (one statement) unless this cycle found nothing to do and the
+        last read is recent (``FIGURES_MAX_AGE``)."""
+        fresh = (self._figures is not None and self._figures_at is not None and not report.outbox_may_have_changed()
+                 and timedelta(0) <= now - self._figures_at < FIGURES_MAX_AGE)
+        if not fresh or self._figures is None:
+            self._figures = await self.store.outbox_health(self.name)
+            self._figures_at = now
+        return self._figures
 
     def _check_credential(self) -> None:
         if self._credential_expiry is None:
@@ -168,11 +185,11 @@ class ConnectorRuntime:
 
     async def _reconcile_if_due(self, now: datetime, report: PollReport) -> None:
         assert self.reverse is not None
-        last = await self.store.get_cursor(self.name, RECONCILE_CURSOR)
+        last = await self.cursors.get(RECONCILE_CURSOR)
         if last is not None and now - datetime.fromisoformat(last) < self.reconcile_every:
             return
         report.reconciled += await self.reverse.resolve_closed_links(now)
         pruned = await self.store.prune(self.name, now - self.retention)
         if any(pruned):
             log.info("store_pruned", connector=self.name, outbox_rows=pruned[0], inbox_events=pruned[1])
-        await self.store.set_cursor(self.name, RECONCILE_CURSOR, now.isoformat())
+        await self.cursors.set(RECONCILE_CURSOR, now.isoformat())

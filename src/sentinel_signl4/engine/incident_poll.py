@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from sentinel_signl4.domain import Incident, skip_reason
+from sentinel_signl4.engine.cursor_cache import CursorCache
 from sentinel_signl4.engine.forward import ForwardPath
 from sentinel_signl4.engine.ports import IncidentSource
 from sentinel_signl4.engine.report import PollReport
@@ -52,6 +53,7 @@ class IncidentPoll:
         self.connector = connector
         self.source = source
         self.store = store
+        self.cursors = CursorCache(store, connector)
         self.forward = forward
         self.reverse = reverse
         self.full_scan_interval = full_scan_interval
@@ -84,17 +86,17 @@ class IncidentPoll:
                      reason="changed while the pages were read; the same window is read again next poll")
             return
         if not stored or now - since >= CURSOR_STEP:
-            await self.store.set_cursor(self.connector, CHANGES_CURSOR, now.isoformat())
+            await self.cursors.set(CHANGES_CURSOR, now.isoformat())
 
     def _matches(self, incident: Incident, now: datetime) -> bool:
         return skip_reason(incident, self.forward.flt, now) is None
 
     async def _since(self, now: datetime) -> tuple[datetime, bool]:
         """Where the next read starts (before the overlap), and whether that came from a stored cursor."""
-        stored = await self.store.get_cursor(self.connector, CHANGES_CURSOR)
+        stored = await self.cursors.get(CHANGES_CURSOR)
         if stored is None:
             # Upgrading: start where the lifecycle pass (our clock, written after each of its reads) left off.
-            stored = await self.store.get_cursor(self.connector, LIFECYCLE_CURSOR)
+            stored = await self.cursors.get(LIFECYCLE_CURSOR)
         if stored is None:
             return self.forward.flt.oldest(now), False
         try:

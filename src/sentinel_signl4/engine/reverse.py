@@ -136,6 +136,7 @@ class ReversePath:
         after: tuple[datetime, str] | None = None
         while True:
             batch = await self.store.pending_inbox(self.connector, limit, after=after)
+            report.inbox_events += len(batch)
             for item in batch:
                 await self._process_event(item, now)
             if len(batch) < limit:

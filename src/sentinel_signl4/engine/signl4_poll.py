@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from sentinel_signl4.engine.cursor_cache import CursorCache
 from sentinel_signl4.engine.ports import ChangedAlert, Signl4Changes
 from sentinel_signl4.engine.report import PollReport
 from sentinel_signl4.store import InboxEvent, Link, StateStore
@@ -41,6 +42,7 @@ class Signl4Poller:
         self.connector = connector
         self.changes = changes
         self.store = store
+        self.cursors = CursorCache(store, connector)
         self.interval = interval
         self.lookback = lookback
         self.max_alerts = max_alerts
@@ -51,7 +53,7 @@ class Signl4Poller:
         self._warned_unreadable = False
 
     async def poll(self, now: datetime, report: PollReport) -> None:
-        last = await self.store.get_cursor(self.connector, POLL_CURSOR)
+        last = await self.cursors.get(POLL_CURSOR)
         since = datetime.fromisoformat(last) if last else now - self.lookback
         if now - since < self.interval:
             return
@@ -84,7 +86,7 @@ class Signl4Poller:
             log.warning("signl4_poll_truncated", connector=self.connector, changed=len(todo), limit=self.max_alerts)
             return  # keep the cursor: the rest is picked up next cycle
         self._read.clear()
-        await self.store.set_cursor(self.connector, POLL_CURSOR, now.isoformat())
+        await self.cursors.set(POLL_CURSOR, now.isoformat())
 
     def _note_unreadable(self, why: str) -> None:
         if not self._warned_unreadable:

@@ -1,9 +1,11 @@
 """Runs every enabled connector concurrently; one failing or slow connector never delays the others.
 
 Each connector runs in its own task under a lease in the store, so N replicas sharing a store run each connector
-exactly once. The lease is renewed in the background while a cycle runs (a 1,000-incident burst can outlast the
-TTL), and the cycle's writes are fenced by the lease's epoch (``engine.leases``): a replica that lost its lease
-(paused past the TTL while another took over) gets ``LeaseLostError`` from the store and ends its cycle at once.
+exactly once. A connector's loop takes its lease once; from then on one ``LeaseKeeper`` renews every lease this
+replica holds, in one store transaction per tick (``engine.lease_keeper``), also while a long cycle runs (a
+1,000-incident burst can outlast the TTL), so a cycle starts without a store write. The cycle's writes are fenced
+by the lease's epoch (``engine.leases``): a replica that lost its lease (paused past the TTL while another took
+over) gets ``LeaseLostError`` from the store and ends its cycle at once.
 ``stop`` ends the loops: a cycle under way starts no further side effect, those in progress finish and are
 recorded, and the rest stays queued for the next start.
 
@@ -25,6 +27,7 @@ from sentinel_signl4.engine.connector import ConnectorRuntime
 from sentinel_signl4.engine.failures import describe_error, leaf_errors
 from sentinel_signl4.engine.health import store_error_message
 from sentinel_signl4.engine.instances import Registration
+from sentinel_signl4.engine.lease_keeper import LeaseKeeper
 from sentinel_signl4.engine.leases import claim_lease, fence_for, fenced, replica_id
 from sentinel_signl4.engine.report import PollReport
 from sentinel_signl4.logs import connector_context
@@ -67,18 +70,26 @@ class Supervisor:
         self._group: asyncio.TaskGroup | None = None
         self._halts: dict[str, asyncio.Event] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.keeper = LeaseKeeper(store, self.owner, clock,
+                                  on_renewed=instance.touch if instance is not None else None)
 
     async def run(self, stop: asyncio.Event) -> None:
         self.running = True
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
+                keeper = group.create_task(self.keeper.run(), name="lease-keeper")
                 for item in self.connectors:
                     self._spawn(item)
                 # The group stays open until ``stop``, even with no connector left: one may be added later.
                 await stop.wait()
-                for halt in self._halts.values():
+                for name, halt in self._halts.items():
                     halt.set()
+                    self.wake(name)
+                # The keeper renews the leases until the last cycle under way has finished.
+                if self._tasks:
+                    await asyncio.wait(set(self._tasks.values()))
+                keeper.cancel()
         finally:
             self._group = None
             self.running = False
@@ -108,10 +119,12 @@ class Supervisor:
         are recorded, nothing new starts), then its lease is released. Returns once its loop has ended."""
         self.connectors = [item for item in self.connectors if item.runtime.name != name]
         halt, task = self._halts.pop(name, None), self._tasks.pop(name, None)
-        self._wake.pop(name, None)
+        wake = self._wake.pop(name, None)
         if halt is None or task is None:
             return
         halt.set()
+        if wake is not None:
+            wake.set()
         await asyncio.wait({task})
 
     async def replace_connector(self, item: ScheduledConnector) -> None:
@@ -128,11 +141,17 @@ class Supervisor:
         ttl = self._ttl(item)
         try:
             while not stop.is_set():
-                held = await self._claim(rt, lease, self.clock(), ttl)
+                # A lease the keeper renews is used as it is: no store write before the cycle.
+                held = self.keeper.current(lease)
+                if held is None:
+                    held = await self._claim(rt, lease, self.clock(), ttl)
+                    if held is not None:
+                        self.keeper.hold(held, ttl)
                 if held is not None:
-                    await self._cycle(item, held, ttl, stop)
+                    await self._cycle(item, held, stop)
                 await self._pause(rt.name, item.interval, stop)
         finally:
+            self.keeper.drop(lease)
             with contextlib.suppress(Exception):
                 await self.store.release_lease(lease, self.owner)
 
@@ -146,15 +165,15 @@ class Supervisor:
             event.set()
 
     async def _pause(self, name: str, interval: float, stop: asyncio.Event) -> None:
-        """Wait ``interval`` seconds, or less when stopped or woken."""
-        wake = self._wake.get(name) or asyncio.Event()
-        waiters = {asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())}
-        try:
-            await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-            wake.clear()
+        """Wait ``interval`` seconds, or less when stopped or woken. Stopping sets the wake event too, so one event
+        and the task's own timeout do: no helper task per cycle."""
+        wake = self._wake.get(name)
+        if wake is None or stop.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(interval):
+                await wake.wait()
+        wake.clear()
 
     async def _claim(self, rt: ConnectorRuntime, lease: str, now: datetime, ttl: float) -> Lease | None:
         """Take or renew ``lease`` for a cycle. Otherwise report why in ``rt.health``: standby only when the store
@@ -189,21 +208,28 @@ class Supervisor:
             held = await self._claim(item.runtime, lease, self.clock(), ttl)
             if held is None:
                 return None
+            self.keeper.hold(held, ttl)
             try:
-                return await self._cycle(item, held, ttl, stop)
+                return await self._cycle(item, held, stop)
             finally:
+                self.keeper.drop(lease)
                 with contextlib.suppress(Exception):
                     await self.store.release_lease(lease, self.owner)
 
         loop = asyncio.get_running_loop()
-        reports = await asyncio.gather(*(loop.create_task(one(item), context=connector_context(item.runtime.name))
-                                         for item in self.connectors))
+        keeper = loop.create_task(self.keeper.run(), name="lease-keeper")
+        try:
+            reports = await asyncio.gather(*(loop.create_task(one(item),
+                                                              context=connector_context(item.runtime.name))
+                                             for item in self.connectors))
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
         return {item.runtime.name: report for item, report in zip(self.connectors, reports, strict=True)}
 
-    async def _cycle(self, item: ScheduledConnector, lease: Lease, ttl: float,
-                     stop: asyncio.Event) -> PollReport | None:
+    async def _cycle(self, item: ScheduledConnector, lease: Lease, stop: asyncio.Event) -> PollReport | None:
         rt = item.runtime
-        keeper = asyncio.create_task(self._keep_lease(lease, ttl))
         try:
             with fenced(fence_for(lease, self.clock)):
                 report = await rt.run_once(self.clock(), stop=stop)
@@ -224,24 +250,4 @@ class Supervisor:
             else:
                 rt.health.crashed(self.clock(), detail)
             return None
-        finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
 
-    async def _keep_lease(self, lease: Lease, ttl: float) -> None:
-        """Renew ``lease`` every third of its TTL. Renewing can only keep its epoch; when it comes back with
-        another epoch (we were paused past the TTL) or not at all, the cycle's fence is stale and its next write
-        will be refused, so renewing stops here."""
-        while True:
-            await asyncio.sleep(ttl / 3)
-            try:
-                renewed = await self.store.acquire_lease(lease.name, self.owner, self.clock(), ttl)
-            except Exception as exc:  # noqa: BLE001 - a store hiccup: try again at the next third of the TTL
-                log.error("lease_failed", lease=lease.name, error=store_error_message(exc))
-                continue
-            if renewed is not None and renewed.epoch == lease.epoch:
-                continue
-            log.warning("lease_renewal_lost", lease=lease.name, epoch=lease.epoch,
-                        now_epoch=None if renewed is None else renewed.epoch)
-            return

@@ -8,10 +8,11 @@ from sentinel_signl4.store.base import (
     LeaseLostError,
     Link,
     OutboxAction,
+    OutboxHealth,
     StateStore,
     StoreReplacedError,
 )
 from sentinel_signl4.store.errors import is_store_error
 
-__all__ = ["Fence", "InboxEvent", "InboxState", "Lease", "LeaseLostError", "Link", "OutboxAction", "StateStore",
-           "StoreReplacedError", "is_store_error"]
+__all__ = ["Fence", "InboxEvent", "InboxState", "Lease", "LeaseLostError", "Link", "OutboxAction", "OutboxHealth",
+           "StateStore", "StoreReplacedError", "is_store_error"]

@@ -2,7 +2,9 @@
 
 * Per connection (``connect`` hook): ``busy_timeout``, ``synchronous=NORMAL``, ``foreign_keys=ON``, and
   transaction control taken away from the ``sqlite3`` module.
-* Per transaction (``begin`` hook): ``BEGIN DEFERRED`` for reads, ``BEGIN IMMEDIATE`` on the write engine, after
+* Per transaction (``begin`` hook): ``BEGIN DEFERRED`` for reads, ``BEGIN IMMEDIATE`` on the write engine, none on
+  the single-statement read engine (``single_read_engine``: one SELECT is its own snapshot in SQLite's autocommit
+  mode, and the BEGIN would cost as much as the SELECT in aiosqlite's thread hand-offs), after
   ``FileGuard.check``: the path must still name the file the store first opened (one ``stat`` per transaction).
   Deleted or replaced under a running process, the store raises ``StoreReplacedError`` instead of carrying on
   in a new, empty database (pooled connections would keep writing into the unlinked file, new ones into the
@@ -29,14 +31,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sentinel_signl4.store.base import StoreReplacedError
 
-__all__ = ["BUSY_TIMEOUT_MS", "FileGuard", "configure", "ensure_wal", "write_engine"]
+__all__ = ["BUSY_TIMEOUT_MS", "FileGuard", "configure", "ensure_wal", "single_read_engine", "write_engine"]
 
 # How long a writer waits for another process's write transaction before failing with "database is locked".
 # Our transactions last milliseconds; a few seconds absorbs a checkpoint or a slow disk.
 BUSY_TIMEOUT_MS = 5000
 
-# Execution option read by the "begin" hook: which BEGIN to emit.
+# Execution option read by the "begin" hook: which BEGIN to emit (or none).
 _BEGIN_MODE = "sentinel_signl4_sqlite_begin"
+_NO_BEGIN = "NONE"
 
 
 class FileGuard:
@@ -83,7 +86,8 @@ def configure(engine: AsyncEngine, guard: FileGuard | None = None) -> None:
         if guard is not None:
             guard.check()
         mode = conn.get_execution_options().get(_BEGIN_MODE, "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        if mode != _NO_BEGIN:
+            conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 def write_engine(engine: AsyncEngine) -> AsyncEngine:
@@ -93,6 +97,14 @@ def write_engine(engine: AsyncEngine) -> AsyncEngine:
     later, which fails at once with SQLITE_BUSY if another connection committed in between.
     """
     return engine.execution_options(**{_BEGIN_MODE: "IMMEDIATE"})
+
+
+def single_read_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The same pool, for transactions of one SELECT: no ``BEGIN`` (the statement is atomic on its own).
+
+    Only for reads made of a single statement; a read that needs two statements to agree uses the plain engine.
+    """
+    return engine.execution_options(**{_BEGIN_MODE: _NO_BEGIN})
 
 
 async def ensure_wal(engine: AsyncEngine, *, give_up_after: float = BUSY_TIMEOUT_MS / 1000) -> None:

@@ -174,13 +174,15 @@ class OutboxHealth:
 
     ``oldest_pending_at``: ``created_at`` of the oldest raise_signl row still PENDING or IN_FLIGHT (None if none);
     ``open_raises``: how many such rows; ``dead_raises``: raise_signl rows DEAD (pages that will not go out);
-    ``retrying``: open rows of any kind whose last attempt failed (``last_error`` set).
+    ``retrying``: open rows of any kind whose last attempt failed (``last_error`` set); ``open_rows``: rows of any
+    kind PENDING or IN_FLIGHT (the ``s4s_outbox_pending`` gauge).
     """
 
     oldest_pending_at: datetime | None = None
     open_raises: int = 0
     dead_raises: int = 0
     retrying: int = 0
+    open_rows: int = 0
 
 
 class StateStore(abc.ABC):
@@ -344,6 +346,15 @@ class StateStore(abc.ABC):
         Returns the ``Lease`` if ``owner`` now holds it until ``now + ttl_seconds``, else None. Atomic: of several
         replicas trying at once, exactly one wins. Taking a lease that was free, expired or someone else's is an
         *acquisition* and increments its epoch; renewing one's own unexpired lease keeps the epoch."""
+
+    @abc.abstractmethod
+    async def renew_leases(self, owner: str, ttls: Mapping[str, float], now: datetime) -> dict[str, Lease]:
+        """Renew, in one transaction, each lease of ``ttls`` (name → TTL in seconds) that ``owner`` holds and that
+        has not expired at ``now``: it then expires at ``now + ttl``, in the same epoch.
+
+        Returns the leases renewed, by name. A name missing from the answer was not renewed: it expired, was
+        released, or another replica holds it now; its owner has lost it. Never acquires a lease: one that is free
+        or expired stays so (``acquire_lease`` takes it, with a new epoch)."""
 
     @abc.abstractmethod
     async def release_lease(self, name: str, owner: str) -> None:

@@ -93,7 +93,8 @@ def _open_sqlite(url: str) -> SqlStateStore:
     path = _sqlite_path(url)
     engine = create_async_engine(URL.create("sqlite+aiosqlite", database=path), json_serializer=_json_dumps)
     _sqlite.configure(engine, _sqlite.FileGuard(path))
-    return SqlStateStore(engine, write_engine=_sqlite.write_engine(engine), display_url=_redact_url(url))
+    return SqlStateStore(engine, write_engine=_sqlite.write_engine(engine),
+                         single_read_engine=_sqlite.single_read_engine(engine), display_url=_redact_url(url))
 
 
 def _sqlite_path(url: str) -> str:

@@ -62,14 +62,18 @@ class SqlStateStore(StateStore):
 
     ``engine`` serves reads. ``write_engine`` serves every transaction that writes; on SQLite it is the same
     pool with ``BEGIN IMMEDIATE``, so a transaction takes the write lock before it reads and cannot fail
-    half-way with ``SQLITE_BUSY`` when another writer got in first. ``display_url`` is the redacted URL, for
+    half-way with ``SQLITE_BUSY`` when another writer got in first. ``single_read_engine`` serves reads of one
+    statement; on SQLite it is the same pool without a ``BEGIN``. ``display_url`` is the redacted URL, for
     ``repr``.
     """
 
     def __init__(self, engine: AsyncEngine, *, write_engine: AsyncEngine | None = None,
-                 schema: str | None = None, display_url: str = "") -> None:
+                 single_read_engine: AsyncEngine | None = None, schema: str | None = None,
+                 display_url: str = "") -> None:
         self._engine = engine
         self._writer = write_engine if write_engine is not None else engine
+        # Reads of one statement (all of them but ``links_for``'s chunks); on SQLite they skip the BEGIN.
+        self._reader = single_read_engine if single_read_engine is not None else engine
         self._schema = schema
         self._display_url = display_url or repr(engine.url)
 
@@ -109,7 +113,7 @@ class SqlStateStore(StateStore):
             return await self._insert_action(conn, action, now)
 
     async def get_action(self, key: str) -> OutboxAction | None:
-        async with self._engine.begin() as conn:
+        async with self._reader.begin() as conn:
             row = (await conn.execute(sa.select(outbox).where(outbox.c.key == key))).mappings().first()
         return None if row is None else _action_from_row(row)
 
@@ -126,7 +130,7 @@ class SqlStateStore(StateStore):
             .order_by(outbox.c.created_at, outbox.c.key)
             .limit(limit)
         )
-        async with self._engine.begin() as conn:
+        async with self._reader.begin() as conn:
             rows = (await conn.execute(stmt)).mappings().all()
         # Only one worker runs a connector (leases), so a row found IN_FLIGHT here was left by an attempt
         # whose outcome nobody recorded (crash, timeout): report it in doubt, to reconcile before a re-send.
@@ -219,7 +223,7 @@ class SqlStateStore(StateStore):
             .where(outbox.c.connector == connector)
             .group_by(outbox.c.state)
         )
-        async with self._engine.begin() as conn:
+        async with self._reader.begin() as conn:
             rows = (await conn.execute(stmt)).all()
         counts = dict.fromkeys(ActionState, 0)
         for state, count in rows:
@@ -232,7 +236,7 @@ class SqlStateStore(StateStore):
         if states is not None:
             stmt = stmt.where(outbox.c.state.in_([ActionState(state).value for state in states]))
         stmt = stmt.order_by(outbox.c.updated_at.desc(), outbox.c.key).limit(limit)
-        async with self._engine.begin() as conn:
+        async with self._reader.begin() as conn:
             rows = (await conn.execute(stmt)).mappings().all()
         return [_action_from_row(row) for row in rows]
 
@@ -337,6 +341,8 @@ class SqlStateStore(StateStore):
     async def links_for(self, connector: str, incident_ids: Sequence[str]) -> dict[str, Link]:
         wanted = list(dict.fromkeys(incident_ids))
         found: dict[str, Link] = {}
+        if not wanted:
+            return found  # no transaction for nothing (an idle poll asks with no incident)
         async with self._engine.begin() as conn:
             for chunk in _chunks(wanted, _IN_CHUNK):
                 stmt = sa.select(links).where(links.c.connector == connector, links.c.incident_id.in_(chunk))
@@ -352,12 +358,12 @@ class SqlStateStore(StateStore):
             .order_by(links.c.created_at, links.c.incident_id)
             .limit(limit)
         )
-        async with self._engine.begin() as conn:
+        async with self._reader.begin() as conn:
             rows = (await conn.execute(stmt)).mappings().all()
         return [_link_from_row(row) for row in rows]
 
     async def _one_link(self, *where: sa.ColumnElement[bool]) -> Link | None:
-        async with self._engine.begin() as conn:
+        async with self._reader.begin() as conn:
             row = (await conn.execute(sa.select(links).where(*where))).mappings().first()
         return None if row is None else _link_from_row(row)
 
@@ -416,7 +422,7 @@ class SqlStateStore(StateStore):
             .order_by(inbox.c.received_at, inbox.c.event_id)
             .limit(limit)
         )
-        async with self._engine.begin() as conn:
+        async with self._reader.begin() as conn:
             rows = (await conn.execute(stmt)).mappings().all()
         return [_inbox_from_row(row) for row in rows]
 
@@ -472,6 +478,27 @@ class SqlStateStore(StateStore):
             row = (await conn.execute(stmt)).first()
         return _lease(name, owner, row)
 
+    async def renew_leases(self, owner: str, ttls: Mapping[str, float], now: datetime) -> dict[str, Lease]:
+        if any(ttl <= 0 for ttl in ttls.values()):
+            raise ValueError(f"ttl_seconds must be positive (got {sorted(set(ttls.values()))})")
+        now = to_utc(now)
+        by_ttl: dict[float, list[str]] = {}
+        for name, ttl in ttls.items():
+            by_ttl.setdefault(ttl, []).append(name)
+        renewed: dict[str, Lease] = {}
+        async with self._writer.begin() as conn:
+            for ttl, names in by_ttl.items():
+                expires_at = now + timedelta(seconds=ttl)
+                for chunk in _chunks(sorted(names), _IN_CHUNK):
+                    # Only our own unexpired leases: a renewal keeps the epoch and never acquires.
+                    stmt = (sa.update(leases)
+                            .where(leases.c.name.in_(chunk), leases.c.owner == owner, leases.c.expires_at > now)
+                            .values(expires_at=expires_at)
+                            .returning(leases.c.name, leases.c.epoch, leases.c.expires_at))
+                    for name, epoch, expiry in (await conn.execute(stmt)).all():
+                        renewed[name] = Lease(name=name, owner=owner, epoch=int(epoch), expires_at=expiry)
+        return renewed
+
     async def release_lease(self, name: str, owner: str) -> None:
         # Expire rather than delete: the epoch must keep growing, or a fence from before the release could match
         # the next acquisition's epoch again.
@@ -480,14 +507,14 @@ class SqlStateStore(StateStore):
                                .values(expires_at=_RELEASED))
 
     async def lease_holder(self, name: str) -> str | None:
-        async with self._engine.begin() as conn:
+        async with self._reader.begin() as conn:
             holder: str | None = (await conn.execute(
                 sa.select(leases.c.owner).where(leases.c.name == name))).scalar_one_or_none()
         return holder
 
     async def get_lease(self, name: str) -> Lease | None:
         stmt = sa.select(leases.c.owner, leases.c.epoch, leases.c.expires_at).where(leases.c.name == name)
-        async with self._engine.begin() as conn:
+        async with self._reader.begin() as conn:
             row = (await conn.execute(stmt)).first()
         return None if row is None else _lease(name, row[0], row)
 
@@ -506,7 +533,7 @@ class SqlStateStore(StateStore):
     # -- cursors ---------------------------------------------------------------------------------------------
     async def get_cursor(self, connector: str, name: str) -> str | None:
         stmt = sa.select(cursors.c.value).where(cursors.c.connector == connector, cursors.c.name == name)
-        async with self._engine.begin() as conn:
+        async with self._reader.begin() as conn:
             value: str | None = (await conn.execute(stmt)).scalar_one_or_none()
         return value
 
@@ -527,7 +554,7 @@ class SqlStateStore(StateStore):
         if connector is not None:
             stmt = stmt.where(outbox.c.connector == connector)
         stmt = stmt.order_by(outbox.c.created_at, outbox.c.key).limit(limit)
-        async with self._engine.begin() as conn:
+        async with self._reader.begin() as conn:
             rows = (await conn.execute(stmt)).mappings().all()
         return [_action_from_row(row) for row in rows]
 
@@ -574,11 +601,12 @@ class SqlStateStore(StateStore):
                 (sa.and_(is_raise, outbox.c.state == ActionState.DEAD.value), 1), else_=0)), 0),
             sa.func.coalesce(sa.func.sum(sa.case(
                 (sa.and_(is_open, outbox.c.last_error.is_not(None)), 1), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((is_open, 1), else_=0)), 0),
         ).where(outbox.c.connector == connector)
-        async with self._engine.begin() as conn:
-            oldest, open_raises, dead, retrying = (await conn.execute(stmt)).one()
+        async with self._reader.begin() as conn:
+            oldest, open_raises, dead, retrying, open_rows = (await conn.execute(stmt)).one()
         return OutboxHealth(oldest_pending_at=oldest, open_raises=int(open_raises), dead_raises=int(dead),
-                            retrying=int(retrying))
+                            retrying=int(retrying), open_rows=int(open_rows))
 
 
     # -- maintenance windows and pauses ----------------------------------------------------------------------
@@ -598,7 +626,7 @@ class SqlStateStore(StateStore):
         if connector is not None:
             stmt = stmt.where(pauses.c.connector.in_([connector, "*"]))
         stmt = stmt.order_by(pauses.c.ends_at, pauses.c.id)
-        async with self._engine.begin() as conn:
+        async with self._reader.begin() as conn:
             rows = (await conn.execute(stmt)).mappings().all()
         return [_pause_from_row(row) for row in rows]
 
