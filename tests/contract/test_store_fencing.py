@@ -77,6 +77,7 @@ def _writes(store: SqlStateStore, now: datetime) -> dict[str, Callable[[Fence], 
         "mark_dead": lambda f: store.mark_dead("k1", now, "boom", fence=f),
         "finish_inbox": lambda f: store.finish_inbox("c1", "ev1", now, state=InboxState.DONE,
                                                      follow_ups=[make_action("k3")], fence=f),
+        "set_cursor": lambda f: store.set_cursor("c1", "changes_since", "moved", fence=f),
     }
 
 
@@ -85,10 +86,12 @@ async def _snapshot(store: SqlStateStore) -> Mapping[str, Any]:
         "actions": await store.list_actions("c1", limit=100),
         "inbox": await store.pending_inbox("c1", 100),
         "link": await store.get_link("c1", "inc-k1"),
+        "cursor": await store.get_cursor("c1", "changes_since"),
     }
 
 
-@pytest.mark.parametrize("write", ["mark_in_flight", "complete", "mark_retry", "mark_dead", "finish_inbox"])
+@pytest.mark.parametrize("write", ["mark_in_flight", "complete", "mark_retry", "mark_dead", "finish_inbox",
+                                   "set_cursor"])
 @pytest.mark.parametrize("why", ["taken over", "expired", "re-acquired", "released"])
 async def test_a_stale_fence_is_refused_and_nothing_is_written(
         store: SqlStateStore, now: datetime, write: str, why: str) -> None:
@@ -126,6 +129,8 @@ async def test_a_current_fence_lets_every_state_change_through(store: SqlStateSt
     await writes["mark_in_flight"](fence)
     await writes["complete"](fence)
     await writes["finish_inbox"](fence)
+    await writes["set_cursor"](fence)
+    assert await store.get_cursor("c1", "changes_since") == "moved"
     done = await store.get_action("k1")
     assert done is not None and done.state is ActionState.DONE
     assert await store.get_link("c1", "inc-k1") is not None

@@ -45,6 +45,6 @@ class CursorCache:
     async def set(self, name: str, value: str) -> None:
         key = self._valid_for()
         self._values.pop(name, None)  # unknown until the write returned
-        await self.store.set_cursor(self.connector, name, value)
+        await self.store.set_cursor(self.connector, name, value, fence=current_fence())
         if key is not None and key == self._fence:
             self._values[name] = value

@@ -385,7 +385,10 @@ class StateStore(abc.ABC):
     async def get_cursor(self, connector: str, name: str) -> str | None: ...
 
     @abc.abstractmethod
-    async def set_cursor(self, connector: str, name: str, value: str) -> None: ...
+    async def set_cursor(self, connector: str, name: str, value: str, *, fence: Fence | None = None) -> None:
+        """Store a cursor; with ``fence``, only while the lease still holds (else ``LeaseLostError``, nothing
+        written), so a replica resumed after losing its lease cannot move a cursor the new holder relies on."""
+        ...
 
     # -- operator commands (``sentinel-signl4 outbox …``) ------------------------------------------------------
     @abc.abstractmethod

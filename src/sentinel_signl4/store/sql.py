@@ -537,12 +537,13 @@ class SqlStateStore(StateStore):
             value: str | None = (await conn.execute(stmt)).scalar_one_or_none()
         return value
 
-    async def set_cursor(self, connector: str, name: str, value: str) -> None:
+    async def set_cursor(self, connector: str, name: str, value: str, *, fence: Fence | None = None) -> None:
         stmt = self._insert(cursors).values(connector=connector, name=name, value=value)
         stmt = stmt.on_conflict_do_update(
             index_elements=[cursors.c.connector, cursors.c.name], set_={"value": stmt.excluded.value},
         )
         async with self._writer.begin() as conn:
+            await self._check_fence(conn, fence)
             await conn.execute(stmt)
 
     # -- operator commands (``sentinel-signl4 outbox …``) ------------------------------------------------------
