@@ -7,6 +7,7 @@ import contextlib
 import platform
 import signal
 import sys
+import tempfile
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -91,7 +92,7 @@ def run(config: ConfigOption,
                  "this process.")] = 1,
         ) -> None:
     """Run the connectors (and the webhook/health server) until SIGTERM or Ctrl-C."""
-    from sentinel_signl4.bootstrap import Runtime
+    from sentinel_signl4.bootstrap import Runtime, instance_directory
     from sentinel_signl4.live_reload import LiveReload
     from sentinel_signl4.reload import AuthWatch, FileWatch, refresh_interval, run_reloading
     from sentinel_signl4.runner import dry_run as preview_run
@@ -108,6 +109,11 @@ def run(config: ConfigOption,
         sys.exit(asyncio.run(run_once_all(cfg)))
     uses_keyvault = "${keyvault:" in config.read_text(encoding="utf-8")
     watch = FileWatch(config)
+    # Workers prove a dead predecessor dead by its instance file; without a configured directory (PostgreSQL), they
+    # register in one of this run's own.
+    scratch = tempfile.TemporaryDirectory(prefix="s4s-workers-") if workers > 1 and not instance_directory(cfg) \
+        else None
+    private = Path(scratch.name) if scratch is not None else None
 
     async def main(stop: asyncio.Event) -> None:
         hup = asyncio.Event()
@@ -120,7 +126,7 @@ def run(config: ConfigOption,
             return [p.runtime.health.error for p in serving[-1].connectors.values()] if serving else []
 
         def pool(runtime: Runtime) -> WorkerPool:
-            return WorkerPool(config.resolve(), workers, health_finder(runtime))
+            return WorkerPool(config.resolve(), workers, health_finder(runtime), state_dir=private)
 
         async def serve(cfg: Config, inner: asyncio.Event) -> None:
             await run_forever(cfg, inner, on_runtime=serving.append, on_live=live.append,
@@ -138,13 +144,19 @@ def run(config: ConfigOption,
                             refresh=lambda c: refresh_interval(c, uses_keyvault), auth=AuthWatch(errors),
                             apply=apply, file=watch)
 
-    asyncio.run(_with_signals(main))
+    try:
+        asyncio.run(_with_signals(main))
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
 
 
 @app.command(hidden=True)
 def worker(config: ConfigOption,
            index: Annotated[int, typer.Option("--index", min=0, help="This worker's number, from 0.")],
-           of: Annotated[int, typer.Option("--of", min=1, help="How many workers share the connectors.")]) -> None:
+           of: Annotated[int, typer.Option("--of", min=1, help="How many workers share the connectors.")],
+           state_dir: Annotated[str | None, typer.Option(
+               "--state-dir", help="Instance directory when the config names none.")] = None) -> None:
     """One worker process of `run --workers N` (started by it; wakes on stdin, health on stdout)."""
     from sentinel_signl4.worker_process import serve_partition
 
@@ -158,7 +170,7 @@ def worker(config: ConfigOption,
         hup = asyncio.Event()
         with contextlib.suppress(NotImplementedError, AttributeError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hup.set)
-        await serve_partition(config, cfg, index, of, stop, hup, uses_keyvault=uses_keyvault)
+        await serve_partition(config, cfg, index, of, stop, hup, uses_keyvault=uses_keyvault, state_dir=state_dir)
 
     asyncio.run(_with_signals(main))
 

@@ -34,14 +34,17 @@ _MAX_RESTART_DELAY = 30.0
 
 class WorkerPool:
     def __init__(self, config_path: Path, count: int, health: Callable[[str], ConnectorHealth | None], *,
-                 restart_delay: float = 1.0, stop_timeout: float = 120.0) -> None:
+                 state_dir: Path | None = None, restart_delay: float = 1.0, stop_timeout: float = 120.0) -> None:
         """``health(name)``: the parent's ``ConnectorHealth`` of connector ``name`` (None when it has none), where
-        the workers' reports are copied. ``stop_timeout``: how long a worker may take to finish its cycles after
-        SIGTERM before it is killed."""
+        the workers' reports are copied. ``state_dir``: where the workers register their instance files when the
+        config names no directory (PostgreSQL without ``state_dir``), so that a dead worker's replacement can still
+        prove it dead. ``stop_timeout``: how long a worker may take to finish its cycles after SIGTERM before it is
+        killed."""
         if count < 1:
             raise ValueError("a worker pool needs at least one worker")
         self.config_path = config_path
         self.count = count
+        self.state_dir = state_dir
         self._health = health
         self._restart_delay = restart_delay
         self._stop_timeout = stop_timeout
@@ -80,9 +83,10 @@ class WorkerPool:
     async def _keep(self, index: int, stop: asyncio.Event) -> None:
         delay = self._restart_delay
         while not stop.is_set():
+            extra = ["--state-dir", str(self.state_dir)] if self.state_dir is not None else []
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "sentinel_signl4", "worker", "--config", str(self.config_path),
-                "--index", str(index), "--of", str(self.count),
+                "--index", str(index), "--of", str(self.count), *extra,
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
             self._procs[index] = proc
             started = time.monotonic()

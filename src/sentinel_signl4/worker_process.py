@@ -77,8 +77,9 @@ class _Channel:
 
 
 async def serve_partition(config_path: Path, first: Config, index: int, count: int, stop: asyncio.Event,
-                          hup: asyncio.Event, *, uses_keyvault: bool) -> None:
-    """Serve worker ``index`` of ``count``'s connectors of ``first`` (then of each reloaded config) until ``stop``."""
+                          hup: asyncio.Event, *, uses_keyvault: bool, state_dir: str | None = None) -> None:
+    """Serve worker ``index`` of ``count``'s connectors of ``first`` (then of each reloaded config) until ``stop``;
+    ``state_dir``: the instance directory the parent chose when the config has none."""
     structlog.contextvars.bind_contextvars(worker=index)
     channel = _Channel()
     live: list[LiveReload] = []
@@ -103,10 +104,10 @@ async def serve_partition(config_path: Path, first: Config, index: int, count: i
         runtime = channel.runtime
         return [p.runtime.health.error for p in runtime.connectors.values()] if runtime is not None else []
 
-    loads: list[Callable[[], Config]] = [lambda: partition(first, index, count)]
+    loads: list[Callable[[], Config]] = [lambda: partition(first, index, count, state_dir=state_dir)]
 
     def load() -> Config:
-        return loads.pop()() if loads else partition(load_config(config_path), index, count)
+        return loads.pop()() if loads else partition(load_config(config_path), index, count, state_dir=state_dir)
 
     async with asyncio.TaskGroup() as group:
         wakes = group.create_task(channel.read_wakes(stop), name="worker-wakes")

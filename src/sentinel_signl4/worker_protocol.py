@@ -39,10 +39,14 @@ def partition_of(name: str, count: int) -> int:
     return int.from_bytes(digest, "big") % count
 
 
-def partition(config: Config, index: int, count: int) -> Config:
-    """``config`` with only the connectors of worker ``index`` of ``count`` (the rest is unchanged)."""
+def partition(config: Config, index: int, count: int, *, state_dir: str | None = None) -> Config:
+    """``config`` with only the connectors of worker ``index`` of ``count`` (the rest is unchanged); ``state_dir``:
+    where the workers register their instance files when the config names no directory (PostgreSQL)."""
     mine = [c for c in config.connectors if partition_of(c.name, count) == index]
-    return config.model_copy(update={"connectors": mine})
+    update: dict[str, Any] = {"connectors": mine}
+    if state_dir is not None and not config.store.state_dir:
+        update["store"] = config.store.model_copy(update={"state_dir": state_dir})
+    return config.model_copy(update=update)
 
 
 def health_snapshot(health: ConnectorHealth) -> dict[str, Any]:

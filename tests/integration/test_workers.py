@@ -26,6 +26,7 @@ from crash_support import free_port
 from integration_harness import Harness
 from sentinel_signl4.domain import external_id_for
 from sentinel_signl4.worker_protocol import partition_of
+from store_fixtures import any_store_url  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow
 
@@ -52,9 +53,10 @@ class WorkersRun:
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def write(self, poll_interval: str) -> None:
+    def write(self, poll_interval: str, store_url: str | None = None) -> None:
         texts = [self.harness.config_text(
-            name=name, server={"host": "127.0.0.1", "port": self.port},
+            name=name, **({"store_url": store_url} if store_url else {}),
+            server={"host": "127.0.0.1", "port": self.port},
             overrides={"logging": {"format": "json"}, "filter": {"severities": ["High"], "max_age": "15m"},
                        "signl4": {"allow_shared_team": True}, "connector": {"poll_interval": poll_interval},
                        "sync": {"tag": f"SIGNL4-{name}", "webhook_token": TOKEN, "mode": "webhook",
@@ -133,9 +135,9 @@ def test_the_six_connectors_are_spread_over_both_workers() -> None:
 
 
 async def test_two_workers_page_every_incident_once_survive_a_kill_9_and_stop_on_sigterm(
-        harness: Harness, workers: WorkersRun) -> None:
+        harness: Harness, workers: WorkersRun, any_store_url: str) -> None:  # noqa: F811
     first = workers.incidents(4, "Before the start")
-    workers.write("1s")
+    workers.write("1s", any_store_url)
     workers.start()
     await until(lambda: len(workers.worker_pids()) == 2, "two workers", workers)
     expected = len(first) * len(CONNECTORS)
