@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +36,9 @@ __all__ = ["ScheduledConnector", "Supervisor", "replica_id"]
 
 log = structlog.get_logger("sentinel_signl4.supervisor")
 
+#: How many connectors start per second of the first interval when many start together (``start_offset``).
+STARTS_PER_SECOND = 20.0
+
 
 @dataclass(slots=True)
 class ScheduledConnector:
@@ -43,6 +48,15 @@ class ScheduledConnector:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def start_offset(name: str, interval: float, connectors: int) -> float:
+    """Where connector ``name`` makes its first cycle, in seconds from the start: a stable point (a hash of its
+    name, the same in every process and run) of a spread of ``connectors`` / ``STARTS_PER_SECOND`` seconds, at most
+    one interval. A few connectors start at once; a thousand are spread over their interval."""
+    spread = min(interval, connectors / STARTS_PER_SECOND)
+    digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest()
+    return spread * int.from_bytes(digest, "big") / 2**64
 
 
 class Supervisor:
@@ -127,11 +141,16 @@ class Supervisor:
         lease = f"connector:{rt.name}"
         ttl = self._ttl(item)
         try:
+            # Connectors started together would cycle together for good: each starts at its own point of the
+            # interval (a stable one, from its name), so the load is spread evenly over it.
+            await self._pause(rt.name, start_offset(rt.name, item.interval, len(self.connectors)), stop)
             while not stop.is_set():
+                began = time.monotonic()
                 held = await self._claim(rt, lease, self.clock(), ttl)
                 if held is not None:
                     await self._cycle(item, held, ttl, stop)
-                await self._pause(rt.name, item.interval, stop)
+                # Start to start: a cycle's own time is not added to the interval (at once when it took longer).
+                await self._pause(rt.name, max(0.0, item.interval - (time.monotonic() - began)), stop)
         finally:
             with contextlib.suppress(Exception):
                 await self.store.release_lease(lease, self.owner)
