@@ -33,14 +33,16 @@ import textwrap
 import time
 import tracemalloc
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from _emulator import EmulatorProcess
-from _report import add_output_arguments, finite, heading, machine, publish, report, saved_report, table
+from _emulator import EmulatorProcess, parse_utc
+from _report import add_output_arguments, finite, heading, machine, percentile, publish, report, saved_report, table
 from page_latency import figures
+from sentinel_signl4.domain import external_id_for
 
 HERE = Path(__file__).resolve().parent
 LATENCY = HERE / "page_latency.py"
@@ -124,7 +126,9 @@ def tree_usage(root: int) -> tuple[float, int]:
 
 
 def workers_throughput(workers: int, *, connectors: int, interval: float, settle: float,
-                       window: float) -> dict[str, Any]:
+                       window: float, rate: float = 0.0) -> dict[str, Any]:
+    """``rate`` > 0: the emulator also creates that many incidents per second during the window, and the page
+    latency of those is measured as in part 1."""
     with tempfile.TemporaryDirectory() as tmp, \
             EmulatorProcess(Path(tmp) / "emulator", tenants=connectors, open_arm_limits=True) as emu:
         port = free_port()
@@ -152,10 +156,12 @@ def workers_throughput(workers: int, *, connectors: int, interval: float, settle
             time.sleep(settle)
             lists = emu.counts()["sentinel list incidents"]
             cpu, wall = tree_usage(proc.pid)[0], time.monotonic()
-            time.sleep(window)
+            created = emu.call("stream", rate=rate, duration=window, tenants=connectors) if rate else []
+            time.sleep(max(0.0, window - (time.monotonic() - wall)))
             cycles = emu.counts()["sentinel list incidents"] - lists
             cpu_now, rss = tree_usage(proc.pid)
             cpu, wall = cpu_now - cpu, time.monotonic() - wall
+            latencies, dup, unpaged = paged_after(emu, created, within=max(120.0, 4 * interval), proc=proc)
             statuses = emu.statuses()
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -169,7 +175,28 @@ def workers_throughput(workers: int, *, connectors: int, interval: float, settle
             "cpu_cores": finite(cpu / wall), "rss_mib": finite(rss / 2**20),
             "poll_period_s": finite(connectors * wall / cycles) if cycles else None,
             "429s": sum(count for (_, status), count in statuses.items() if status == 429),
-            "ready_after_s": finite(ready), "window_s": finite(wall), "exit_code": code}
+            "ready_after_s": finite(ready), "window_s": finite(wall), "exit_code": code,
+            "incidents": len(created), "unpaged": unpaged, "dup": dup,
+            **{f"p{q}_s": finite(percentile(latencies, q)) if latencies else None for q in (50, 95, 99)}}
+
+
+def paged_after(emu: EmulatorProcess, created: list[dict[str, Any]], *, within: float,
+                proc: subprocess.Popen[bytes]) -> tuple[list[float], int, int]:
+    """For the incidents in ``created``: the latency (s) of each one paged within ``within`` seconds, how many were
+    paged more than once, and how many were not paged."""
+    expected = {external_id_for(f"c{item['tenant']:04d}", item["id"]): parse_utc(item["created"]) for item in created}
+    deadline = time.monotonic() + within
+    alerts: dict[str, list[datetime]] = {}
+    while expected:
+        alerts = {}
+        for alert in emu.call("alerts"):
+            if alert["external_id"] in expected:
+                alerts.setdefault(alert["external_id"], []).append(parse_utc(alert["created"]))
+        if len(alerts) == len(expected) or time.monotonic() > deadline or proc.poll() is not None:
+            break
+        time.sleep(1.0)
+    latencies = [(min(times) - expected[ext]).total_seconds() for ext, times in alerts.items()]
+    return latencies, sum(len(times) - 1 for times in alerts.values()), len(expected) - len(alerts)
 
 
 # -- part 3: what the memory is made of -----------------------------------------------------------------------------
@@ -222,7 +249,7 @@ def measure(args: argparse.Namespace, host: str) -> dict[str, Any]:
     pools = []
     for w in (int(s) for s in args.workers.split(",") if s):
         pools.append(workers_throughput(w, connectors=args.worker_connectors, interval=args.worker_interval,
-                                        settle=args.settle, window=args.window))
+                                        settle=args.settle, window=args.window, rate=args.worker_rate))
         print(f"{w} worker(s) done ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     memory = None
     if args.memory_top:
@@ -243,19 +270,20 @@ def render(obj: Mapping[str, Any]) -> str:
     if obj["sizes"]:
         parts.append(table(
             ["connectors", "interval s", "incidents", "p50 s", "p95 s", "p99 s", "max s", "poll period s",
-             "stretch", "cycles/s", "CPU cores", "cycles/CPU-s", "RSS MiB", "dup", "errors", "429s"],
+             "stretch", "cycles/s", "CPU cores", "cycles/CPU-s", "RSS MiB", "unpaged", "dup", "errors", "429s"],
             [[s["connectors"], f"{s['interval_s']:g}", s["incidents"], _f(s["p50_s"]), _f(s["p95_s"]),
               _f(s["p99_s"]), _f(s["max_s"]), _f(s["poll_period_s"]), _pct(s["period_stretch"]),
               _f(s["cycles_per_s"], 1), _f(s["cpu_cores"]), _f(s["cycles_per_cpu_s"], 1), _f(s["rss_mib"], 0),
-              s["dup"], s["errors"], s["429s"]] for s in obj["sizes"]]))
+              s.get("unpaged", 0), s["dup"], s["errors"], s["429s"]] for s in obj["sizes"]]))
     if obj["workers"]:
         parts.append(table(
             ["processes", "connectors", "interval s", "cycles/s", "ratio to 1", "CPU cores", "cycles/CPU-s",
-             "poll period s", "RSS MiB (all)", "429s"],
+             "poll period s", "incidents", "p50 s", "p95 s", "p99 s", "unpaged", "dup", "RSS MiB (all)", "429s"],
             [[_processes(p["workers"]), p["connectors"], f"{p['interval_s']:g}", _f(p["cycles_per_s"], 1),
               _f(obj["throughput_ratio"].get(f"{p['workers']}_over_1"), 2) if p["workers"] != 1 else "1",
-              _f(p["cpu_cores"]), _f(p["cycles_per_cpu_s"], 1), _f(p["poll_period_s"]), _f(p["rss_mib"], 0),
-              p["429s"]] for p in obj["workers"]]))
+              _f(p["cpu_cores"]), _f(p["cycles_per_cpu_s"], 1), _f(p["poll_period_s"]), p.get("incidents", 0),
+              _f(p.get("p50_s")), _f(p.get("p95_s")), _f(p.get("p99_s")), p.get("unpaged", 0), p.get("dup", 0),
+              _f(p["rss_mib"], 0), p["429s"]] for p in obj["workers"]]))
     memory = obj.get("memory")
     if memory:
         parts.append(table(["allocated in (after one cycle each)", "KiB per connector", "blocks"],
@@ -347,6 +375,8 @@ def main() -> None:
     parser.add_argument("--worker-interval", type=float, default=1.0)
     parser.add_argument("--settle", type=float, default=30.0, help="part 2: seconds after ready before measuring")
     parser.add_argument("--window", type=float, default=60.0, help="part 2: seconds measured")
+    parser.add_argument("--worker-rate", type=float, default=0.0,
+                        help="part 2: new incidents per second during the window (0: none; latency when > 0)")
     parser.add_argument("--memory-top", type=int, default=0, help="part 3: allocation sites to list (0: skip)")
     parser.add_argument("--quick", action="store_true", help="100 connectors at 5 s; 1 vs 2 workers on 100")
     add_output_arguments(parser)
