@@ -225,6 +225,11 @@ class LogAnalyticsClient:
     def gate(self) -> QueryGate:
         return self._gate
 
+    @property
+    def query_client(self) -> LogsQueryClient:
+        """The azure-monitor-query client the queries go through (shared, or this client's own)."""
+        return self._client
+
     @requires_actions(WORKSPACE_READ, QUERY_READ, per_call=query_table_actions)
     async def query(self, kql: str, *, start: datetime, end: datetime, server_timeout: int | None = None) -> LogRows:
         """Run ``kql`` over ``[start, end]``; the first table's rows, or a typed :class:`RemoteError`.
