@@ -84,7 +84,8 @@ async def one_size(n: int, *, interval: float, rate: float, duration: float) -> 
         task = asyncio.create_task(supervisor.run(stop))
         try:
             # One full cycle each: the first one reads tokens, opens connections and sets the cursors.
-            warmup = await wait_for("every connector to finish a cycle", lambda: len(cycles) == n, within=300)
+            warmup = await wait_for("every connector to finish a cycle", lambda: len(cycles) == n,
+                                    within=max(300.0, n / 5))
             rss_warm = rss_bytes()
             per_connector_before, errors_before = Counter(cycles), sum(errors.values())
             cpu, wall = time.process_time(), time.monotonic()

@@ -53,7 +53,9 @@ def recorded(m: dict[str, ModuleType]) -> dict[str, tuple[dict[str, Any], Any]]:
                                        "dup", "errors", "429s")}
     scale = {**head("scale", {"interval": 30.0, "rate": 2.0, "periods": 3.0, "worker_connectors": 400,
                               "worker_interval": 1.0, "window": 60.0, "settle": 30.0}), **vocab,
-             "sizes": sizes, "workers": pools, "throughput_ratio": {"2_over_1": 2.0},
+             "sizes": sizes, "failed_sizes": [], "workers": pools, "throughput_ratio": {"2_over_1": 2.0},
+             "workers_latency": [{**pools[1], "connectors": 1000, "interval_s": 30.0, "incidents": 180,
+                                  "p50_s": 16.0, "p95_s": 29.0, "p99_s": 30.5, "unpaged": 0, "dup": 0}],
              "memory": {"connectors": 1000, "traced_kib_per_connector_built": 40.0,
                         "traced_kib_per_connector_after_cycle": 60.0,
                         "top_after_cycle": [{"file": "ssl.py", "kib_per_connector": 9.5, "blocks": 12}]}}
