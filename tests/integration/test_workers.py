@@ -53,7 +53,7 @@ class WorkersRun:
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def write(self, poll_interval: str, store_url: str | None = None) -> None:
+    def write(self, poll_interval: str, store_url: str | None = None, *, names: list[str] | None = None) -> None:
         texts = [self.harness.config_text(
             name=name, **({"store_url": store_url} if store_url else {}),
             server={"host": "127.0.0.1", "port": self.port},
@@ -61,7 +61,7 @@ class WorkersRun:
                        "signl4": {"allow_shared_team": True}, "connector": {"poll_interval": poll_interval},
                        "sync": {"tag": f"SIGNL4-{name}", "webhook_token": TOKEN, "mode": "webhook",
                                 "owner_map": {u.mail: u.object_id for u in self.harness.world.users}}})
-                 for name in CONNECTORS]
+                 for name in names or CONNECTORS]
         text = texts[0] + "".join("\n" + t[t.index("[[connectors]]"):] for t in texts[1:])
         self.path.write_text(text, encoding="utf-8")
 
@@ -100,8 +100,8 @@ class WorkersRun:
             self.harness.world.workspace, title=f"{title} {n}", severity="High",
             created=now - timedelta(minutes=1, seconds=n))["id"]) for n in range(count)]
 
-    def paged(self, incident_ids: list[str]) -> Counter[str]:
-        wanted = {external_id_for(c, i) for c in CONNECTORS for i in incident_ids}
+    def paged(self, incident_ids: list[str], names: list[str] | None = None) -> Counter[str]:
+        wanted = {external_id_for(c, i) for c in names or CONNECTORS for i in incident_ids}
         return Counter(a.external_id for a in self.harness.alerts() if a.external_id in wanted)
 
     def stop(self) -> int:
@@ -187,4 +187,21 @@ async def test_a_webhook_wakes_the_worker_that_runs_the_connector(harness: Harne
 
     await until(acknowledged, f"{target}'s worker to apply the acknowledgement", workers)
     assert harness.incident(name)["properties"]["owner"]["objectId"] == harness.world.users[0].object_id
+    assert workers.stop() == 0, workers.tail()
+
+
+async def test_a_reload_reaches_the_workers_and_a_new_connector_pages(harness: Harness, workers: WorkersRun) -> None:
+    workers.write("1s")
+    workers.start()
+    await until(lambda: workers.ready() is not None, "/readyz 200", workers)
+    grown = [*CONNECTORS, "tenant6"]
+    workers.write("1s", names=grown)
+    assert workers.proc is not None
+    workers.proc.send_signal(signal.SIGHUP)
+    await until(lambda: (workers.ready() or {}).get("connectors", {}).get("tenant6") == "ok",
+                "the new connector's first cycle, reported by its worker", workers)
+    incidents = workers.incidents(2, "After the reload")
+    await until(lambda: len(workers.paged(incidents, grown)) == 2 * len(grown), "pages of all seven", workers)
+    assert set(workers.paged(incidents, grown).values()) == {1}
+    assert not workers.events("worker_exited")  # reloaded in place, not restarted
     assert workers.stop() == 0, workers.tail()
