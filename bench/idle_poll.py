@@ -20,7 +20,7 @@ import statistics
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -107,7 +107,7 @@ def record(r: Result) -> dict[str, Any]:
             "requests": r.requests, "by_kind": dict(r.by_kind)}
 
 
-def render(runs: list[Mapping[str, Any]], *, cycles: int) -> str:
+def render(runs: Sequence[Mapping[str, Any]], *, cycles: int) -> str:
     interval = runs[0]["interval_s"]
     hour = cycles * interval / 3600
     rows = []
