@@ -41,7 +41,7 @@ import httpx
 
 from _emulator import EmulatorProcess, parse_utc
 from _report import add_output_arguments, finite, heading, machine, percentile, publish, report, saved_report, table
-from page_latency import figures
+from page_latency import figures, stop_text
 from sentinel_signl4.domain import external_id_for
 
 HERE = Path(__file__).resolve().parent
@@ -328,7 +328,7 @@ def section(obj: Mapping[str, Any]) -> str:
     p = obj["params"]
     notes = "\n".join(
         f"- {s['connectors']:,} connectors: runtime built in {s['build_s']:.1f} s; warm-up (one cycle each) "
-        f"{s['warmup_s']:.1f} s; measured over {s['window_s']:.0f} s; graceful stop {s['stop_s']:.1f} s; RSS after "
+        f"{s['warmup_s']:.1f} s; measured over {s['window_s']:.0f} s; graceful stop {stop_text(s)}; RSS after "
         f"warm-up {s['rss_warm_mib']:.0f} MiB, peak {s['peak_rss_mib']:.0f} MiB; least-served connector cycled "
         f"{s['least_cycles']} time(s)." for s in obj["sizes"])
     memory = obj.get("memory")
