@@ -88,7 +88,9 @@ class Supervisor:
             async with asyncio.TaskGroup() as group:
                 self._group = group
                 for item in self.connectors:
-                    self._spawn(item)
+                    # Connectors started together would cycle together for good: each starts at its own point
+                    # of the interval (a stable one, from its name), so the load is spread evenly over it.
+                    self._spawn(item, start_offset(item.runtime.name, item.interval, len(self.connectors)))
                 # The group stays open until ``stop``, even with no connector left: one may be added later.
                 await stop.wait()
                 for halt in self._halts.values():
@@ -97,12 +99,12 @@ class Supervisor:
             self._group = None
             self.running = False
 
-    def _spawn(self, item: ScheduledConnector) -> None:
+    def _spawn(self, item: ScheduledConnector, delay: float = 0.0) -> None:
         assert self._group is not None
         name = item.runtime.name
         halt = self._halts[name] = asyncio.Event()
         self._wake.setdefault(name, asyncio.Event())
-        self._tasks[name] = self._group.create_task(self._loop(item, halt), name=f"connector:{name}",
+        self._tasks[name] = self._group.create_task(self._loop(item, halt, delay), name=f"connector:{name}",
                                                     context=connector_context(name))
 
     def names(self) -> list[str]:
@@ -136,14 +138,15 @@ class Supervisor:
     def _ttl(self, item: ScheduledConnector) -> float:
         return self.lease_ttl or max(60.0, 3 * item.interval)
 
-    async def _loop(self, item: ScheduledConnector, stop: asyncio.Event) -> None:
+    async def _loop(self, item: ScheduledConnector, stop: asyncio.Event, delay: float = 0.0) -> None:
+        """Cycle ``item`` every ``interval`` from start to start (at once when a cycle took longer), the first
+        cycle after ``delay`` seconds (or a wake)."""
         rt = item.runtime
         lease = f"connector:{rt.name}"
         ttl = self._ttl(item)
         try:
-            # Connectors started together would cycle together for good: each starts at its own point of the
-            # interval (a stable one, from its name), so the load is spread evenly over it.
-            await self._pause(rt.name, start_offset(rt.name, item.interval, len(self.connectors)), stop)
+            if delay > 0:
+                await self._pause(rt.name, delay, stop)
             while not stop.is_set():
                 began = time.monotonic()
                 held = await self._claim(rt, lease, self.clock(), ttl)
