@@ -30,12 +30,13 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from _emulator import EmulatorProcess
-from _report import command_line, machine, percentile, stamp, table, update_section
+from _report import add_output_arguments, heading, machine, percentile, publish, report, saved_report, table
 
 CONNECTOR = "contoso"
 REPO = Path(__file__).resolve().parents[1]
@@ -190,7 +191,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "interval_s": args.interval}
 
 
-def render(result: dict[str, Any]) -> str:
+def render(result: Mapping[str, Any]) -> str:
     fields = ["open_signls", "requests_per_idle_poll", "requests_per_idle_poll_mean", "list_reads_per_idle_poll",
               "cpu_ms_per_idle_poll", "cpu_ms_per_idle_poll_mean", "cpu_ms_per_idle_poll_p95", "store_write_cycles"]
     before, after, ratio = result["before"], result["after"], result["before_over_after"]
@@ -216,33 +217,36 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=60, help="idle cycles per side (default: 30 simulated min)")
     parser.add_argument("--interval", type=float, default=30.0, help="poll interval in seconds (default 30)")
     parser.add_argument("--before", help="commit of the 'before' code (default: git merge-base HEAD main)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    parser.add_argument("--no-doc", action="store_true", help="leave docs/performance.md alone")
+    add_output_arguments(parser)
     args = parser.parse_args()
+    saved = saved_report(args)
+    if saved is not None:
+        publish("backlog_poll", saved, doc_section, args)
+        return
     host = machine()
     started = time.perf_counter()
     result = run(args)
-    figures = render(result)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(figures)
-        print(f"\n({time.perf_counter() - started:.0f} s)")
-    if args.no_doc:
-        return
-    update_section("backlog_poll", f"""
+    after = result["after"]
+    obj = report("backlog_poll", host, vars(args), **{k: after[k] for k in ("requests_per_idle_poll", "errors")},
+                 **result, seconds=round(time.perf_counter() - started))
+    publish("backlog_poll", obj, doc_section, args, text=render(obj))
+
+
+def doc_section(obj: Mapping[str, Any]) -> str:
+    p = obj["params"]
+    return f"""
 ## Idle poll over a backlog: before and after the incremental poll
 
-{stamp()} · {host} · `{command_line()}`
+{heading(obj)}
 
-One connector, {args.backlog} New incidents lying around (each paged once and tagged), no new incidents, SIGNL4
-changes by webhook. {args.cycles} idle cycles per side on a clock advancing {args.interval:g} s per cycle, both sides
-in one run: "before" is a `git worktree` of {result["before"]["code"].split("(")[1].rstrip(")")}, "after" this
+One connector, {p['backlog']} New incidents lying around (each paged once and tagged), no new incidents, SIGNL4
+changes by webhook. {p['cycles']} idle cycles per side on a clock advancing {p['interval']:g} s per cycle, both sides
+in one run: "before" is a `git worktree` of {obj["before"]["code"].split("(")[1].rstrip(")")}, "after" this
 checkout. Medians are a plain idle poll; means include the periodic work (after: the full scan every 15 min; both:
 the reconciliation sweep, one GET per open Signl up to 100). `store_write_cycles`: cycles in which `run_once`
 committed anything to the store (the supervisor's lease renewal left out).
 
-{figures}
+{render(obj)}
 
 Reading: "before" reads the whole backlog at every poll (3 pages of 200 New incidents of the last 24 h) plus the
 lifecycle read, and writes its lifecycle cursor every cycle. "After" makes one read of what changed (nothing: an
@@ -251,7 +255,7 @@ unchanged by this work: the reconciliation sweep (one GET per open Signl, at mos
 per poll on average) and, after, the full filtered scan every 15 min (its 3 pages). The p95 is the cycle that runs
 them. The lease renewal the supervisor writes before each cycle is counted in the CPU figures, not in
 `store_write_cycles`.
-""")
+"""
 
 
 if __name__ == "__main__":

@@ -19,12 +19,13 @@ import math
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from _emulator import EmulatorProcess, parse_utc
-from _report import command_line, machine, stamp, table, update_section
+from _report import add_output_arguments, heading, machine, publish, report, saved_report, table
 from sentinel_signl4.bootstrap import build_runtime
 from sentinel_signl4.clients.ratelimit import DEFAULT_LIMIT, DEFAULT_WINDOW
 from sentinel_signl4.domain import external_id_for
@@ -85,7 +86,7 @@ async def measure(count: int) -> dict[str, Any]:
     return {
         "count": count, "first": (moments[0] - burst_at).total_seconds(),
         "last": (moments[-1] - burst_at).total_seconds(), "spread": (moments[-1] - moments[0]).total_seconds(),
-        "densest": densest_window(moments, SIGNL4_WINDOW), "duplicates": sum(n - 1 for n in per_incident.values()),
+        "densest": densest_window(moments, SIGNL4_WINDOW), "dup": sum(n - 1 for n in per_incident.values()),
         "emulator_429": statuses[("signl4 event", 429)], "connector_429": int(throttled),
         "sentinel_429": sum(n for (kind, status), n in statuses.items()
                             if status == 429 and kind.startswith("sentinel")),
@@ -93,7 +94,7 @@ async def measure(count: int) -> dict[str, Any]:
     }
 
 
-def render(r: dict[str, Any]) -> str:
+def render(r: Mapping[str, Any]) -> str:
     count, spread = r["count"], r["spread"]
     floor = (math.ceil(count / DEFAULT_LIMIT) - 1) * DEFAULT_WINDOW
     signl4_floor = (math.ceil(count / SIGNL4_LIMIT) - 1) * SIGNL4_WINDOW
@@ -115,7 +116,7 @@ def render(r: dict[str, Any]) -> str:
          "requests granted 15 s apart can arrive a little closer"],
         ["429 from SIGNL4", f"{r['emulator_429']} (emulator) / {r['connector_429']} (connector)", "must be 0"],
         ["429 from Sentinel (ARM)", r["sentinel_429"], "enrichment and tag reads/writes, retried after Retry-After"],
-        ["duplicates", r["duplicates"], "incidents paged more than once; must be 0"],
+        ["duplicates", r["dup"], "incidents paged more than once; must be 0"],
         ["connector CPU", f"{r['cpu']:.1f} s", f"{1000 * r['cpu'] / count:.1f} ms per page, enrichment and tags "
                                                "included"],
     ]
@@ -126,29 +127,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000, help="incidents in the burst")
     parser.add_argument("--quick", action="store_true", help="300 incidents")
-    parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/performance.md alone")
+    add_output_arguments(parser)
     args = parser.parse_args()
+    saved = saved_report(args)
+    if saved is not None:
+        publish("burst", saved, doc_section, args)
+        return
     host = machine()  # before the run: the load average says what else was running
     if args.quick:
         args.count = 300
     started = time.perf_counter()
     result = asyncio.run(measure(args.count))
-    figures = render(result)
-    print(figures)
-    print(f"\n({time.perf_counter() - started:.0f} s)")
-    if args.no_doc:
-        return
-    update_section("burst", f"""
-## Burst of {args.count:,} incidents for one connector
+    obj = report("burst", host, vars(args), dup=result["dup"], **{"429s": result["emulator_429"]},
+                 first_page_s=round(result["first"], 3), last_page_s=round(result["last"], 3), run=result,
+                 seconds=round(time.perf_counter() - started))
+    publish("burst", obj, doc_section, args, text=render(result))
 
-{stamp()} · {host} · `{command_line()}`
 
-The emulator process creates {args.count:,} matching incidents at once in one workspace; one connector (supervisor,
+def doc_section(obj: Mapping[str, Any]) -> str:
+    r = obj["run"]
+    return f"""
+## Burst of {r['count']:,} incidents for one connector
+
+{heading(obj)}
+
+The emulator process creates {r['count']:,} matching incidents at once in one workspace; one connector (supervisor,
 1-s poll, enrichment on, SIGNL4 API key set) pages them. Real limits on both emulators: SIGNL4 commercial plan
 (150 events / 15 s, 600 / min, 15-s block when exceeded), ARM throttling of Sentinel reads (250 burst, 25/s) and
 writes (200 burst, 10/s). Times are on the emulator's clock, from the moment the burst was created.
 
-{figures}
+{render(r)}
 
 Reading: once the burst is queued, the pages go out exactly as fast as the connector's own budget allows (the
 sending time is the floor set by 140 events per sliding 15 s), SIGNL4 never answers 429 and so never blocks the
@@ -157,7 +165,7 @@ headroom for other senders on the same subscription and for events SIGNL4 counts
 waits for the poll that finds the burst to finish enriching it: alerts and entities for every new incident, under
 ARM's read throttling, cut off at the enrichment budget (`enrichment.budget`, 10 s; incidents whose evidence did
 not arrive are paged with a note). Tags are written after the pages, as each Signl is confirmed.
-""")
+"""
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ Usage::
 
 ARM's token-bucket throttling is switched off in the emulator process: the benchmark measures our latency, not
 the emulator's 429s (what the real per-operation limits mean for call counts is in docs/performance.md).
-Prints a table; nothing is asserted.
+Prints a table (``--json``: one report object) and writes its section of docs/performance.md; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from _report import add_output_arguments, heading, machine, publish, report, saved_report, table
 from sentinel_signl4.clients.http import build_http_client
 from sentinel_signl4.clients.identity import TokenProvider, build_credential
 from sentinel_signl4.clients.loganalytics import LogAnalyticsClient, QueryGate
@@ -112,6 +114,7 @@ async def measure(info: dict[str, Any], sizes: list[int], rounds: int, la_latenc
                     "queries": report.queries, "remote_calls": report.remote_calls, "rows": rows,
                     "failures": len(report.failures), "p50_ms": percentile(timings, 0.50) * 1000,
                     "p95_ms": percentile(timings, 0.95) * 1000, "rounds": rounds,
+                    "p50_s": round(percentile(timings, 0.50), 4), "p95_s": round(percentile(timings, 0.95), 4),
                 })
         finally:
             await logs.close()
@@ -123,6 +126,28 @@ async def _all_incidents(sentinel: SentinelClient) -> Any:
         yield incident
 
 
+def render(results: list[dict[str, Any]]) -> str:
+    return table(["N", "alerts", "entities", "LA queries", "calls", "rows", "failed", "p50 ms", "p95 ms"],
+                 [[r["incidents"], r["alert_calls"], r["entity_calls"], r["queries"], r["remote_calls"], r["rows"],
+                   r["failures"], f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}"] for r in results])
+
+
+def doc_section(obj: Mapping[str, Any]) -> str:
+    p = obj["params"]
+    return f"""
+## Enrichment of one poll (`bench/enrichment.py`)
+
+{heading(obj)}
+
+Alerts, entities and one Log Analytics query for a poll of N new incidents, through the production classes
+(SentinelClient, LogAnalyticsClient, SentinelEnricher) against the emulators in another process over HTTPS; ARM
+throttling off. Log Analytics latency {p["la_latency"]:g} s per query, enrichment budget {p["budget"]:g} s,
+{p["rounds"]} rounds per size; p50/p95 of the whole enrichment of the poll.
+
+{render(obj["runs"])}
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
@@ -131,12 +156,18 @@ def main() -> None:
     parser.add_argument("--la-latency", type=float, default=0.0,
                         help="seconds the emulated Log Analytics takes per query")
     parser.add_argument("--budget", type=float, default=10.0, help="enrichment budget in seconds")
+    add_output_arguments(parser)
     args = parser.parse_args()
     # The per-call "enrichment_done" lines (and, in the budget run, the expected warnings) would drown the table.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     if args.serve is not None:
         serve(args.serve, max(args.sizes))
         return
+    saved = saved_report(args)
+    if saved is not None:
+        publish("enrichment", saved, doc_section, args)
+        return
+    host = machine()
     with tempfile.TemporaryDirectory() as directory:
         child = subprocess.Popen(
             [sys.executable, __file__, "--serve", directory, "--sizes", *map(str, args.sizes)],
@@ -150,13 +181,10 @@ def main() -> None:
             if child.stdin is not None:
                 child.stdin.close()
             child.wait(timeout=30)
-    print(f"enrichment against the emulators (separate process, HTTPS), LA latency {args.la_latency:g} s, "
-          f"budget {args.budget:g} s, {args.rounds} rounds per size")
-    print(f"{'N':>5} {'alerts':>7} {'entities':>9} {'LA queries':>11} {'calls':>6} {'rows':>5} "
-          f"{'failed':>6} {'p50 ms':>8} {'p95 ms':>8}")
-    for r in results:
-        print(f"{r['incidents']:>5} {r['alert_calls']:>7} {r['entity_calls']:>9} {r['queries']:>11} "
-              f"{r['remote_calls']:>6} {r['rows']:>5} {r['failures']:>6} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f}")
+    largest = results[-1]
+    obj = report("enrichment", host, vars(args), p50_s=largest["p50_s"], p95_s=largest["p95_s"],
+                 errors=sum(r["failures"] for r in results), runs=results)
+    publish("enrichment", obj, doc_section, args, text=render(results))
 
 
 if __name__ == "__main__":

@@ -20,12 +20,14 @@ import statistics
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from _emulator import EmulatorProcess
-from _report import command_line, machine, percentile, stamp, table, update_section
+from _report import add_output_arguments, finite, heading, machine, percentile, publish, report, saved_report, table
 from sentinel_signl4.bootstrap import build_runtime
 from sentinel_signl4.clients.ratelimit import reset_limiters
 from sentinel_signl4.domain import ActionState
@@ -94,26 +96,37 @@ async def measure(emu: EmulatorProcess, variant: Variant, workdir: Path, *, cycl
         await runtime.aclose()
 
 
-def render(results: list[Result], *, cycles: int) -> str:
-    interval = results[0].interval
+def record(r: Result) -> dict[str, Any]:
+    """``r`` as a report entry: the raw series, and the vocabulary's figures for it."""
+    return {"variant": r.variant.label, "interval_s": r.interval, "open_signls": r.open_links,
+            "requests_per_idle_poll": min(r.requests),
+            "requests_per_idle_poll_mean": finite(statistics.mean(r.requests)),
+            "cpu_ms_per_idle_poll": finite(statistics.median(r.cpu_ms)),
+            "cycles_per_cpu_s": finite(len(r.cpu_ms) / (sum(r.cpu_ms) / 1000)) if sum(r.cpu_ms) else None,
+            "cpu_ms": [round(v, 3) for v in r.cpu_ms], "wall_ms": [round(v, 3) for v in r.wall_ms],
+            "requests": r.requests, "by_kind": dict(r.by_kind)}
+
+
+def render(runs: Sequence[Mapping[str, Any]], *, cycles: int) -> str:
+    interval = runs[0]["interval_s"]
     hour = cycles * interval / 3600
     rows = []
-    for r in results:
+    for r in runs:
         rows.append([
-            r.variant.label, r.open_links, min(r.requests), f"{statistics.mean(r.requests):.2f}",
-            max(r.requests), f"{statistics.median(r.cpu_ms):.1f}", f"{statistics.mean(r.cpu_ms):.1f}",
-            f"{percentile(r.cpu_ms, 95):.1f}", f"{statistics.median(r.wall_ms):.1f}",
-            f"{percentile(r.wall_ms, 95):.1f}", f"{sum(r.cpu_ms) / 1000 / hour:.2f}",
+            r["variant"], r["open_signls"], min(r["requests"]), f"{statistics.mean(r['requests']):.2f}",
+            max(r["requests"]), f"{statistics.median(r['cpu_ms']):.1f}", f"{statistics.mean(r['cpu_ms']):.1f}",
+            f"{percentile(r['cpu_ms'], 95):.1f}", f"{statistics.median(r['wall_ms']):.1f}",
+            f"{percentile(r['wall_ms'], 95):.1f}", f"{sum(r['cpu_ms']) / 1000 / hour:.2f}",
         ])
     main = table(["configuration", "open Signls", "requests/poll min", "mean", "max", "CPU ms/poll p50", "mean",
                   "p95", "wall ms/poll p50", "p95", "CPU s/hour"], rows)
-    kinds = sorted({k for r in results for k in r.by_kind})
-    breakdown = table(["requests per poll (mean)", *(r.variant.label.split(",")[0] for r in results)],
-                      [[k, *(f"{r.by_kind[k] / cycles:.3f}" for r in results)] for k in kinds])
+    kinds = sorted({k for r in runs for k in r["by_kind"]})
+    breakdown = table(["requests per poll (mean)", *(r["variant"].split(",")[0] for r in runs)],
+                      [[k, *(f"{r['by_kind'].get(k, 0) / cycles:.3f}" for r in runs)] for k in kinds])
     return f"{main}\n\n{breakdown}"
 
 
-async def run(args: argparse.Namespace) -> str:
+async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     configure_logging(level="warning", fmt="console", secrets=())
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -121,7 +134,7 @@ async def run(args: argparse.Namespace) -> str:
             # A fresh demo world each: the first variant's tags would make the second skip every incident.
             with EmulatorProcess(Path(tmp) / f"emulator-{n}") as emu:
                 results.append(await measure(emu, variant, Path(tmp), cycles=args.cycles, interval=args.interval))
-    return render(results, cycles=args.cycles)
+    return [record(r) for r in results]
 
 
 def main() -> None:
@@ -129,25 +142,34 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=240, help="idle cycles to measure (default: 2 simulated hours)")
     parser.add_argument("--interval", type=float, default=30.0, help="poll interval in seconds (the default 30 s)")
     parser.add_argument("--quick", action="store_true", help="60 cycles")
-    parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/performance.md alone")
+    add_output_arguments(parser)
     args = parser.parse_args()
+    saved = saved_report(args)
+    if saved is not None:
+        publish("idle_poll", saved, doc_section, args)
+        return
     host = machine()  # before the run: the load average says what else was running
     if args.quick:
         args.cycles = 60
     started = time.perf_counter()
-    figures = asyncio.run(run(args))
-    print(figures)
-    print(f"\n({time.perf_counter() - started:.0f} s)")
-    if args.no_doc:
-        return
-    hours = args.cycles * args.interval / 3600
-    update_section("idle_poll", f"""
+    runs = asyncio.run(run(args))
+    first = runs[0]
+    obj = report("idle_poll", host, vars(args), **{k: first[k] for k in (
+        "requests_per_idle_poll", "cycles_per_cpu_s")}, headline_variant=first["variant"], runs=runs,
+        seconds=round(time.perf_counter() - started))
+    publish("idle_poll", obj, doc_section, args, text=render(runs, cycles=args.cycles))
+
+
+def doc_section(obj: Mapping[str, Any]) -> str:
+    p = obj["params"]
+    hours = p["cycles"] * p["interval"] / 3600
+    return f"""
 ## Idle poll cost (1 connector)
 
-{stamp()} · {host} · `{command_line()}`
+{heading(obj)}
 
 One connector, the demo world (its matching incidents already raised and tagged: "open Signls"), no new incidents.
-{args.cycles} idle cycles on a clock advancing {args.interval:g} s (the default poll interval) per cycle, i.e.
+{p["cycles"]} idle cycles on a clock advancing {p["interval"]:g} s (the default poll interval) per cycle, i.e.
 {hours:g} simulated hours, so the SIGNL4 status poll (every 60 s) and the reconciliation sweep (every 15 min) occur
 at their real frequency. One cycle = what the supervisor does: renew the lease, then `run_once`.
 
@@ -157,7 +179,7 @@ at their real frequency. One cycle = what the supervisor does: renew the lease, 
 - **wall ms/poll**: elapsed time of the cycle against loopback emulators (Azure adds its own latency per request).
 - **CPU s/hour**: total CPU per connector per hour of idling at this interval.
 
-{figures}
+{render(obj['runs'], cycles=p['cycles'])}
 
 Reading: a plain idle cycle costs one Sentinel list read — the incidents modified since the last poll (minus a
 five-minute overlap), from which both new pages and the Signls of closed incidents are decided — plus the lease write
@@ -167,7 +189,7 @@ and no inbound webhook, one SIGNL4 search for alerts modified since the last sea
 request per 30-s poll), and the team's user list is read only when a Signl changed.
 Every 15 minutes the reconciliation sweep reads each open Signl's incident (one GET each, at most 100). Access tokens
 are cached for their lifetime, so token requests do not show at all.
-""")
+"""
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ of the actions.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import signal
@@ -31,12 +30,12 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from _emulator import EmulatorProcess
-from _report import command_line, machine, percentile, stamp, table, update_section
+from _report import add_output_arguments, finite, heading, machine, percentile, publish, report, saved_report, table
 from sentinel_signl4.domain import external_id_for
 
 CONNECTOR = "contoso"  # the demo connector's name in emulator_config
@@ -169,9 +168,11 @@ def one_mode(mode: str, *, actions: int, idle: float, pause: float, seed: int) -
         "mode": mode, "actions": actions, "latencies": latencies, "delivery": delivery, "warmup": warmup,
         "idle_seconds": wall1 - wall0, "idle_requests": sum(idle_counts.values()), "idle_cpu": cpu1 - cpu0,
         "busy_seconds": wall2 - wall1, "busy_requests": dict(busy_counts), "busy_cpu": cpu2 - cpu1,
-        "comments_per_incident": dict(comments), "peak_rss": peak_rss, "exit_code": proc.returncode,
+        "comments_per_incident": {str(k): v for k, v in comments.items()}, "peak_rss": peak_rss,
+        "exit_code": proc.returncode,
         "log_errors": sum(1 for line in log_text.splitlines() if "[error" in line or "[warning" in line),
-        "interval": interval,
+        "interval": interval, "p50_s": finite(percentile(latencies, 50)), "p95_s": finite(percentile(latencies, 95)),
+        "p99_s": finite(percentile(latencies, 99)), "rss_mib": finite(peak_rss / 2**20),
     }
 
 
@@ -201,7 +202,9 @@ def per_minute(result: dict[str, Any]) -> float:
     return 60 * float(result["idle_requests"]) / float(result["idle_seconds"])
 
 
-def doc_section(args: argparse.Namespace, results: list[dict[str, Any]], figures: str, host: str) -> str:
+def doc_section(obj: Mapping[str, Any]) -> str:
+    args, results = argparse.Namespace(**obj["params"]), obj["runs"]
+    figures = render(results)
     by_mode = {r["mode"]: r for r in results}
     notes = []
     for r in results:
@@ -238,7 +241,7 @@ def doc_section(args: argparse.Namespace, results: list[dict[str, Any]], figures
     return f"""
 ## Reverse-sync latency (`bench/reverse_sync.py`)
 
-{stamp()} · {host} · `{command_line()}`
+{heading(obj)}
 
 A responder acknowledges a Signl; latency runs until the Sentinel incident shows that responder as owner and status
 Active. The connector runs as `sentinel-signl4 run` (supervisor + web server) in its own process against the emulators
@@ -273,20 +276,22 @@ def main() -> None:
                         help="seconds of idling measured before the actions (at least two poll intervals)")
     parser.add_argument("--pause", type=float, default=2.0, help="random pause before each action: 0..PAUSE s")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/performance.md alone")
+    add_output_arguments(parser)
     args = parser.parse_args()
+    saved = saved_report(args)
+    if saved is not None:
+        publish("reverse_sync", saved, doc_section, args)
+        return
     host = machine()  # before the run: the load average says what else was running
     started = time.perf_counter()
     results = []
     for mode in args.modes.split(","):
         results.append(one_mode(mode, actions=args.actions, idle=args.idle, pause=args.pause, seed=args.seed))
         print(f"{mode} done ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
-    figures = render(results)
-    print(figures)
-    print(json.dumps([{k: v for k, v in r.items() if k not in ("latencies", "delivery")} for r in results],
-                     indent=1))
-    if not args.no_doc:
-        update_section("reverse_sync", doc_section(args, results, figures, host))
+    first = results[0]  # the headline figures: the first mode measured (webhook by default)
+    obj = report("reverse_sync", host, vars(args), **{k: first[k] for k in ("p50_s", "p95_s", "p99_s", "rss_mib")},
+                 headline_mode=first["mode"], runs=results)
+    publish("reverse_sync", obj, doc_section, args, text=render(results))
 
 
 if __name__ == "__main__":

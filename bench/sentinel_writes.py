@@ -30,13 +30,13 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from _emulator import EmulatorProcess
-from _report import command_line, machine, percentile, stamp, table, update_section
+from _report import add_output_arguments, heading, machine, percentile, publish, report, saved_report, table
 from reverse_sync import free_port, open_rows, proc_cpu_seconds, proc_peak_rss, tail, wait_for
 from sentinel_signl4.domain import external_id_for
 from sentinel_signl4_emulators.sentinel.write_limits import DEFAULT_WRITE_LIMITS
@@ -178,13 +178,14 @@ def _s(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
-def doc_section(args: argparse.Namespace, results: list[dict[str, Any]], figures: str, host: str,
-                before: str) -> str:
+def doc_section(obj: Mapping[str, Any]) -> str:
+    args, results, before = argparse.Namespace(**obj["params"]), obj["runs"], obj["before_ref"]
+    figures = render(results)
     objects = "\n".join(json.dumps({k: v for k, v in r.items() if k != "connector_log_tail"}) for r in results)
     return f"""
 ## Writes within Sentinel's limits (`bench/sentinel_writes.py`)
 
-{stamp()} · {host} · `{command_line()}`
+{heading(obj)}
 
 A burst of {args.incidents} incidents, then {args.acks} acknowledgements (webhook mode, a random pause of
 0–{args.pause:g} s between them) while the tag backlog drains. The emulator enforces Sentinel's per-workspace limits
@@ -202,7 +203,7 @@ acknowledgements began).
 
 {reading(results)}
 
-JSON objects (`--json`):
+The runs of the report (`--json`), one line each:
 
 ```
 {objects}
@@ -243,9 +244,12 @@ def main() -> None:
     parser.add_argument("--variants", default="before,after")
     parser.add_argument("--before", default=None, help="git ref of the 'before' connector (default: merge-base)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--json", action="store_true", help="print one JSON object per variant, nothing else")
-    parser.add_argument("--no-doc", action="store_true", help="leave docs/performance.md alone")
+    add_output_arguments(parser)
     args = parser.parse_args()
+    saved = saved_report(args)
+    if saved is not None:
+        publish("sentinel_writes", saved, doc_section, args)
+        return
     host = machine()
     before = args.before or start_ref()
     results = []
@@ -257,14 +261,11 @@ def main() -> None:
         else:
             results.append(one_variant(variant, None, args))
         print(f"{variant} done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
-    figures = render(results)
-    if args.json:
-        for r in results:
-            print(json.dumps(r))
-    else:
-        print(figures)
-    if not args.no_doc:
-        update_section("sentinel_writes", doc_section(args, results, figures, host, before))
+    last = results[-1]  # the headline: this checkout ("after") when it ran
+    obj = report("sentinel_writes", host, vars(args), **{k: last[k] for k in (
+        "p50_s", "p95_s", "p99_s", "rss_mib", "dup", "errors", "429s")}, headline_variant=last["variant"],
+        before_ref=before, runs=results)
+    publish("sentinel_writes", obj, doc_section, args, text=render(results))
 
 
 if __name__ == "__main__":

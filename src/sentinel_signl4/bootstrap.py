@@ -14,7 +14,7 @@ import httpx
 from sentinel_signl4.clients.graph import GraphClient, graph_limiter
 from sentinel_signl4.clients.http import build_http_client
 from sentinel_signl4.clients.identity import TokenProvider, build_credential
-from sentinel_signl4.clients.loganalytics import LogAnalyticsClient, query_gate_for
+from sentinel_signl4.clients.loganalytics import LogAnalyticsClient, build_query_client, query_gate_for
 from sentinel_signl4.clients.ratelimit import limiter_for
 from sentinel_signl4.clients.retry import RetryPolicy
 from sentinel_signl4.clients.sentinel import SentinelClient
@@ -113,6 +113,8 @@ class Runtime:
     connectors: dict[str, ConnectorParts]
     clock: Callable[[], datetime] = utcnow
     _closers: list[Any] = field(default_factory=list)
+    #: Clients shared by the connectors of the first build (closed with the runtime), by what they depend on.
+    _shared_clients: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
     def supervisor(self, **kwargs: Any) -> Supervisor:
         """A supervisor for the enabled connectors. Unless an ``owner`` is given, it runs as a new replica registered
@@ -252,7 +254,8 @@ def build_connector(cfg: ConnectorConfig, config: Config, runtime: Runtime,
                            max_age=cfg.filter.max_age),
         render=render, tag=cfg.sync.tag, skip_already_tagged=cfg.sync.skip_already_tagged, metrics=metrics,
         # Enrichment reads Sentinel (alerts, entities) and the workspace's Log Analytics: Sentinel connectors only.
-        enricher=_enricher(cfg, config, sink, tokens, sentinel, on_retry_for("loganalytics")) if sentinel else None,
+        enricher=_enricher(cfg, config, sink, tokens, sentinel, on_retry_for("loganalytics"),
+                           runtime._shared_clients if closers is None else None) if sentinel else None,
     )
     sync = cfg.sync
     reverse = None
@@ -346,7 +349,8 @@ def _presentation(cfg: ConnectorConfig) -> PresentationOptions:
 
 
 def _enricher(cfg: ConnectorConfig, config: Config, closers: list[Any], tokens: TokenProvider,
-              sentinel: SentinelClient, on_retry: Callable[[Any, float], None]) -> SentinelEnricher | None:
+              sentinel: SentinelClient, on_retry: Callable[[Any, float], None],
+              shared: dict[tuple[Any, ...], Any] | None) -> SentinelEnricher | None:
     """Alerts, entities and one Log Analytics query per poll, when the workspace GUID is configured."""
     az, settings = cfg.azure, cfg.enrichment
     if not (az.workspace_id and settings.enabled):
@@ -354,12 +358,22 @@ def _enricher(cfg: ConnectorConfig, config: Config, closers: list[Any], tokens: 
     endpoints = az.resolved_endpoints
     budget = settings.budget.total_seconds()
     principal = f"{endpoints.log_analytics}|{az.tenant_id}|{az.credential.client_id or az.credential.kind}"
+    # Connectors of one credential share one query client (its pipeline and connection pool: most of what a
+    # connector costs in memory otherwise); one rebuilt alone by a reload (``shared`` None) gets its own.
+    key = (id(tokens), endpoints.log_analytics, endpoints.log_analytics_audience, budget)
+    query_client = shared.get(key) if shared is not None else None
+    if shared is not None and query_client is None:
+        query_client = shared[key] = build_query_client(
+            tokens, endpoint=endpoints.log_analytics, audience=endpoints.log_analytics_audience,
+            ca_bundle=config.tls.ca_bundle, timeout=budget)
+        closers.append(query_client.close)
     logs = LogAnalyticsClient(
         tokens, workspace_id=az.workspace_id, endpoint=endpoints.log_analytics,
         audience=endpoints.log_analytics_audience, ca_bundle=config.tls.ca_bundle,
         # The service's limits are per principal: connectors sharing a credential share one gate.
         gate=query_gate_for(principal),
         retry=RetryPolicy(attempts=2, total_timeout=budget), on_retry=on_retry, timeout=budget,
+        query_client=query_client,
     )
     closers.append(logs.close)
     return SentinelEnricher(cfg.name, sentinel=sentinel, logs=logs, settings=EnrichmentSettings(

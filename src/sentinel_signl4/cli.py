@@ -7,6 +7,7 @@ import contextlib
 import platform
 import signal
 import sys
+import tempfile
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -84,21 +85,35 @@ def run(config: ConfigOption,
         dry_run: Annotated[bool, typer.Option(
             "--dry-run", help="Poll once and print what would be paged, as the phone shows it; send and write "
                               "nothing.")] = False,
+        workers: Annotated[int, typer.Option(
+            "--workers", min=1, max=64,
+            help="Worker processes that run the connectors (each connector in one of them, under its lease); this "
+                 "process keeps the webhook/health server and restarts a worker that dies. 1: everything in "
+                 "this process.")] = 1,
         ) -> None:
     """Run the connectors (and the webhook/health server) until SIGTERM or Ctrl-C."""
-    from sentinel_signl4.bootstrap import Runtime
+    from sentinel_signl4.bootstrap import Runtime, instance_directory
     from sentinel_signl4.live_reload import LiveReload
     from sentinel_signl4.reload import AuthWatch, FileWatch, refresh_interval, run_reloading
     from sentinel_signl4.runner import dry_run as preview_run
-    from sentinel_signl4.runner import run_forever, run_once_all
+    from sentinel_signl4.runner import health_finder, run_forever, run_once_all
+    from sentinel_signl4.worker_pool import WorkerPool
 
     cfg = _load(config)
+    if workers > 1 and (once or dry_run):
+        typer.echo("--workers applies to a continuous run, not to --once or --dry-run.", err=True)
+        raise typer.Exit(2)
     if dry_run:
         sys.exit(asyncio.run(preview_run(cfg, typer.echo)))
     if once:
         sys.exit(asyncio.run(run_once_all(cfg)))
     uses_keyvault = "${keyvault:" in config.read_text(encoding="utf-8")
     watch = FileWatch(config)
+    # Workers prove a dead predecessor dead by its instance file; without a configured directory (PostgreSQL), they
+    # register in one of this run's own.
+    scratch = tempfile.TemporaryDirectory(prefix="s4s-workers-") if workers > 1 and not instance_directory(cfg) \
+        else None
+    private = Path(scratch.name) if scratch is not None else None
 
     async def main(stop: asyncio.Event) -> None:
         hup = asyncio.Event()
@@ -110,8 +125,12 @@ def run(config: ConfigOption,
         def errors() -> list[str | None]:
             return [p.runtime.health.error for p in serving[-1].connectors.values()] if serving else []
 
+        def pool(runtime: Runtime) -> WorkerPool:
+            return WorkerPool(config.resolve(), workers, health_finder(runtime), state_dir=private)
+
         async def serve(cfg: Config, inner: asyncio.Event) -> None:
-            await run_forever(cfg, inner, on_runtime=serving.append, on_live=live.append)
+            await run_forever(cfg, inner, on_runtime=serving.append, on_live=live.append,
+                              workers=pool if workers > 1 else None)
 
         async def apply(cfg: Config) -> bool:
             if not live:
@@ -124,6 +143,34 @@ def run(config: ConfigOption,
         await run_reloading(lambda: next(loads, None) or load_config(config), serve, stop, hup,
                             refresh=lambda c: refresh_interval(c, uses_keyvault), auth=AuthWatch(errors),
                             apply=apply, file=watch)
+
+    try:
+        asyncio.run(_with_signals(main))
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
+
+
+@app.command(hidden=True)
+def worker(config: ConfigOption,
+           index: Annotated[int, typer.Option("--index", min=0, help="This worker's number, from 0.")],
+           of: Annotated[int, typer.Option("--of", min=1, help="How many workers share the connectors.")],
+           state_dir: Annotated[str | None, typer.Option(
+               "--state-dir", help="Instance directory when the config names none.")] = None) -> None:
+    """One worker process of `run --workers N` (started by it; wakes on stdin, health on stdout)."""
+    from sentinel_signl4.worker_process import serve_partition
+
+    if index >= of:
+        typer.echo(f"--index must be below --of ({of})", err=True)
+        raise typer.Exit(2)
+    cfg = _load(config)
+    uses_keyvault = "${keyvault:" in config.read_text(encoding="utf-8")
+
+    async def main(stop: asyncio.Event) -> None:
+        hup = asyncio.Event()
+        with contextlib.suppress(NotImplementedError, AttributeError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hup.set)
+        await serve_partition(config, cfg, index, of, stop, hup, uses_keyvault=uses_keyvault, state_dir=state_dir)
 
     asyncio.run(_with_signals(main))
 

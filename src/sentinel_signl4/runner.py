@@ -14,8 +14,10 @@ from sentinel_signl4.bootstrap import Runtime, build_runtime
 from sentinel_signl4.config import Config, StoreConfig
 from sentinel_signl4.domain import ActionKind
 from sentinel_signl4.domain.phone_view import format_phone_view
-from sentinel_signl4.engine.health import HealthState
+from sentinel_signl4.engine.health import ConnectorHealth, HealthState
+from sentinel_signl4.engine.leases import replica_id
 from sentinel_signl4.engine.preview import preview
+from sentinel_signl4.engine.supervisor import Supervisor
 from sentinel_signl4.live_reload import LiveReload, SwappableApp
 from sentinel_signl4.logs import configure_logging
 from sentinel_signl4.pause_ops import apply_config_pauses
@@ -23,8 +25,9 @@ from sentinel_signl4.redact import Redactor
 from sentinel_signl4.watchdog_wiring import watchdog_running
 from sentinel_signl4.web import WebServer, build_console_app_for, build_web_app
 from sentinel_signl4.web.server import connection_limits
+from sentinel_signl4.worker_pool import WorkerPool
 
-__all__ = ["dry_run", "run_forever", "run_once_all"]
+__all__ = ["dry_run", "health_finder", "run_forever", "run_once_all"]
 
 log = structlog.get_logger("sentinel_signl4.runner")
 
@@ -96,36 +99,59 @@ async def _preview_all(runtime: Runtime, echo: Callable[[str], None], redact: Ca
 
 async def run_forever(config: Config, stop: asyncio.Event,
                       on_runtime: Callable[[Runtime], None] | None = None,
-                      on_live: Callable[[LiveReload], None] | None = None) -> None:
+                      on_live: Callable[[LiveReload], None] | None = None, *, web: bool = True, worker: bool = False,
+                      on_supervisor: Callable[[Supervisor], None] | None = None,
+                      workers: Callable[[Runtime], WorkerPool] | None = None) -> None:
     """Serve ``config`` until ``stop``; ``on_runtime`` is told the runtime once it is built (reloads watch it),
-    ``on_live`` how to apply a new config to it once it runs."""
+    ``on_live`` how to apply a new config to it once it runs. ``workers`` (``run --workers N``): the pool whose
+    processes run the connectors instead of this one (see ``serve_until_stopped``)."""
     configure_logging(level=config.logging.level, fmt=config.logging.format, secrets=config.secrets())
     runtime = await build_runtime(config)
     if on_runtime is not None:
         on_runtime(runtime)
     try:
-        await serve_until_stopped(runtime, stop, on_live=on_live)
+        await serve_until_stopped(runtime, stop, web=web, on_live=on_live, worker=worker,
+                                  on_supervisor=on_supervisor, pool=workers(runtime) if workers else None)
     finally:
         await runtime.aclose()
 
 
+def health_finder(runtime: Runtime) -> Callable[[str], ConnectorHealth | None]:
+    """``name`` → the runtime's live health of that connector (after reloads too); None for an unknown name."""
+    def find(name: str) -> ConnectorHealth | None:
+        parts = runtime.connectors.get(name)
+        return parts.runtime.health if parts is not None else None
+    return find
+
+
 async def serve_until_stopped(runtime: Runtime, stop: asyncio.Event, *, web: bool = True,
-                              on_live: Callable[[LiveReload], None] | None = None) -> None:
+                              on_live: Callable[[LiveReload], None] | None = None, worker: bool = False,
+                              on_supervisor: Callable[[Supervisor], None] | None = None,
+                              pool: WorkerPool | None = None) -> None:
     """Run the supervisor until ``stop``; with ``web``, the HTTP server (webhooks, probes) on ``[server]`` host and
     port alongside it, and the console (status, controls, metrics) on ``[console]`` host and port unless disabled.
 
     The server is always started when ``web`` is set: probes and metrics are needed in every sync mode. It binds
     before any connector runs, so a port in use fails the start instead of leaving connectors running unobserved.
     On ``stop`` the supervisor finishes its cycle first; the server keeps taking webhooks meanwhile and then drains.
+
+    With a ``pool`` this process runs no connector: the pool's workers do. Webhooks wake the worker that runs the
+    connector, a reload applied here is forwarded to the workers (SIGHUP), and the supervisor built here only
+    keeps the reloaded connectors' list (it is never run and registers no instance file). A ``worker`` of such a
+    pool leaves the config's pauses and the watchdog to its parent.
     """
-    supervisor = runtime.supervisor()
-    for pause in await apply_config_pauses(runtime.store, runtime.config, runtime.clock()):
-        log.info("pause_from_config", pause=pause.id, what=pause.describe())
+    supervisor = runtime.supervisor(owner=replica_id()) if pool is not None else runtime.supervisor()
+    if on_supervisor is not None:
+        on_supervisor(supervisor)
+    if not worker:
+        for pause in await apply_config_pauses(runtime.store, runtime.config, runtime.clock()):
+            log.info("pause_from_config", pause=pause.id, what=pause.describe())
+    wake = pool.wake if pool is not None else supervisor.wake
     public: SwappableApp | None = None
     async with contextlib.AsyncExitStack() as stack:
         if web:
             # The public app is rebuilt after a reload (webhooks of new connectors, probes); the listener stays.
-            public = SwappableApp(lambda: build_web_app(runtime, on_event=supervisor.wake))
+            public = SwappableApp(lambda: build_web_app(runtime, on_event=wake))
             server = WebServer(public, host=runtime.config.server.host,
                                port=runtime.config.server.port, limits=connection_limits(runtime.config.server))
             await stack.enter_async_context(server.running())
@@ -137,10 +163,23 @@ async def serve_until_stopped(runtime: Runtime, stop: asyncio.Event, *, web: boo
                                            limits=connection_limits(runtime.config.server))
                 await stack.enter_async_context(console_server.running())
         if on_live is not None:
-            on_live(LiveReload(runtime, supervisor, on_applied=public.rebuild if public else lambda: None,
+            on_live(LiveReload(runtime, supervisor, on_applied=_after_reload(public, pool),
                                secrets=runtime.config.secrets()))
-        await stack.enter_async_context(watchdog_running(runtime, replica=supervisor.owner))
+        if not worker:
+            await stack.enter_async_context(watchdog_running(runtime, replica=supervisor.owner))
         log.info("started", connectors=[n for n, p in runtime.connectors.items() if p.config.enabled],
-                 replica=supervisor.owner)
-        await supervisor.run(stop)
+                 replica=supervisor.owner, workers=pool.count if pool is not None else None)
+        if pool is not None:
+            await pool.run(stop)
+        else:
+            await supervisor.run(stop)
     log.info("stopped")
+
+
+def _after_reload(public: SwappableApp | None, pool: WorkerPool | None) -> Callable[[], None]:
+    def applied() -> None:
+        if public is not None:
+            public.rebuild()
+        if pool is not None:
+            pool.reload()
+    return applied

@@ -170,12 +170,28 @@ def _verify(ca_bundle: str | None) -> str | bool:
     return certifi.where()
 
 
+def build_query_client(tokens: TokenProvider, *, endpoint: str = LOG_ANALYTICS_ENDPOINT,
+                       audience: str = LOG_ANALYTICS_ENDPOINT, ca_bundle: str | None = None, timeout: float = 30.0,
+                       transport: Any = None) -> LogsQueryClient:
+    """An azure-monitor-query client for ``tokens``' principal at ``endpoint``. It names no workspace, so the
+    connectors of one principal can share it (one pipeline and connection pool instead of one each)."""
+    options: dict[str, Any] = {
+        "endpoint": endpoint.rstrip("/"), "audience": audience.rstrip("/"), "retry_total": 0,
+        "connection_verify": _verify(ca_bundle), "connection_timeout": min(10.0, timeout), "read_timeout": timeout,
+    }
+    if transport is not None:
+        options["transport"] = transport
+    return LogsQueryClient(_ProviderCredential(tokens), **options)
+
+
 class LogAnalyticsClient:
     """Queries against one workspace (its GUID, ``workspace_id``).
 
     ``audience`` is the token audience (``https://api.loganalytics.io`` in the public cloud, whatever the
     endpoint); ``gate`` bounds concurrency and rate for the principal; ``retry`` bounds each query.
-    ``transport`` replaces azure-core's transport (an ``AsyncHttpTransport``), for tests only.
+    ``transport`` replaces azure-core's transport (an ``AsyncHttpTransport``), for tests only. ``query_client``:
+    a client from ``build_query_client`` shared with other workspaces of the same principal (then ``endpoint``,
+    ``audience``, ``ca_bundle`` and ``transport`` are its own), which ``close`` leaves open for its owner.
     """
 
     def __init__(
@@ -191,20 +207,16 @@ class LogAnalyticsClient:
         on_retry: OnRetry | None = None,
         timeout: float = 30.0,
         transport: Any = None,
+        query_client: LogsQueryClient | None = None,
     ) -> None:
         self.workspace_id = workspace_id
         self._endpoint = endpoint.rstrip("/")
         self._gate = gate or QueryGate()
         self._retry = retry or RetryPolicy(attempts=2, total_timeout=timeout)
         self._on_retry = on_retry
-        options: dict[str, Any] = {
-            "endpoint": self._endpoint, "audience": audience.rstrip("/"), "retry_total": 0,
-            "connection_verify": _verify(ca_bundle), "connection_timeout": min(10.0, timeout),
-            "read_timeout": timeout,
-        }
-        if transport is not None:
-            options["transport"] = transport
-        self._client = LogsQueryClient(_ProviderCredential(tokens), **options)
+        self._owns_client = query_client is None
+        self._client = query_client or build_query_client(tokens, endpoint=endpoint, audience=audience,
+                                                          ca_bundle=ca_bundle, timeout=timeout, transport=transport)
 
     def __repr__(self) -> str:
         return f"LogAnalyticsClient(workspace_id={self.workspace_id!r}, endpoint={self._endpoint!r})"
@@ -212,6 +224,11 @@ class LogAnalyticsClient:
     @property
     def gate(self) -> QueryGate:
         return self._gate
+
+    @property
+    def query_client(self) -> LogsQueryClient:
+        """The azure-monitor-query client the queries go through (shared, or this client's own)."""
+        return self._client
 
     @requires_actions(WORKSPACE_READ, QUERY_READ, per_call=query_table_actions)
     async def query(self, kql: str, *, start: datetime, end: datetime, server_timeout: int | None = None) -> LogRows:
@@ -285,7 +302,8 @@ class LogAnalyticsClient:
                             status=exc.status, code=exc.code) from exc
 
     async def close(self) -> None:
-        await self._client.close()
+        if self._owns_client:
+            await self._client.close()
 
 
 def _first_line(text: str) -> str:

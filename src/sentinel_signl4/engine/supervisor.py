@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +39,9 @@ __all__ = ["ScheduledConnector", "Supervisor", "replica_id"]
 
 log = structlog.get_logger("sentinel_signl4.supervisor")
 
+#: How many connectors start per second of the first interval when many start together (``start_offset``).
+STARTS_PER_SECOND = 20.0
+
 
 @dataclass(slots=True)
 class ScheduledConnector:
@@ -46,6 +51,15 @@ class ScheduledConnector:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def start_offset(name: str, interval: float, connectors: int) -> float:
+    """Where connector ``name`` makes its first cycle, in seconds from the start: a stable point (a hash of its
+    name, the same in every process and run) of a spread of ``connectors`` / ``STARTS_PER_SECOND`` seconds, at most
+    one interval. A few connectors start at once; a thousand are spread over their interval."""
+    spread = min(interval, connectors / STARTS_PER_SECOND)
+    digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest()
+    return spread * int.from_bytes(digest, "big") / 2**64
 
 
 class Supervisor:
@@ -80,7 +94,9 @@ class Supervisor:
                 self._group = group
                 keeper = group.create_task(self.keeper.run(), name="lease-keeper")
                 for item in self.connectors:
-                    self._spawn(item)
+                    # Connectors started together would cycle together for good: each starts at its own point
+                    # of the interval (a stable one, from its name), so the load is spread evenly over it.
+                    self._spawn(item, start_offset(item.runtime.name, item.interval, len(self.connectors)))
                 # The group stays open until ``stop``, even with no connector left: one may be added later.
                 await stop.wait()
                 for name, halt in self._halts.items():
@@ -94,12 +110,12 @@ class Supervisor:
             self._group = None
             self.running = False
 
-    def _spawn(self, item: ScheduledConnector) -> None:
+    def _spawn(self, item: ScheduledConnector, delay: float = 0.0) -> None:
         assert self._group is not None
         name = item.runtime.name
         halt = self._halts[name] = asyncio.Event()
         self._wake.setdefault(name, asyncio.Event())
-        self._tasks[name] = self._group.create_task(self._loop(item, halt), name=f"connector:{name}",
+        self._tasks[name] = self._group.create_task(self._loop(item, halt, delay), name=f"connector:{name}",
                                                     context=connector_context(name))
 
     def names(self) -> list[str]:
@@ -135,12 +151,17 @@ class Supervisor:
     def _ttl(self, item: ScheduledConnector) -> float:
         return self.lease_ttl or max(60.0, 3 * item.interval)
 
-    async def _loop(self, item: ScheduledConnector, stop: asyncio.Event) -> None:
+    async def _loop(self, item: ScheduledConnector, stop: asyncio.Event, delay: float = 0.0) -> None:
+        """Cycle ``item`` every ``interval`` from start to start (at once when a cycle took longer), the first
+        cycle after ``delay`` seconds (or a wake)."""
         rt = item.runtime
         lease = f"connector:{rt.name}"
         ttl = self._ttl(item)
         try:
+            if delay > 0:
+                await self._pause(rt.name, delay, stop)
             while not stop.is_set():
+                began = time.monotonic()
                 # A lease the keeper renews is used as it is: no store write before the cycle.
                 held = self.keeper.current(lease)
                 if held is None:
@@ -149,7 +170,8 @@ class Supervisor:
                         self.keeper.hold(held, ttl)
                 if held is not None:
                     await self._cycle(item, held, stop)
-                await self._pause(rt.name, item.interval, stop)
+                # Start to start: a cycle's own time is not added to the interval (at once when it took longer).
+                await self._pause(rt.name, max(0.0, item.interval - (time.monotonic() - began)), stop)
         finally:
             self.keeper.drop(lease)
             with contextlib.suppress(Exception):
