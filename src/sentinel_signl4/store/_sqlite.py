@@ -9,6 +9,8 @@
   Deleted or replaced under a running process, the store raises ``StoreReplacedError`` instead of carrying on
   in a new, empty database (pooled connections would keep writing into the unlinked file, new ones into the
   empty one, and a restart would find neither the links nor the webhook events accepted meanwhile).
+* Per process: a few write connections in a pool of their own (``WRITERS``, ``store.factory``), so this process's
+  writers queue in that pool and never take the connections reads need; reads, in WAL, never wait for a writer.
 * Per database file (``ensure_wal``, run by ``migrate()``): ``journal_mode=WAL``, which SQLite stores in the
   file, so it is done once, with retries, rather than on every connection.
 
@@ -31,11 +33,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sentinel_signl4.store.base import StoreReplacedError
 
-__all__ = ["BUSY_TIMEOUT_MS", "FileGuard", "configure", "ensure_wal", "single_read_engine", "write_engine"]
+__all__ = ["BUSY_TIMEOUT_MS", "WRITER_QUEUE_TIMEOUT_S", "FileGuard", "configure", "ensure_wal", "single_read_engine",
+           "write_engine"]
 
-# How long a writer waits for another process's write transaction before failing with "database is locked".
-# Our transactions last milliseconds; a few seconds absorbs a checkpoint or a slow disk.
-BUSY_TIMEOUT_MS = 5000
+# How long a writer waits for the write lock (held by another of our write connections, or another process's)
+# before failing with "database is locked". Transactions last milliseconds, but a thousand connectors starting
+# together queue many of them: 5 s was exceeded at 1,000 connectors, 30 s was not.
+BUSY_TIMEOUT_MS = 30000
+# How long a write waits for this process's one write connection (the writers before it in the queue) before it
+# fails; the step is retried at the next cycle. Generous: a queue of a thousand millisecond writes is seconds long.
+WRITER_QUEUE_TIMEOUT_S = 120.0
+# Write connections per process. A few, not one: while one holds the lock, the next has its BEGIN IMMEDIATE waiting
+# in SQLite's busy handler, so the hand-offs to aiosqlite's threads overlap instead of adding up.
+WRITERS = 4
 
 # Execution option read by the "begin" hook: which BEGIN to emit (or none).
 _BEGIN_MODE = "sentinel_signl4_sqlite_begin"

@@ -69,8 +69,9 @@ class SqlStateStore(StateStore):
 
     def __init__(self, engine: AsyncEngine, *, write_engine: AsyncEngine | None = None,
                  single_read_engine: AsyncEngine | None = None, schema: str | None = None,
-                 display_url: str = "") -> None:
+                 display_url: str = "", also_dispose: Sequence[AsyncEngine] = ()) -> None:
         self._engine = engine
+        self._also_dispose = tuple(also_dispose)  # engines of their own pool behind write_engine (SQLite's writer)
         self._writer = write_engine if write_engine is not None else engine
         # Reads of one statement (all of them but ``links_for``'s chunks); on SQLite they skip the BEGIN.
         self._reader = single_read_engine if single_read_engine is not None else engine
@@ -91,6 +92,8 @@ class SqlStateStore(StateStore):
         await upgrade_to_head(self._writer, schema=self._schema)
 
     async def close(self) -> None:
+        for engine in self._also_dispose:
+            await engine.dispose()
         await self._engine.dispose()
 
     async def ping(self) -> None:
