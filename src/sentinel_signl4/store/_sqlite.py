@@ -37,9 +37,9 @@ __all__ = ["BUSY_TIMEOUT_MS", "WRITER_QUEUE_TIMEOUT_S", "FileGuard", "configure"
            "write_engine"]
 
 # How long a writer waits for the write lock (held by another of our write connections, or another process's)
-# before failing with "database is locked". Transactions last milliseconds, but a thousand connectors starting
-# together queue many of them: 5 s was exceeded at 1,000 connectors, 30 s was not.
-BUSY_TIMEOUT_MS = 30000
+# before failing with "database is locked". Transactions last milliseconds; a few seconds absorbs a checkpoint or a
+# slow disk. This process's own writers queue in the write pool (``WRITERS``), not here.
+BUSY_TIMEOUT_MS = 5000
 # How long a write waits for this process's one write connection (the writers before it in the queue) before it
 # fails; the step is retried at the next cycle. Generous: a queue of a thousand millisecond writes is seconds long.
 WRITER_QUEUE_TIMEOUT_S = 120.0
