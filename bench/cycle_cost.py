@@ -41,6 +41,7 @@ from typing import Any
 from _emulator import EmulatorProcess
 from _report import command_line, machine, percentile, stamp, table, update_section
 from reverse_sync import free_port
+from sentinel_signl4.demo_config import toml_value
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -50,21 +51,11 @@ FIELDS = ("cycles_per_cpu_s", "cpu_ms_p50", "cpu_ms_p95", "cycles_per_s", "cores
 
 # -- the config file ------------------------------------------------------------------------------------------------
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(str(value))
-
-
 def _toml_tables(prefix: str, values: dict[str, Any], *, array: bool = False) -> list[str]:
     """``values`` as a TOML table named ``prefix`` (sub-tables after its keys)."""
     scalars = {k: v for k, v in values.items() if not isinstance(v, dict)}
     lines = [f"[[{prefix}]]" if array else f"[{prefix}]"]
-    lines += [f"{k} = {_toml_value(v)}" for k, v in scalars.items()]
+    lines += [f"{k} = {toml_value(v)}" for k, v in scalars.items()]
     for key, sub in values.items():
         if isinstance(sub, dict):
             lines += _toml_tables(f"{prefix}.{key}", sub)

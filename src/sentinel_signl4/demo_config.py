@@ -13,24 +13,25 @@ from typing import Any
 
 from sentinel_signl4_emulators.seed import DemoWorld
 
-__all__ = ["emulator_config"]
+__all__ = ["emulator_config", "toml_value"]
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """``value`` as a TOML value (bool, number, string, array, inline table)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, Mapping):
-        return "{ " + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{json.dumps(str(k))} = {toml_value(v)}" for k, v in value.items()) + " }"
     return json.dumps(str(value))
 
 
 def _table(name: str, values: Mapping[str, Any]) -> str:
     lines = [f"[{name}]"] if name else []
-    lines += [f"{key} = {_toml_value(value)}" for key, value in values.items() if value is not None]
+    lines += [f"{key} = {toml_value(value)}" for key, value in values.items() if value is not None]
     return "\n".join(lines) + "\n"
 
 
