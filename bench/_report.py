@@ -7,6 +7,8 @@ import json
 import os
 import platform
 import shlex
+import signal
+import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -185,3 +187,13 @@ def heading(obj: Mapping[str, Any]) -> str:
 def finite(value: float) -> float | None:
     """``value`` rounded for a report, None when not finite (JSON has no NaN)."""
     return None if value != value or value in (float("inf"), float("-inf")) else round(value, 4)
+
+
+def stop_child(proc: subprocess.Popen[Any], *, timeout: float = 60) -> int:
+    """SIGTERM ``proc`` (a connector run), wait up to ``timeout`` for its graceful stop, else kill it; its exit code."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -35,7 +34,18 @@ from pathlib import Path
 from typing import Any
 
 from _emulator import EmulatorProcess
-from _report import add_output_arguments, finite, heading, machine, percentile, publish, report, saved_report, table
+from _report import (
+    add_output_arguments,
+    finite,
+    heading,
+    machine,
+    percentile,
+    publish,
+    report,
+    saved_report,
+    stop_child,
+    table,
+)
 from sentinel_signl4.domain import external_id_for
 
 CONNECTOR = "contoso"  # the demo connector's name in emulator_config
@@ -155,12 +165,7 @@ def one_mode(mode: str, *, actions: int, idle: float, pause: float, seed: int) -
             comments = Counter(len(emu.call("comments", name=name)) for name in names.values())
             peak_rss = proc_peak_rss(proc.pid)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_child(proc)
         log_text = log.read_text(encoding="utf-8", errors="replace")
     idle_counts = counts1 - counts0
     busy_counts = counts2 - counts1

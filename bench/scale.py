@@ -24,7 +24,6 @@ import asyncio
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -40,7 +39,18 @@ from typing import Any
 import httpx
 
 from _emulator import EmulatorProcess, parse_utc
-from _report import add_output_arguments, finite, heading, machine, percentile, publish, report, saved_report, table
+from _report import (
+    add_output_arguments,
+    finite,
+    heading,
+    machine,
+    percentile,
+    publish,
+    report,
+    saved_report,
+    stop_child,
+    table,
+)
 from page_latency import figures, stop_text
 from sentinel_signl4.domain import external_id_for
 
@@ -165,12 +175,7 @@ def workers_throughput(workers: int, *, connectors: int, interval: float, settle
             latencies, dup, unpaged = paged_after(emu, created, within=max(120.0, 4 * interval), proc=proc)
             statuses = emu.statuses()
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                code = proc.wait(timeout=300)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                code = proc.wait()
+            code = stop_child(proc, timeout=300)
     return {"workers": workers, "connectors": connectors, "interval_s": interval,
             "cycles_per_s": finite(cycles / wall), "cycles_per_cpu_s": finite(cycles / cpu) if cpu else None,
             "cpu_cores": finite(cpu / wall), "rss_mib": finite(rss / 2**20),

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from _emulator import EmulatorProcess
-from _report import add_output_arguments, heading, machine, percentile, publish, report, saved_report, table
+from _report import add_output_arguments, heading, machine, percentile, publish, report, saved_report, stop_child, table
 from reverse_sync import free_port, open_rows, proc_cpu_seconds, proc_peak_rss, tail, wait_for
 from sentinel_signl4.domain import external_id_for
 from sentinel_signl4_emulators.sentinel.write_limits import DEFAULT_WRITE_LIMITS
@@ -137,12 +137,7 @@ def one_variant(variant: str, source: Path | None, args: argparse.Namespace) -> 
             rows_open = open_rows(db)
             peak_rss = proc_peak_rss(proc.pid)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_child(proc)
         log_text = log.read_text(encoding="utf-8", errors="replace")
         log_tail = tail(log) if proc.returncode not in (0, -signal.SIGTERM) else ""
     latencies = [seen[name] - acted[name] for name in acted if name in seen]
