@@ -98,12 +98,12 @@ class Signl4Poller:
         if self._path_loaded:
             return
         self._path_loaded = True
-        self._stored_path = await self.store.get_cursor(self.connector, ANNOTATIONS_PATH_CURSOR)
+        self._stored_path = await self.cursors.get(ANNOTATIONS_PATH_CURSOR)
         if self.changes.annotations_path is None and self._stored_path is not None:
             self.changes.annotations_path = self._stored_path
 
     async def _store_annotations_path(self) -> None:
         path = self.changes.annotations_path
         if path is not None and path != self._stored_path:
-            await self.store.set_cursor(self.connector, ANNOTATIONS_PATH_CURSOR, path)
+            await self.cursors.set(ANNOTATIONS_PATH_CURSOR, path)
             self._stored_path = path
