@@ -14,7 +14,7 @@ from store_fixtures import make_action, open_sql_store
 
 
 def _driver(store: SqlStateStore) -> str:
-    return store._engine.url.drivername  # white-box: which driver the URL was converted to
+    return store._tx.url.drivername  # white-box: which driver the URL was converted to
 
 
 async def test_sqlite_relative_and_absolute_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,7 +29,7 @@ async def test_sqlite_relative_and_absolute_paths(tmp_path: Path, monkeypatch: p
         await absolute.close()
     assert (tmp_path / "relative.db").is_file()
     assert (tmp_path / "absolute.db").is_file()
-    assert _driver(relative) == "sqlite+aiosqlite"
+    assert _driver(relative) == "sqlite+pysqlite"
 
 
 @pytest.mark.parametrize("url", ["sqlite:///:memory:", "sqlite://", "sqlite:///", "sqlite:///file::memory:"])

@@ -155,20 +155,21 @@ async def test_a_store_at_revision_0001_with_data_upgrades_and_keeps_everything(
         fresh_store_url: str, now: datetime) -> None:
     store = open_sql_store(fresh_store_url)
     try:
-        async with store._writer.begin() as conn:  # white-box: the API only migrates to head
+        def to_0001(conn: sa.Connection) -> None:
             if store._schema is not None:
-                await conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{store._schema}"'))
-            await conn.run_sync(_upgrade_to("0001"))
-            await conn.execute(sa.text("INSERT INTO leases (name, owner, expires_at) VALUES (:n, :o, :e)"),
-                               {"n": LEASE, "o": "old-replica", "e": _stored_time(store, now + 600 * S)})
+                conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{store._schema}"'))
+            _upgrade_to("0001")(conn)
+            conn.execute(sa.text("INSERT INTO leases (name, owner, expires_at) VALUES (:n, :o, :e)"),
+                         {"n": LEASE, "o": "old-replica", "e": _stored_time(store, now + 600 * S)})
+        await store._tx.migrate(to_0001)  # white-box: the API only migrates to head
         await store.enqueue(make_action("k1"), now)
         await store.put_link(make_link("inc-k1"), now)
         await store.add_inbox(make_event("ev1", now))
 
         await store.migrate()
 
-        async with store._engine.connect() as conn:
-            version = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar_one()
+        version = await store._tx.read_one(
+            lambda conn: conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one())
         assert version == head_revision()
         assert await store.get_action("k1") is not None
         assert await store.get_link("c1", "inc-k1") is not None

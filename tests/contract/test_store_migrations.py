@@ -49,13 +49,12 @@ def _describe_metadata() -> dict[str, Any]:
 
 
 async def _schema_of(store: SqlStateStore, *, with_version: bool = True) -> tuple[dict[str, Any], str | None]:
-    async with store._engine.connect() as conn:  # white-box: the contract API has no schema introspection
-        described = await conn.run_sync(_describe)
+    def read(conn: sa.Connection) -> tuple[dict[str, Any], str | None]:
         version = None
         if with_version:
-            stmt = sa.text("SELECT version_num FROM alembic_version")
-            version = (await conn.execute(stmt)).scalar_one_or_none()
-    return described, version
+            version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
+        return _describe(conn), version
+    return await store._tx.read(read)  # white-box: the contract API has no schema introspection
 
 
 async def test_migrate_twice_is_a_no_op(fresh_store_url: str) -> None:

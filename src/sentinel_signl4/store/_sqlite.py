@@ -4,13 +4,14 @@
   transaction control taken away from the ``sqlite3`` module.
 * Per transaction (``begin`` hook): ``BEGIN DEFERRED`` for reads, ``BEGIN IMMEDIATE`` on the write engine, none on
   the single-statement read engine (``single_read_engine``: one SELECT is its own snapshot in SQLite's autocommit
-  mode, and the BEGIN would cost as much as the SELECT in aiosqlite's thread hand-offs), after
+  mode, so the BEGIN/COMMIT round trips are saved), after
   ``FileGuard.check``: the path must still name the file the store first opened (one ``stat`` per transaction).
   Deleted or replaced under a running process, the store raises ``StoreReplacedError`` instead of carrying on
   in a new, empty database (pooled connections would keep writing into the unlinked file, new ones into the
   empty one, and a restart would find neither the links nor the webhook events accepted meanwhile).
-* Per process: a few write connections in a pool of their own (``WRITERS``, ``store.factory``), so this process's
-  writers queue in that pool and never take the connections reads need; reads, in WAL, never wait for a writer.
+* Per process: ``READERS`` read connections and one write connection, each used by a worker thread of its own
+  (``store.transactions.ThreadedTransactions``): this process's writes queue for the one writer thread and never
+  take the connections reads need; reads, in WAL, never wait for a writer.
 * Per database file (``ensure_wal``, run by ``migrate()``): ``journal_mode=WAL``, which SQLite stores in the
   file, so it is done once, with retries, rather than on every connection.
 
@@ -22,30 +23,29 @@ but never corrupts the database. ``synchronous=FULL`` would close that window at
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import Connection, Engine
 
 from sentinel_signl4.store.base import StoreReplacedError
 
-__all__ = ["BUSY_TIMEOUT_MS", "WRITER_QUEUE_TIMEOUT_S", "FileGuard", "configure", "ensure_wal", "single_read_engine",
-           "write_engine"]
+__all__ = ["BUSY_TIMEOUT_MS", "READERS", "WRITER_QUEUE_TIMEOUT_S", "FileGuard", "configure", "ensure_wal",
+           "single_read_engine", "write_engine"]
 
 # How long a writer waits for the write lock (held by another of our write connections, or another process's)
 # before failing with "database is locked". Transactions last milliseconds; a few seconds absorbs a checkpoint or a
-# slow disk. This process's own writers queue in the write pool (``WRITERS``), not here.
+# slow disk. This process's own writes queue for its one writer thread, not here.
 BUSY_TIMEOUT_MS = 5000
-# How long a write waits for this process's one write connection (the writers before it in the queue) before it
-# fails; the step is retried at the next cycle. Generous: a queue of a thousand millisecond writes is seconds long.
+# How long a write waits for this process's writer thread (the writes queued before it) before it fails without
+# running; the step is retried at the next cycle. Generous: a queue of a thousand millisecond writes is a second long.
 WRITER_QUEUE_TIMEOUT_S = 120.0
-# Write connections per process. A few, not one: while one holds the lock, the next has its BEGIN IMMEDIATE waiting
-# in SQLite's busy handler, so the hand-offs to aiosqlite's threads overlap instead of adding up.
-WRITERS = 4
+# Read threads (and connections) per process. Each connection keeps its own page cache; a whole transaction runs in
+# one hand-off, so a few threads serve a thousand connectors.
+READERS = 3
 
 # Execution option read by the "begin" hook: which BEGIN to emit (or none).
 _BEGIN_MODE = "sentinel_signl4_sqlite_begin"
@@ -75,10 +75,10 @@ class FileGuard:
             raise StoreReplacedError(self.path, "the path names another file now")
 
 
-def configure(engine: AsyncEngine, guard: FileGuard | None = None) -> None:
-    """Install the connection and transaction hooks on a new aiosqlite engine (``guard``: see ``FileGuard``)."""
+def configure(engine: Engine, guard: FileGuard | None = None) -> None:
+    """Install the connection and transaction hooks on a new SQLite engine (``guard``: see ``FileGuard``)."""
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control away from the sqlite3 module (it does not BEGIN before SELECT or DDL); the
         # "begin" hook below emits our own BEGIN, so every transaction, migrations included, is real.
@@ -91,7 +91,7 @@ def configure(engine: AsyncEngine, guard: FileGuard | None = None) -> None:
         finally:
             cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         if guard is not None:
             guard.check()
@@ -100,7 +100,7 @@ def configure(engine: AsyncEngine, guard: FileGuard | None = None) -> None:
             conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def write_engine(engine: AsyncEngine) -> AsyncEngine:
+def write_engine(engine: Engine) -> Engine:
     """The same pool, beginning with ``BEGIN IMMEDIATE``.
 
     A writer takes the write lock up front (waiting up to ``busy_timeout``) instead of upgrading a read snapshot
@@ -109,7 +109,7 @@ def write_engine(engine: AsyncEngine) -> AsyncEngine:
     return engine.execution_options(**{_BEGIN_MODE: "IMMEDIATE"})
 
 
-def single_read_engine(engine: AsyncEngine) -> AsyncEngine:
+def single_read_engine(engine: Engine) -> Engine:
     """The same pool, for transactions of one SELECT: no ``BEGIN`` (the statement is atomic on its own).
 
     Only for reads made of a single statement; a read that needs two statements to agree uses the plain engine.
@@ -117,28 +117,27 @@ def single_read_engine(engine: AsyncEngine) -> AsyncEngine:
     return engine.execution_options(**{_BEGIN_MODE: _NO_BEGIN})
 
 
-async def ensure_wal(engine: AsyncEngine, *, give_up_after: float = BUSY_TIMEOUT_MS / 1000) -> None:
+def ensure_wal(engine: Engine, *, give_up_after: float = BUSY_TIMEOUT_MS / 1000) -> None:
     """Switch the database file to WAL (readers and the writer stop blocking each other).
 
     The switch needs the file to itself, and SQLite answers "database is locked" at once instead of waiting
     for ``busy_timeout`` when another connection is busy (replicas starting together), so retry for up to
-    ``give_up_after`` seconds. Once in WAL, the call is a cheap no-op.
+    ``give_up_after`` seconds. Once in WAL, the call is a cheap no-op. Runs in the writer's thread (it blocks).
     """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + give_up_after
+    deadline = time.monotonic() + give_up_after
     delay = 0.01
-    async with engine.connect() as conn:
+    with engine.connect() as conn:
         # The driver's own connection: PRAGMA journal_mode cannot run inside the transaction SQLAlchemy opens.
-        driver: Any = (await conn.get_raw_connection()).driver_connection
+        driver: Any = conn.connection.driver_connection
         while True:
             try:
-                cursor = await driver.execute("PRAGMA journal_mode = WAL")
-                row = await cursor.fetchone()
-                await cursor.close()
+                cursor = driver.execute("PRAGMA journal_mode = WAL")
+                row = cursor.fetchone()
+                cursor.close()
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or loop.time() >= deadline:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
                     raise
-                await asyncio.sleep(delay)
+                time.sleep(delay)
                 delay = min(delay * 2, 0.25)
                 continue
             mode = str(row[0]).lower() if row else None

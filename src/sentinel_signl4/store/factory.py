@@ -2,7 +2,8 @@
 
 Accepted URLs:
 
-* ``sqlite:///relative/path.db`` and ``sqlite:////absolute/path.db`` (``sqlite+aiosqlite://`` too).
+* ``sqlite:///relative/path.db`` and ``sqlite:////absolute/path.db`` (``sqlite+aiosqlite://`` and
+  ``sqlite+pysqlite://`` too), run on the ``sqlite3`` module in worker threads.
   ``:memory:`` is refused: every pooled connection to ``:memory:`` opens its own, empty database, so the web
   server and the workers would not see each other's rows, and the state would not survive a restart anyway.
 * ``postgresql://user[:password]@host[:port]/db`` (``postgres://`` and ``postgresql+asyncpg://`` too), run on
@@ -27,17 +28,18 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
+import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from sentinel_signl4.store import _sqlite
 from sentinel_signl4.store.base import StateStore
 from sentinel_signl4.store.sql import SqlStateStore
+from sentinel_signl4.store.transactions import AsyncTransactions, ThreadedTransactions
 
 __all__ = ["open_store", "sqlite_file"]
 
-_SQLITE_SCHEMES = frozenset({"sqlite", "sqlite+aiosqlite"})
+_SQLITE_SCHEMES = frozenset({"sqlite", "sqlite+aiosqlite", "sqlite+pysqlite"})
 _POSTGRES_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+asyncpg"})
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _SEARCH_PATH_OPTION = re.compile(r"-c\s*search_path\s*=\s*([^\s,]+)")
@@ -92,19 +94,20 @@ def sqlite_file(url: str) -> str | None:
 def _open_sqlite(url: str) -> SqlStateStore:
     path = _sqlite_path(url)
     guard = _sqlite.FileGuard(path)
-    engine = create_async_engine(URL.create("sqlite+aiosqlite", database=path), json_serializer=_json_dumps)
-    _sqlite.configure(engine, guard)
-    # SQLite has one writer at a time. Writes get a small pool of their own (``_sqlite.WRITERS``), where this
-    # process's writers queue first come first served, instead of sharing the read pool: writers waiting for the
-    # file lock in SQLite's busy handler held every pooled connection, so with 1,000 connectors reads timed out
-    # ("QueuePool limit reached") and writers failed with "database is locked" after the busy timeout. Measured with
-    # bench/cycle_cost.py at 1,000 connectors: 3 and 1 failed steps in the two 30-s phases before, none after.
-    writer = create_async_engine(URL.create("sqlite+aiosqlite", database=path), json_serializer=_json_dumps,
-                                 pool_size=_sqlite.WRITERS, max_overflow=0, pool_timeout=_sqlite.WRITER_QUEUE_TIMEOUT_S)
+    # The connections move between the pool and the worker threads (never used by two threads at once).
+    connect_args = {"check_same_thread": False}
+    reader = sa.create_engine(URL.create("sqlite+pysqlite", database=path), json_serializer=_json_dumps,
+                              connect_args=connect_args, pool_size=_sqlite.READERS, max_overflow=0)
+    _sqlite.configure(reader, guard)
+    # SQLite has one writer at a time: one connection and one thread write, so this process's writes queue first
+    # come first served instead of waiting in SQLite's busy handler for each other (``store.transactions``).
+    writer = sa.create_engine(URL.create("sqlite+pysqlite", database=path), json_serializer=_json_dumps,
+                              connect_args=connect_args, pool_size=1, max_overflow=0)
     _sqlite.configure(writer, guard)
-    return SqlStateStore(engine, write_engine=_sqlite.write_engine(writer),
-                         single_read_engine=_sqlite.single_read_engine(engine), display_url=_redact_url(url),
-                         also_dispose=(writer,))
+    transactions = ThreadedTransactions(
+        reader=reader, single_reader=_sqlite.single_read_engine(reader), writer=_sqlite.write_engine(writer),
+        readers=_sqlite.READERS, queue_timeout=_sqlite.WRITER_QUEUE_TIMEOUT_S, before_migrate=_sqlite.ensure_wal)
+    return SqlStateStore(transactions, display_url=_redact_url(url))
 
 
 def _sqlite_path(url: str) -> str:
@@ -164,6 +167,8 @@ def _open_postgres(url: str, schema: str | None) -> SqlStateStore:
             raise ValueError(f"PostgreSQL URL {shown!r}: unsupported query parameter {name!r}")
     connect_args["server_settings"] = server_settings
 
+    from sqlalchemy.ext.asyncio import create_async_engine  # PostgreSQL only: SQLite needs no asyncio engine
+
     engine = create_async_engine(
         parsed.set(query={}),
         connect_args=connect_args,
@@ -171,7 +176,7 @@ def _open_postgres(url: str, schema: str | None) -> SqlStateStore:
         # Replicas live for weeks: a connection cut by a failover or idle timeout is replaced, not reported.
         pool_pre_ping=True,
     )
-    return SqlStateStore(engine, schema=schema, display_url=shown)
+    return SqlStateStore(AsyncTransactions(engine), schema=schema, display_url=shown)
 
 
 def _pop_schema(query: dict[str, str | tuple[str, ...]], shown: str) -> str | None:

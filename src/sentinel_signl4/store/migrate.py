@@ -5,15 +5,16 @@ Everything happens in one transaction on one connection:
 * PostgreSQL: ``pg_advisory_xact_lock`` first, so replicas starting together queue up instead of racing on
   ``CREATE TABLE``; the commit releases the lock. The next replica then finds ``alembic_version`` at head and
   does nothing. DDL is transactional on PostgreSQL, so a failed upgrade leaves no half-built schema.
-* SQLite: the file is switched to WAL first (``_sqlite.ensure_wal``), then the transaction starts with
-  ``BEGIN IMMEDIATE`` (the store's write engine), which takes the database's write lock up front; other
-  processes wait for it through ``busy_timeout``. SQLite DDL is transactional too.
+* SQLite: the file is switched to WAL first (``_sqlite.ensure_wal``, run by the store's ``Transactions``), then
+  the transaction starts with ``BEGIN IMMEDIATE`` (the store's write engine), which takes the database's write
+  lock up front; other processes wait for it through ``busy_timeout``. SQLite DDL is transactional too.
 
 No ``alembic.ini`` is needed: the configuration is built here and points at the packaged ``migrations``.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -21,9 +22,8 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sentinel_signl4.store import _sqlite
+from sentinel_signl4.store.transactions import Transactions
 
 __all__ = ["MIGRATION_LOCK_KEY", "SCRIPT_LOCATION", "head_revision", "upgrade_to_head"]
 
@@ -43,25 +43,21 @@ def _alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-def _upgrade(connection: Connection) -> None:
+def _upgrade(connection: Connection, *, schema: str | None) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        if schema is not None:
+            # The factory only lets plain lower-case identifiers through; quoting is belt and braces.
+            connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
     command.upgrade(_alembic_config(connection), "head")
 
 
-async def upgrade_to_head(engine: AsyncEngine, *, schema: str | None = None) -> None:
-    """Run every pending revision in one transaction of ``engine``.
-
-    ``engine`` must begin write transactions (on SQLite: ``BEGIN IMMEDIATE``). ``schema`` (PostgreSQL only) is
-    created if missing; the connection's ``search_path`` must already point at it (see ``store.factory``).
+async def upgrade_to_head(transactions: Transactions, *, schema: str | None = None) -> None:
+    """Run every pending revision in one write transaction (on SQLite: ``BEGIN IMMEDIATE``, after the switch to
+    WAL). ``schema`` (PostgreSQL only) is created if missing; the connection's ``search_path`` must already point
+    at it (see ``store.factory``).
     """
-    if engine.dialect.name == "sqlite":
-        await _sqlite.ensure_wal(engine)
-    async with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-            if schema is not None:
-                # The factory only lets plain lower-case identifiers through; quoting is belt and braces.
-                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-        await conn.run_sync(_upgrade)
+    await transactions.migrate(functools.partial(_upgrade, schema=schema))
 
 
 def head_revision() -> str:

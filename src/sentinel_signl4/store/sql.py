@@ -1,6 +1,8 @@
-"""The SQL state store: one implementation for SQLite and PostgreSQL (SQLAlchemy Core on asyncio engines).
+"""The SQL state store: one implementation for SQLite and PostgreSQL (SQLAlchemy Core).
 
-Build it with ``store.factory.open_store``, which creates and configures the engines. The only
+Every operation is a synchronous body of Core statements on a ``Connection``, run as one transaction by
+``store.transactions`` (in a worker thread on SQLite, on the event loop through asyncpg on PostgreSQL). Build it
+with ``store.factory.open_store``, which creates and configures the engines. The only
 dialect-specific code here is ``_insert`` (``INSERT … ON CONFLICT``, spelled through the dialect's own
 construct); everything else is portable Core.
 
@@ -28,7 +30,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection
 
 from sentinel_signl4.domain.enums import ActionKind, ActionState
 from sentinel_signl4.store.base import (
@@ -46,6 +48,7 @@ from sentinel_signl4.store.base import (
 from sentinel_signl4.store.migrate import upgrade_to_head
 from sentinel_signl4.store.pauses import Pause, PauseMode
 from sentinel_signl4.store.tables import UTCDateTime, cursors, inbox, leases, links, outbox, pauses, to_utc
+from sentinel_signl4.store.transactions import Transactions
 
 __all__ = ["SqlStateStore"]
 
@@ -58,25 +61,17 @@ _IN_CHUNK = 500
 
 
 class SqlStateStore(StateStore):
-    """``StateStore`` on a SQLAlchemy asyncio engine (SQLite through aiosqlite, PostgreSQL through asyncpg).
-
-    ``engine`` serves reads. ``write_engine`` serves every transaction that writes; on SQLite it is the same
-    pool with ``BEGIN IMMEDIATE``, so a transaction takes the write lock before it reads and cannot fail
-    half-way with ``SQLITE_BUSY`` when another writer got in first. ``single_read_engine`` serves reads of one
-    statement; on SQLite it is the same pool without a ``BEGIN``. ``display_url`` is the redacted URL, for
-    ``repr``.
+    """``StateStore`` on SQLAlchemy Core; ``transactions`` runs each operation's body (SQLite in worker threads,
+    PostgreSQL through asyncpg). Reads of one statement go through ``read_one`` (on SQLite without a ``BEGIN``),
+    reads of several through ``read``, everything that writes through ``write`` (on SQLite ``BEGIN IMMEDIATE``,
+    so a transaction takes the write lock before it reads and cannot fail half-way with ``SQLITE_BUSY`` when
+    another writer got in first). ``display_url`` is the redacted URL, for ``repr``.
     """
 
-    def __init__(self, engine: AsyncEngine, *, write_engine: AsyncEngine | None = None,
-                 single_read_engine: AsyncEngine | None = None, schema: str | None = None,
-                 display_url: str = "", also_dispose: Sequence[AsyncEngine] = ()) -> None:
-        self._engine = engine
-        self._also_dispose = tuple(also_dispose)  # engines of their own pool behind write_engine (SQLite's writer)
-        self._writer = write_engine if write_engine is not None else engine
-        # Reads of one statement (all of them but ``links_for``'s chunks); on SQLite they skip the BEGIN.
-        self._reader = single_read_engine if single_read_engine is not None else engine
+    def __init__(self, transactions: Transactions, *, schema: str | None = None, display_url: str = "") -> None:
+        self._tx = transactions
         self._schema = schema
-        self._display_url = display_url or repr(engine.url)
+        self._display_url = display_url or repr(transactions.url)
 
     def __repr__(self) -> str:
         schema = f", schema={self._schema!r}" if self._schema else ""
@@ -85,20 +80,17 @@ class SqlStateStore(StateStore):
     @property
     def dialect(self) -> str:
         """``"sqlite"`` or ``"postgresql"``."""
-        return self._engine.dialect.name
+        return self._tx.dialect
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     async def migrate(self) -> None:
-        await upgrade_to_head(self._writer, schema=self._schema)
+        await upgrade_to_head(self._tx, schema=self._schema)
 
     async def close(self) -> None:
-        for engine in self._also_dispose:
-            await engine.dispose()
-        await self._engine.dispose()
+        await self._tx.dispose()
 
     async def ping(self) -> None:
-        async with self._engine.connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
+        await self._tx.read_one(lambda conn: conn.execute(sa.text("SELECT 1")).scalar())
 
     # -- dialect-specific ------------------------------------------------------------------------------------
     def _insert(self, table: sa.Table) -> sqlite.Insert | postgresql.Insert:
@@ -112,12 +104,11 @@ class SqlStateStore(StateStore):
     # -- outbox ----------------------------------------------------------------------------------------------
     async def enqueue(self, action: OutboxAction, now: datetime) -> bool:
         now = to_utc(now)
-        async with self._writer.begin() as conn:
-            return await self._insert_action(conn, action, now)
+        return await self._tx.write(lambda conn: self._insert_action(conn, action, now))
 
     async def get_action(self, key: str) -> OutboxAction | None:
-        async with self._reader.begin() as conn:
-            row = (await conn.execute(sa.select(outbox).where(outbox.c.key == key))).mappings().first()
+        stmt = sa.select(outbox).where(outbox.c.key == key)
+        row = await self._tx.read_one(lambda conn: conn.execute(stmt).mappings().first())
         return None if row is None else _action_from_row(row)
 
     async def due_actions(self, connector: str, now: datetime, limit: int) -> list[OutboxAction]:
@@ -133,8 +124,7 @@ class SqlStateStore(StateStore):
             .order_by(outbox.c.created_at, outbox.c.key)
             .limit(limit)
         )
-        async with self._reader.begin() as conn:
-            rows = (await conn.execute(stmt)).mappings().all()
+        rows = await self._tx.read_one(lambda conn: conn.execute(stmt).mappings().all())
         # Only one worker runs a connector (leases), so a row found IN_FLIGHT here was left by an attempt
         # whose outcome nobody recorded (crash, timeout): report it in doubt, to reconcile before a re-send.
         return [_action_from_row(row, in_flight_is_in_doubt=True) for row in rows]
@@ -153,13 +143,14 @@ class SqlStateStore(StateStore):
             )
             .returning(*outbox.c)
         )
-        async with self._writer.begin() as conn:
-            await self._check_fence(conn, fence)
-            row = (await conn.execute(stmt)).mappings().first()
+
+        def body(conn: Connection) -> sa.RowMapping:
+            self._check_fence(conn, fence)
+            row = conn.execute(stmt).mappings().first()
             if row is None:
-                state = await self._action_state(conn, key)
-                raise ActionClosedError(key, state)
-        return _action_from_row(row)
+                raise ActionClosedError(key, self._action_state(conn, key))
+            return row
+        return _action_from_row(await self._tx.write(body))
 
     async def mark_retry(self, key: str, now: datetime, next_attempt_at: datetime, error: str,
                          *, in_doubt: bool, fence: Fence | None = None) -> None:
@@ -199,26 +190,30 @@ class SqlStateStore(StateStore):
             .values(state=ActionState.DONE.value, result=dict(result), next_attempt_at=None, updated_at=now)
             .returning(outbox.c.key)
         )
-        async with self._writer.begin() as conn:
-            await self._check_fence(conn, fence)
-            if (await conn.execute(stmt)).first() is None:
-                await self._action_state(conn, key)  # KeyError if unknown; already DONE/DEAD: nothing to do
+
+        def body(conn: Connection) -> None:
+            self._check_fence(conn, fence)
+            if conn.execute(stmt).first() is None:
+                self._action_state(conn, key)  # KeyError if unknown; already DONE/DEAD: nothing to do
                 return
             if link is not None:
-                await self._upsert_link(conn, link, now)
+                self._upsert_link(conn, link, now)
             for follow_up in follow_ups:
-                await self._insert_action(conn, follow_up, now)
+                self._insert_action(conn, follow_up, now)
+        await self._tx.write(body)
 
     async def prune(self, connector: str, before: datetime) -> tuple[int, int]:
         cutoff = to_utc(before)
-        async with self._writer.begin() as conn:
-            done = await conn.execute(sa.delete(outbox).where(
+
+        def body(conn: Connection) -> tuple[int, int]:
+            done = conn.execute(sa.delete(outbox).where(
                 outbox.c.connector == connector, outbox.c.state == ActionState.DONE.value,
                 outbox.c.updated_at < cutoff))
-            finished = await conn.execute(sa.delete(inbox).where(
+            finished = conn.execute(sa.delete(inbox).where(
                 inbox.c.connector == connector, inbox.c.state.in_(_INBOX_FINAL_STATES),
                 inbox.c.received_at < cutoff))
-        return int(done.rowcount or 0), int(finished.rowcount or 0)
+            return int(done.rowcount or 0), int(finished.rowcount or 0)
+        return await self._tx.write(body)
 
     async def count_actions(self, connector: str) -> dict[ActionState, int]:
         stmt = (
@@ -226,8 +221,7 @@ class SqlStateStore(StateStore):
             .where(outbox.c.connector == connector)
             .group_by(outbox.c.state)
         )
-        async with self._reader.begin() as conn:
-            rows = (await conn.execute(stmt)).all()
+        rows = await self._tx.read_one(lambda conn: conn.execute(stmt).all())
         counts = dict.fromkeys(ActionState, 0)
         for state, count in rows:
             counts[ActionState(state)] = int(count)
@@ -239,11 +233,10 @@ class SqlStateStore(StateStore):
         if states is not None:
             stmt = stmt.where(outbox.c.state.in_([ActionState(state).value for state in states]))
         stmt = stmt.order_by(outbox.c.updated_at.desc(), outbox.c.key).limit(limit)
-        async with self._reader.begin() as conn:
-            rows = (await conn.execute(stmt)).mappings().all()
+        rows = await self._tx.read_one(lambda conn: conn.execute(stmt).mappings().all())
         return [_action_from_row(row) for row in rows]
 
-    async def _insert_action(self, conn: AsyncConnection, action: OutboxAction, now: datetime) -> bool:
+    def _insert_action(self, conn: Connection, action: OutboxAction, now: datetime) -> bool:
         stmt = (
             self._insert(outbox)
             .values(
@@ -264,7 +257,7 @@ class SqlStateStore(StateStore):
             .on_conflict_do_nothing(index_elements=[outbox.c.key])
             .returning(outbox.c.key)
         )
-        return (await conn.execute(stmt)).first() is not None
+        return conn.execute(stmt).first() is not None
 
     async def _update_open_action(self, key: str, values: Mapping[str, Any], fence: Fence | None) -> None:
         """Apply ``values`` if the row is PENDING or IN_FLIGHT; a DONE/DEAD row is left alone."""
@@ -274,19 +267,21 @@ class SqlStateStore(StateStore):
             .values(**values)
             .returning(outbox.c.key)
         )
-        async with self._writer.begin() as conn:
-            await self._check_fence(conn, fence)
-            if (await conn.execute(stmt)).first() is None:
-                await self._action_state(conn, key)
 
-    async def _check_fence(self, conn: AsyncConnection, fence: Fence | None) -> None:
+        def body(conn: Connection) -> None:
+            self._check_fence(conn, fence)
+            if conn.execute(stmt).first() is None:
+                self._action_state(conn, key)
+        await self._tx.write(body)
+
+    def _check_fence(self, conn: Connection, fence: Fence | None) -> None:
         """Raise ``LeaseLostError`` unless ``fence`` (if any) still holds; first statement of a fenced write."""
         if fence is None:
             return
         stmt = sa.select(leases.c.owner, leases.c.epoch, leases.c.expires_at).where(leases.c.name == fence.lease)
         if self.dialect == "postgresql":
             stmt = stmt.with_for_update(read=True)  # a take-over of this lease waits until this write commits
-        row = (await conn.execute(stmt)).first()
+        row = conn.execute(stmt).first()
         # The time is read now, inside the transaction: a replica resumed after a pause must not use the time
         # its cycle started at.
         at = to_utc(fence.clock())
@@ -301,9 +296,9 @@ class SqlStateStore(StateStore):
             raise LeaseLostError(fence, f"it expired at {expires_at.isoformat()}")
 
     @staticmethod
-    async def _action_state(conn: AsyncConnection, key: str) -> ActionState:
+    def _action_state(conn: Connection, key: str) -> ActionState:
         stmt = sa.select(outbox.c.state).where(outbox.c.key == key)
-        state = (await conn.execute(stmt)).scalar_one_or_none()
+        state = conn.execute(stmt).scalar_one_or_none()
         if state is None:
             raise KeyError(key)
         return ActionState(state)
@@ -317,42 +312,46 @@ class SqlStateStore(StateStore):
 
     async def put_link(self, link: Link, now: datetime) -> None:
         now = to_utc(now)
-        async with self._writer.begin() as conn:
-            await self._upsert_link(conn, link, now)
+        await self._tx.write(lambda conn: self._upsert_link(conn, link, now))
 
     async def move_link(self, link: Link, *, from_incident_id: str, now: datetime,
                         follow_ups: Sequence[OutboxAction] = ()) -> None:
         now = to_utc(now)
-        async with self._writer.begin() as conn:
-            old = (await conn.execute(
+
+        def body(conn: Connection) -> None:
+            old = conn.execute(
                 sa.delete(links)
                 .where(links.c.connector == link.connector, links.c.incident_id == from_incident_id,
                        links.c.external_id == link.external_id)
                 .returning(links.c.created_at)
-            )).first()
+            ).first()
             if old is None:
                 raise KeyError(f"no link of {link.connector}/{from_incident_id} with external id {link.external_id}")
-            await conn.execute(sa.insert(links).values(
+            conn.execute(sa.insert(links).values(
                 connector=link.connector, incident_id=link.incident_id, external_id=link.external_id,
                 incident_number=link.incident_number, event_id=link.event_id, alert_id=link.alert_id,
                 generation=link.generation, open=link.open, data=dict(link.data), created_at=old[0],
                 updated_at=now,
             ))
             for follow_up in follow_ups:
-                await self._insert_action(conn, follow_up, now)
+                self._insert_action(conn, follow_up, now)
+        await self._tx.write(body)
 
     async def links_for(self, connector: str, incident_ids: Sequence[str]) -> dict[str, Link]:
         wanted = list(dict.fromkeys(incident_ids))
         found: dict[str, Link] = {}
         if not wanted:
             return found  # no transaction for nothing (an idle poll asks with no incident)
-        async with self._engine.begin() as conn:
+
+        def body(conn: Connection) -> dict[str, Link]:
             for chunk in _chunks(wanted, _IN_CHUNK):
                 stmt = sa.select(links).where(links.c.connector == connector, links.c.incident_id.in_(chunk))
-                for row in (await conn.execute(stmt)).mappings():
+                for row in conn.execute(stmt).mappings():
                     link = _link_from_row(row)
                     found[link.incident_id] = link
-        return found
+            return found
+        # One chunk is one statement; several must agree (one snapshot).
+        return await (self._tx.read_one(body) if len(wanted) <= _IN_CHUNK else self._tx.read(body))
 
     async def open_links(self, connector: str, limit: int = 1000) -> list[Link]:
         stmt = (
@@ -361,16 +360,15 @@ class SqlStateStore(StateStore):
             .order_by(links.c.created_at, links.c.incident_id)
             .limit(limit)
         )
-        async with self._reader.begin() as conn:
-            rows = (await conn.execute(stmt)).mappings().all()
+        rows = await self._tx.read_one(lambda conn: conn.execute(stmt).mappings().all())
         return [_link_from_row(row) for row in rows]
 
     async def _one_link(self, *where: sa.ColumnElement[bool]) -> Link | None:
-        async with self._reader.begin() as conn:
-            row = (await conn.execute(sa.select(links).where(*where))).mappings().first()
+        stmt = sa.select(links).where(*where)
+        row = await self._tx.read_one(lambda conn: conn.execute(stmt).mappings().first())
         return None if row is None else _link_from_row(row)
 
-    async def _upsert_link(self, conn: AsyncConnection, link: Link, now: datetime) -> None:
+    def _upsert_link(self, conn: Connection, link: Link, now: datetime) -> None:
         stmt = self._insert(links).values(
             connector=link.connector,
             incident_id=link.incident_id,
@@ -387,7 +385,7 @@ class SqlStateStore(StateStore):
         replaced = ("external_id", "incident_number", "event_id", "alert_id", "generation", "open", "data",
                     "updated_at")
         # created_at is kept from the first insert: it is when the incident was first linked.
-        await conn.execute(stmt.on_conflict_do_update(
+        conn.execute(stmt.on_conflict_do_update(
             index_elements=[links.c.connector, links.c.incident_id],
             set_={name: stmt.excluded[name] for name in replaced},
         ))
@@ -409,8 +407,7 @@ class SqlStateStore(StateStore):
             .on_conflict_do_nothing(index_elements=[inbox.c.connector, inbox.c.event_id])
             .returning(inbox.c.event_id)
         )
-        async with self._writer.begin() as conn:
-            return (await conn.execute(stmt)).first() is not None
+        return await self._tx.write(lambda conn: conn.execute(stmt).first() is not None)
 
     async def pending_inbox(self, connector: str, limit: int, *,
                             after: tuple[datetime, str] | None = None) -> list[InboxEvent]:
@@ -425,8 +422,7 @@ class SqlStateStore(StateStore):
             .order_by(inbox.c.received_at, inbox.c.event_id)
             .limit(limit)
         )
-        async with self._reader.begin() as conn:
-            rows = (await conn.execute(stmt)).mappings().all()
+        rows = await self._tx.read_one(lambda conn: conn.execute(stmt).mappings().all())
         return [_inbox_from_row(row) for row in rows]
 
     async def finish_inbox(self, connector: str, event_id: str, now: datetime, *, state: str,
@@ -447,17 +443,19 @@ class SqlStateStore(StateStore):
             .values(**values)
             .returning(inbox.c.event_id)
         )
-        async with self._writer.begin() as conn:
-            await self._check_fence(conn, fence)
-            if (await conn.execute(stmt)).first() is None:
-                exists = (await conn.execute(sa.select(inbox.c.state).where(
+
+        def body(conn: Connection) -> None:
+            self._check_fence(conn, fence)
+            if conn.execute(stmt).first() is None:
+                exists = conn.execute(sa.select(inbox.c.state).where(
                     inbox.c.connector == connector, inbox.c.event_id == event_id,
-                ))).first()
+                )).first()
                 if exists is None:
                     raise KeyError((connector, event_id))
                 return  # already DONE/DEAD: finished once, its follow-ups were written then
             for follow_up in follow_ups:
-                await self._insert_action(conn, follow_up, now)
+                self._insert_action(conn, follow_up, now)
+        await self._tx.write(body)
 
     # -- leases ----------------------------------------------------------------------------------------------
     async def acquire_lease(self, name: str, owner: str, now: datetime, ttl_seconds: float) -> Lease | None:
@@ -477,8 +475,7 @@ class SqlStateStore(StateStore):
                   "epoch": sa.case((renewal, leases.c.epoch), else_=leases.c.epoch + 1)},
             where=sa.or_(leases.c.owner == owner, leases.c.expires_at <= now),
         ).returning(leases.c.owner, leases.c.epoch, leases.c.expires_at)
-        async with self._writer.begin() as conn:
-            row = (await conn.execute(stmt)).first()
+        row = await self._tx.write(lambda conn: conn.execute(stmt).first())
         return _lease(name, owner, row)
 
     async def renew_leases(self, owner: str, ttls: Mapping[str, float], now: datetime) -> dict[str, Lease]:
@@ -489,7 +486,8 @@ class SqlStateStore(StateStore):
         for name, ttl in ttls.items():
             by_ttl.setdefault(ttl, []).append(name)
         renewed: dict[str, Lease] = {}
-        async with self._writer.begin() as conn:
+
+        def body(conn: Connection) -> dict[str, Lease]:
             for ttl, names in by_ttl.items():
                 expires_at = now + timedelta(seconds=ttl)
                 for chunk in _chunks(sorted(names), _IN_CHUNK):
@@ -498,27 +496,25 @@ class SqlStateStore(StateStore):
                             .where(leases.c.name.in_(chunk), leases.c.owner == owner, leases.c.expires_at > now)
                             .values(expires_at=expires_at)
                             .returning(leases.c.name, leases.c.epoch, leases.c.expires_at))
-                    for name, epoch, expiry in (await conn.execute(stmt)).all():
+                    for name, epoch, expiry in conn.execute(stmt).all():
                         renewed[name] = Lease(name=name, owner=owner, epoch=int(epoch), expires_at=expiry)
-        return renewed
+            return renewed
+        return await self._tx.write(body)
 
     async def release_lease(self, name: str, owner: str) -> None:
         # Expire rather than delete: the epoch must keep growing, or a fence from before the release could match
         # the next acquisition's epoch again.
-        async with self._writer.begin() as conn:
-            await conn.execute(sa.update(leases).where(leases.c.name == name, leases.c.owner == owner)
-                               .values(expires_at=_RELEASED))
+        stmt = sa.update(leases).where(leases.c.name == name, leases.c.owner == owner).values(expires_at=_RELEASED)
+        await self._tx.write(lambda conn: conn.execute(stmt))
 
     async def lease_holder(self, name: str) -> str | None:
-        async with self._reader.begin() as conn:
-            holder: str | None = (await conn.execute(
-                sa.select(leases.c.owner).where(leases.c.name == name))).scalar_one_or_none()
+        stmt = sa.select(leases.c.owner).where(leases.c.name == name)
+        holder: str | None = await self._tx.read_one(lambda conn: conn.execute(stmt).scalar_one_or_none())
         return holder
 
     async def get_lease(self, name: str) -> Lease | None:
         stmt = sa.select(leases.c.owner, leases.c.epoch, leases.c.expires_at).where(leases.c.name == name)
-        async with self._reader.begin() as conn:
-            row = (await conn.execute(stmt)).first()
+        row = await self._tx.read_one(lambda conn: conn.execute(stmt).first())
         return None if row is None else _lease(name, row[0], row)
 
     async def take_over_lease(self, name: str, dead_owner: str, owner: str, now: datetime,
@@ -529,15 +525,13 @@ class SqlStateStore(StateStore):
                 .values(owner=owner, expires_at=to_utc(now) + timedelta(seconds=ttl_seconds),
                         epoch=leases.c.epoch + 1)
                 .returning(leases.c.owner, leases.c.epoch, leases.c.expires_at))
-        async with self._writer.begin() as conn:
-            row = (await conn.execute(stmt)).first()
+        row = await self._tx.write(lambda conn: conn.execute(stmt).first())
         return _lease(name, owner, row)
 
     # -- cursors ---------------------------------------------------------------------------------------------
     async def get_cursor(self, connector: str, name: str) -> str | None:
         stmt = sa.select(cursors.c.value).where(cursors.c.connector == connector, cursors.c.name == name)
-        async with self._reader.begin() as conn:
-            value: str | None = (await conn.execute(stmt)).scalar_one_or_none()
+        value: str | None = await self._tx.read_one(lambda conn: conn.execute(stmt).scalar_one_or_none())
         return value
 
     async def set_cursor(self, connector: str, name: str, value: str, *, fence: Fence | None = None) -> None:
@@ -545,9 +539,11 @@ class SqlStateStore(StateStore):
         stmt = stmt.on_conflict_do_update(
             index_elements=[cursors.c.connector, cursors.c.name], set_={"value": stmt.excluded.value},
         )
-        async with self._writer.begin() as conn:
-            await self._check_fence(conn, fence)
-            await conn.execute(stmt)
+
+        def body(conn: Connection) -> None:
+            self._check_fence(conn, fence)
+            conn.execute(stmt)
+        await self._tx.write(body)
 
     # -- operator commands (``sentinel-signl4 outbox …``) ------------------------------------------------------
     async def get_actions_by_state(self, states: Sequence[ActionState] | None = None, *,
@@ -558,8 +554,7 @@ class SqlStateStore(StateStore):
         if connector is not None:
             stmt = stmt.where(outbox.c.connector == connector)
         stmt = stmt.order_by(outbox.c.created_at, outbox.c.key).limit(limit)
-        async with self._reader.begin() as conn:
-            rows = (await conn.execute(stmt)).mappings().all()
+        rows = await self._tx.read_one(lambda conn: conn.execute(stmt).mappings().all())
         return [_action_from_row(row) for row in rows]
 
     async def requeue_dead(self, now: datetime, *, keys: Sequence[str] | None = None,
@@ -586,12 +581,14 @@ class SqlStateStore(StateStore):
         chunks: Iterable[Sequence[str] | None] = [None] if keys is None else _chunks(list(dict.fromkeys(keys)),
                                                                                       _IN_CHUNK)
         changed: list[str] = []
-        async with self._writer.begin() as conn:
+
+        def body(conn: Connection) -> None:
             for chunk in chunks:
                 stmt = sa.update(outbox).where(*where)
                 if chunk is not None:
                     stmt = stmt.where(outbox.c.key.in_(chunk))
-                changed.extend((await conn.execute(stmt.values(**values).returning(outbox.c.key))).scalars())
+                changed.extend(conn.execute(stmt.values(**values).returning(outbox.c.key)).scalars())
+        await self._tx.write(body)
         return sorted(changed)
     # -- health ----------------------------------------------------------------------------------------------
     async def outbox_health(self, connector: str) -> OutboxHealth:
@@ -607,8 +604,7 @@ class SqlStateStore(StateStore):
                 (sa.and_(is_open, outbox.c.last_error.is_not(None)), 1), else_=0)), 0),
             sa.func.coalesce(sa.func.sum(sa.case((is_open, 1), else_=0)), 0),
         ).where(outbox.c.connector == connector)
-        async with self._reader.begin() as conn:
-            oldest, open_raises, dead, retrying, open_rows = (await conn.execute(stmt)).one()
+        oldest, open_raises, dead, retrying, open_rows = await self._tx.read_one(lambda conn: conn.execute(stmt).one())
         return OutboxHealth(oldest_pending_at=oldest, open_raises=int(open_raises), dead_raises=int(dead),
                             retrying=int(retrying), open_rows=int(open_rows))
 
@@ -622,16 +618,14 @@ class SqlStateStore(StateStore):
             "created_at": to_utc(pause.created_at or pause.starts_at),
             "cleared_at": _utc_or_none(pause.cleared_at), "cleared_by": pause.cleared_by,
         }
-        async with self._writer.begin() as conn:
-            await conn.execute(sa.insert(pauses).values(**values))
+        await self._tx.write(lambda conn: conn.execute(sa.insert(pauses).values(**values)))
 
     async def pauses(self, now: datetime, *, connector: str | None = None) -> list[Pause]:
         stmt = sa.select(pauses).where(pauses.c.cleared_at.is_(None), pauses.c.ends_at > to_utc(now))
         if connector is not None:
             stmt = stmt.where(pauses.c.connector.in_([connector, "*"]))
         stmt = stmt.order_by(pauses.c.ends_at, pauses.c.id)
-        async with self._reader.begin() as conn:
-            rows = (await conn.execute(stmt)).mappings().all()
+        rows = await self._tx.read_one(lambda conn: conn.execute(stmt).mappings().all())
         return [_pause_from_row(row) for row in rows]
 
     async def clear_pause(self, pause_id: str, now: datetime, *, by: str) -> Pause | None:
@@ -640,8 +634,7 @@ class SqlStateStore(StateStore):
                 .where(pauses.c.id == pause_id, pauses.c.cleared_at.is_(None), pauses.c.ends_at > now)
                 .values(cleared_at=now, cleared_by=by)
                 .returning(*pauses.c))
-        async with self._writer.begin() as conn:
-            row = (await conn.execute(stmt)).mappings().first()
+        row = await self._tx.write(lambda conn: conn.execute(stmt).mappings().first())
         return None if row is None else _pause_from_row(row)
 
     async def release_held(self, connector: str, held_until: datetime, now: datetime) -> list[str]:
@@ -651,8 +644,8 @@ class SqlStateStore(StateStore):
                        outbox.c.next_attempt_at == to_utc(held_until))
                 .values(next_attempt_at=now, created_at=now, updated_at=now)
                 .returning(outbox.c.key))
-        async with self._writer.begin() as conn:
-            return sorted(str(key) for key in (await conn.execute(stmt)).scalars().all())
+        keys = await self._tx.write(lambda conn: conn.execute(stmt).scalars().all())
+        return sorted(str(key) for key in keys)
 
 # -- rows → domain objects -----------------------------------------------------------------------------------
 def _lease(name: str, owner: str, row: Sequence[Any] | None) -> Lease | None:
