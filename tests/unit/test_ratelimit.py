@@ -133,3 +133,17 @@ def test_invalid_configuration_is_rejected() -> None:
 def _no_leaked_limiters() -> Iterator[None]:
     yield
     reset_limiters()
+
+
+async def test_an_idle_limiter_holds_no_grant_queue_and_counts_again_after_it(clock: FakeClock) -> None:
+    lim = limiter(clock, limit=2, window=10.0)
+    assert lim._grants is None  # white-box: one limiter per workspace budget and subscription, mostly idle
+    await lim.acquire()
+    await lim.acquire()
+    assert lim.delay() == pytest.approx(10.0)
+    clock.advance(10.0)
+    assert lim.delay() == 0.0
+    assert lim._grants is None  # every grant left the window: the queue is freed
+    await lim.acquire()
+    await lim.acquire()
+    assert lim.delay() == pytest.approx(10.0)  # the limit still holds after the queue was freed

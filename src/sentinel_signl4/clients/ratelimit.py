@@ -61,7 +61,9 @@ class SlidingWindowLimiter:
         self._wall_clock = wall_clock
         self._sleep = sleep
         self._max_block = max_block
-        self._grants: deque[float] = deque()
+        # Grants in the window, oldest first; None while there is none (most limiters are idle most of the time, and
+        # an empty deque still holds a 0.6-KiB block: one limiter per workspace budget and SIGNL4 subscription).
+        self._grants: deque[float] | None = None
         self._server_remaining: int | None = None
         self._server_reset = 0.0
 
@@ -87,7 +89,7 @@ class SlidingWindowLimiter:
         self._prune(now)
         wait = 0.0
         cap = max(1, self._limit - max(0, headroom))
-        if len(self._grants) >= cap:
+        if self._grants is not None and len(self._grants) >= cap:
             wait = self._grants[len(self._grants) - cap] + self._window - now
         if self._server_remaining is not None and self._server_remaining <= 0:
             wait = max(wait, self._server_reset - now)
@@ -99,9 +101,7 @@ class SlidingWindowLimiter:
         while True:
             wait = self.delay()
             if wait <= 0:
-                self._grants.append(self._clock())
-                if self._server_remaining is not None:
-                    self._server_remaining -= 1
+                self.take()
                 return waited
             # No lock: asyncio is single-threaded, and the check-and-take above has no await in between, so
             # concurrent waiters simply re-check after waking up.
@@ -110,6 +110,8 @@ class SlidingWindowLimiter:
 
     def take(self) -> None:
         """Record a grant now, without waiting (the caller checked :meth:`delay` first, with no await between)."""
+        if self._grants is None:
+            self._grants = deque()
         self._grants.append(self._clock())
         if self._server_remaining is not None:
             self._server_remaining -= 1
@@ -149,8 +151,12 @@ class SlidingWindowLimiter:
 
     def _prune(self, now: float) -> None:
         horizon = now - self._window
-        while self._grants and self._grants[0] <= horizon:
-            self._grants.popleft()
+        grants = self._grants
+        if grants is not None:
+            while grants and grants[0] <= horizon:
+                grants.popleft()
+            if not grants:
+                self._grants = None
         if self._server_remaining is not None and now >= self._server_reset:
             self._server_remaining = None
 
