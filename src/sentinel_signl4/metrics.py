@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Iterator
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from sentinel_signl4 import __version__
 from sentinel_signl4.engine.health import UP_STATES, ConnectorHealth, HealthState
@@ -45,20 +48,9 @@ class Metrics:
         self.sync_latency = Histogram("s4s_reverse_sync_latency_seconds",
                                       "SIGNL4 event raised to Sentinel updated.", ["connector"],
                                       buckets=_LATENCY_BUCKETS, registry=r)
-        self.connector_up = Gauge("s4s_connector_up",
-                                  "1 while the connector does its work (state ok or degraded), else 0.",
-                                  ["connector"], registry=r)
-        self.connector_state = Gauge("s4s_connector_state",
-                                     "1 for the connector's current state (starting, ok, degraded, error, standby), "
-                                     "0 for the others.", ["connector", "state"], registry=r)
-        self.last_success = Gauge("s4s_connector_last_success_timestamp_seconds",
-                                  "Unix time of the connector's last cycle without any failure.",
-                                  ["connector"], registry=r)
-        self.oldest_pending_age = Gauge("s4s_oldest_pending_page_age_seconds",
-                                        "Age of the oldest page (raise_signl row) not yet sent; 0 when none.",
-                                        ["connector"], registry=r)
-        self.dead_letters = Gauge("s4s_dead_letters", "Pages (raise_signl rows) dead-lettered and not yet acted on.",
-                                  ["connector"], registry=r)
+        # s4s_connector_up, _state, _last_success_timestamp_seconds, s4s_oldest_pending_page_age_seconds and
+        # s4s_dead_letters are read from each connector's health when scraped (``HealthCollector``).
+        self.health = HealthCollector(r)
         self.inbox_unmatched = Counter("s4s_inbox_unmatched_total", "SIGNL4 events given up (dead) because no Signl of the connector matched their ExternalID in time.", ["connector"], registry=r)  # noqa: E501
         self.outbox_pending = Gauge("s4s_outbox_pending", "Outbox rows not yet done.", ["connector"], registry=r)
         # connector is "-" for requests that named no configured connector: URL paths are attacker-chosen and
@@ -73,19 +65,61 @@ class Metrics:
             self.throttled.labels(service).inc()
 
     def publish_health(self, health: ConnectorHealth, now: datetime | None = None) -> None:
-        """Mirror one connector's health into the gauges (on every health update, and on scrape with ``now`` so
-        that the pending age is current)."""
-        name = health.connector
-        for state in HealthState:
-            if state is not HealthState.DISABLED:
-                self.connector_state.labels(name, state.value).set(1 if health.state is state else 0)
-        self.connector_up.labels(name).set(1 if health.state in UP_STATES else 0)
-        if health.last_success_at is not None:
-            self.last_success.labels(name).set(health.last_success_at.timestamp())
-        at = now or health.last_cycle_at or health.since
-        age = health.oldest_pending_age(at) if at is not None else None
-        self.oldest_pending_age.labels(name).set(age or 0.0)
-        self.dead_letters.labels(name).set(health.dead_letters)
+        """Show ``health`` in the health gauges from now on (on every health update; ``now``, given on scrape, makes
+        the pending age current)."""
+        self.health.show(health, now)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class HealthCollector(Collector):
+    """The per-connector health gauges, made from the ``ConnectorHealth`` objects at each collection.
+
+    Gauge children cost about 6 KiB per connector (five series, the state one per state, each with its value
+    object and lock); a thousand connectors kept 6 MiB of them only to be read at a scrape. The values are the
+    health's own fields, so nothing is copied between scrapes. A connector is shown once its health was first
+    published (a disabled one, built but never run, has no series).
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._shown: dict[str, ConnectorHealth] = {}
+        self._now: dict[str, datetime] = {}
+        registry.register(self)
+
+    def show(self, health: ConnectorHealth, now: datetime | None = None) -> None:
+        self._shown[health.connector] = health
+        if now is not None:
+            self._now[health.connector] = now
+        else:
+            self._now.pop(health.connector, None)
+
+    def describe(self) -> list[Metric]:
+        return []  # no fixed samples: the families are built from the live healths in ``collect``
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("s4s_connector_up", "1 while the connector does its work (state ok or degraded), "
+                               "else 0.", labels=["connector"])
+        state = GaugeMetricFamily("s4s_connector_state", "1 for the connector's current state (starting, ok, "
+                                  "degraded, error, standby), 0 for the others.", labels=["connector", "state"])
+        success = GaugeMetricFamily("s4s_connector_last_success_timestamp_seconds",
+                                    "Unix time of the connector's last cycle without any failure.",
+                                    labels=["connector"])
+        pending = GaugeMetricFamily("s4s_oldest_pending_page_age_seconds",
+                                    "Age of the oldest page (raise_signl row) not yet sent; 0 when none.",
+                                    labels=["connector"])
+        dead = GaugeMetricFamily("s4s_dead_letters", "Pages (raise_signl rows) dead-lettered and not yet acted on.",
+                                 labels=["connector"])
+        for name, health in list(self._shown.items()):
+            current = health.state
+            for each in HealthState:
+                if each is not HealthState.DISABLED:
+                    state.add_metric([name, each.value], 1.0 if current is each else 0.0)
+            up.add_metric([name], 1.0 if current in UP_STATES else 0.0)
+            if health.last_success_at is not None:
+                success.add_metric([name], health.last_success_at.timestamp())
+            at = self._now.get(name) or health.last_cycle_at or health.since
+            age = health.oldest_pending_age(at) if at is not None else None
+            pending.add_metric([name], age or 0.0)
+            dead.add_metric([name], float(health.dead_letters))
+        yield from (up, state, success, pending, dead)
