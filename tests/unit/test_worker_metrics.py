@@ -59,20 +59,28 @@ def test_counters_and_histograms_add_up_over_workers_dead_and_alive(tmp_path: Pa
     parent.include_workers(tmp_path)
     parent.remote_retries.labels("signl4").inc()  # the parent's own count is added, not replaced
     first = run_worker(tmp_path, "tenant0", pages=2, pending=5)
-    assert samples(parent)[key("s4s_outbox_pending", connector="tenant0")] == 5
+    before = samples(parent)
+    assert before[key("s4s_outbox_pending", connector="tenant0")] == 5
     forget_worker(tmp_path, first)  # it exited, like a worker killed with kill -9
-    assert key("s4s_outbox_pending", connector="tenant0") not in samples(parent)
-    run_worker(tmp_path, "tenant0", pages=3, pending=-1)  # its replacement, before its first outbox figures
+    after = samples(parent)
+    # Its gauge left with it; its counts stay, folded into the exited workers' file, its own files are gone.
+    assert key("s4s_outbox_pending", connector="tenant0") not in after
+    assert {k: v for k, v in before.items() if k[0] != "s4s_outbox_pending"} == after
+    assert not list(tmp_path.glob(f"*_{first}.db")) and (tmp_path / "counter_exited.db").exists()
+    second = run_worker(tmp_path, "tenant0", pages=3, pending=-1)  # its replacement, before its first figures
+    forget_worker(tmp_path, second)  # died too: folded onto the first one's counts
+    run_worker(tmp_path, "tenant0", pages=0, pending=-1)  # and the next one runs
     run_worker(tmp_path, "tenant1", pages=4, pending=0)  # another worker's connector
 
     seen = samples(parent)
     assert seen[key("s4s_actions_total", connector="tenant0", kind="raise_signl", outcome="done")] == 5
     assert seen[key("s4s_actions_total", connector="tenant1", kind="raise_signl", outcome="done")] == 4
-    assert seen[key("s4s_remote_retries_total", service="signl4")] == 4
-    assert seen[key("s4s_page_latency_seconds_count", connector="tenant0")] == 2
-    assert seen[key("s4s_page_latency_seconds_bucket", connector="tenant0", le="5.0")] == 2
+    assert seen[key("s4s_remote_retries_total", service="signl4")] == 5
+    assert seen[key("s4s_page_latency_seconds_count", connector="tenant0")] == 3
+    assert seen[key("s4s_page_latency_seconds_bucket", connector="tenant0", le="5.0")] == 3
     assert seen[key("s4s_page_latency_seconds_bucket", connector="tenant0", le="2.0")] == 0
-    assert seen[key("s4s_page_latency_seconds_sum", connector="tenant0")] == 6.0
+    assert seen[key("s4s_page_latency_seconds_bucket", connector="tenant0", le="+Inf")] == 3
+    assert seen[key("s4s_page_latency_seconds_sum", connector="tenant0")] == 9.0
     # The dead worker's gauge left with it; a live one is shown once, without a pid label.
     assert key("s4s_outbox_pending", connector="tenant0") not in seen
     assert seen[key("s4s_outbox_pending", connector="tenant1")] == 0
