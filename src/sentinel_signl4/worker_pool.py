@@ -101,7 +101,10 @@ class WorkerPool:
             await self._wait(proc, stop)
             await reader
             if self.metrics_dir is not None:
-                forget_worker(self.metrics_dir, proc.pid)
+                try:  # off the event loop: it waits for a scrape under way, and reads and writes files
+                    await asyncio.to_thread(forget_worker, self.metrics_dir, proc.pid)
+                except OSError as exc:  # its files stay as they are, still counted: only tidying failed
+                    log.error("worker_metrics_not_folded", worker=index, pid=proc.pid, error=str(exc))
             if stop.is_set():
                 log.info("worker_stopped", worker=index, pid=proc.pid, code=proc.returncode)
                 return
