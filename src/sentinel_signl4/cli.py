@@ -114,6 +114,9 @@ def run(config: ConfigOption,
     scratch = tempfile.TemporaryDirectory(prefix="s4s-workers-") if workers > 1 and not instance_directory(cfg) \
         else None
     private = Path(scratch.name) if scratch is not None else None
+    # The workers' metric files: one directory for the whole run, so that counters go on across restarts of a
+    # worker and of the pool (a reload that rebuilds it); wiped with the run.
+    metrics_files = tempfile.TemporaryDirectory(prefix="s4s-metrics-") if workers > 1 else None
 
     async def main(stop: asyncio.Event) -> None:
         hup = asyncio.Event()
@@ -126,7 +129,11 @@ def run(config: ConfigOption,
             return [p.runtime.health.error for p in serving[-1].connectors.values()] if serving else []
 
         def pool(runtime: Runtime) -> WorkerPool:
-            return WorkerPool(config.resolve(), workers, health_finder(runtime), state_dir=private)
+            shared = Path(metrics_files.name) if metrics_files is not None else None
+            if shared is not None:
+                runtime.metrics.include_workers(shared)
+            return WorkerPool(config.resolve(), workers, health_finder(runtime), state_dir=private,
+                              metrics_dir=shared)
 
         async def serve(cfg: Config, inner: asyncio.Event) -> None:
             await run_forever(cfg, inner, on_runtime=serving.append, on_live=live.append,
@@ -147,8 +154,9 @@ def run(config: ConfigOption,
     try:
         asyncio.run(_with_signals(main))
     finally:
-        if scratch is not None:
-            scratch.cleanup()
+        for directory in (scratch, metrics_files):
+            if directory is not None:
+                directory.cleanup()
 
 
 @app.command(hidden=True)

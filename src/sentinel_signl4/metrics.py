@@ -1,10 +1,12 @@
-"""Prometheus metrics. One registry per process (tests make their own); labels never carry secrets."""
+"""Prometheus metrics. One registry per process (tests make their own); labels never carry secrets. Under
+``run --workers N`` the parent's exposition adds the workers' series (``worker_metrics``)."""
 
 from __future__ import annotations
 
 import platform
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -12,6 +14,7 @@ from prometheus_client.registry import Collector
 
 from sentinel_signl4 import __version__
 from sentinel_signl4.engine.health import UP_STATES, ConnectorHealth, HealthState
+from sentinel_signl4.worker_metrics import WorkersCollector
 
 __all__ = ["Metrics"]
 
@@ -21,6 +24,7 @@ _LATENCY_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        self._workers: WorkersCollector | None = None
         r = self.registry
         self.build_info = Info("s4s_build", "The running version of sentinel-signl4 and of Python.", registry=r)
         self.build_info.info({"version": __version__, "python": platform.python_version()})
@@ -52,7 +56,9 @@ class Metrics:
         # s4s_dead_letters are read from each connector's health when scraped (``HealthCollector``).
         self.health = HealthCollector(r)
         self.inbox_unmatched = Counter("s4s_inbox_unmatched_total", "SIGNL4 events given up (dead) because no Signl of the connector matched their ExternalID in time.", ["connector"], registry=r)  # noqa: E501
-        self.outbox_pending = Gauge("s4s_outbox_pending", "Outbox rows not yet done.", ["connector"], registry=r)
+        # Set by the connector's cycles only: under --workers, the value its live worker set last.
+        self.outbox_pending = Gauge("s4s_outbox_pending", "Outbox rows not yet done.", ["connector"], registry=r,
+                                    multiprocess_mode="livemostrecent")
         # connector is "-" for requests that named no configured connector: URL paths are attacker-chosen and
         # must not create label values (one time series each).
         self.webhook_events = Counter("s4s_webhook_events_total",
@@ -69,8 +75,13 @@ class Metrics:
         the pending age current)."""
         self.health.show(health, now)
 
+    def include_workers(self, directory: Path) -> None:
+        """Expose the series of the worker processes that write their metrics to ``directory`` with this
+        registry's own (``run --workers N``: the workers run the connectors, this process serves ``/metrics``)."""
+        self._workers = WorkersCollector(self.registry, directory)
+
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self._workers or self.registry)
 
 
 class HealthCollector(Collector):

@@ -5,7 +5,8 @@ Each worker is ``python -m sentinel_signl4 worker --config FILE --index i --of N
 the connectors of its partition (``worker_protocol.partition_of``) under the same leases as any replica, and
 registers its own instance file, so a replacement started after a crash takes its leases over at once instead of
 waiting for them to expire. The parent runs no connector; it keeps the HTTP listeners (webhooks, probes, status
-page, metrics), which read the health the workers report.
+page, metrics), which read the health the workers report and, with ``metrics_dir``, the metric files the workers
+write there (``worker_metrics``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import structlog
 
 from sentinel_signl4.engine.health import ConnectorHealth
+from sentinel_signl4.worker_metrics import forget_worker, worker_environment
 from sentinel_signl4.worker_protocol import apply_health, partition_of
 
 __all__ = ["WorkerPool"]
@@ -34,17 +36,20 @@ _MAX_RESTART_DELAY = 30.0
 
 class WorkerPool:
     def __init__(self, config_path: Path, count: int, health: Callable[[str], ConnectorHealth | None], *,
-                 state_dir: Path | None = None, restart_delay: float = 1.0, stop_timeout: float = 120.0) -> None:
+                 state_dir: Path | None = None, metrics_dir: Path | None = None, restart_delay: float = 1.0,
+                 stop_timeout: float = 120.0) -> None:
         """``health(name)``: the parent's ``ConnectorHealth`` of connector ``name`` (None when it has none), where
         the workers' reports are copied. ``state_dir``: where the workers register their instance files when the
         config names no directory (PostgreSQL without ``state_dir``), so that a dead worker's replacement can still
-        prove it dead. ``stop_timeout``: how long a worker may take to finish its cycles after SIGTERM before it is
-        killed."""
+        prove it dead. ``metrics_dir``: where the workers write their metrics (prometheus-client's multiprocess
+        directory; it must outlive the pool for counters to go on across a restart of the pool). ``stop_timeout``:
+        how long a worker may take to finish its cycles after SIGTERM before it is killed."""
         if count < 1:
             raise ValueError("a worker pool needs at least one worker")
         self.config_path = config_path
         self.count = count
         self.state_dir = state_dir
+        self.metrics_dir = metrics_dir
         self._health = health
         self._restart_delay = restart_delay
         self._stop_timeout = stop_timeout
@@ -87,13 +92,19 @@ class WorkerPool:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "sentinel_signl4", "worker", "--config", str(self.config_path),
                 "--index", str(index), "--of", str(self.count), *extra,
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                env=worker_environment(self.metrics_dir) if self.metrics_dir is not None else None)
             self._procs[index] = proc
             started = time.monotonic()
             log.info("worker_started", worker=index, pid=proc.pid)
             reader = asyncio.create_task(self._read(proc))
             await self._wait(proc, stop)
             await reader
+            if self.metrics_dir is not None:
+                try:  # off the event loop: it waits for a scrape under way, and reads and writes files
+                    await asyncio.to_thread(forget_worker, self.metrics_dir, proc.pid)
+                except OSError as exc:  # its files stay as they are, still counted: only tidying failed
+                    log.error("worker_metrics_not_folded", worker=index, pid=proc.pid, error=str(exc))
             if stop.is_set():
                 log.info("worker_stopped", worker=index, pid=proc.pid, code=proc.returncode)
                 return

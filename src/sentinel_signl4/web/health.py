@@ -82,5 +82,8 @@ class HealthEndpoints:
             health = self._ctx.health.get(name)
             if health is not None:
                 self._ctx.metrics.publish_health(health, now)
-        return Response(self._ctx.metrics.exposition(), media_type=CONTENT_TYPE_LATEST,
-                        headers={"Cache-Control": "no-store"})
+        # Rendering takes CPU in proportion to the series (0.4 s at 1,000 connectors, twice that under --workers,
+        # which also reads the workers' files: docs/decisions.md): in a thread, so webhooks and probes are still
+        # served meanwhile.
+        body = await asyncio.to_thread(self._ctx.metrics.exposition)
+        return Response(body, media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})

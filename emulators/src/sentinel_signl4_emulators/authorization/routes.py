@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from sentinel_signl4_emulators.authorization.model import AuthorizationError, AuthorizationModel
+from sentinel_signl4_emulators.entra.clouds import arm_audiences
 from sentinel_signl4_emulators.entra.model import EntraModel, TokenInfo
 from sentinel_signl4_emulators.sentinel.model import SentinelModel
 
@@ -63,7 +64,8 @@ class _AuthorizationApi:
         match = _PATH.match(request.url.path)
         if match is None:
             raise AuthorizationError(404, "InvalidResourceType", "The resource type could not be found.")
-        caller = self.entra.validate_bearer(request.headers.get("authorization"), _ARM_AUDIENCES)
+        caller = self.entra.validate_bearer(request.headers.get("authorization"),
+                                           arm_audiences(request.url.netloc, _ARM_AUDIENCES))
         if not isinstance(caller, TokenInfo):
             raise AuthorizationError(401, "InvalidAuthenticationToken", "The access token is invalid.")
         if not request.query_params.get("api-version"):

@@ -20,10 +20,13 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
+from sentinel_signl4_emulators.entra.clouds import HOSTS as NATIONAL_CLOUD_HOSTS
+
 __all__ = ["SERVER_NAMES", "CertPaths", "ensure_certificates"]
 
-#: Identities the server certificate is valid for.
-SERVER_NAMES = ("127.0.0.1", "localhost")
+#: Identities the server certificate is valid for: the emulators' own address, and the national clouds' hosts they
+#: answer for when a client reaches them through a tunnelling proxy (``entra.clouds``).
+SERVER_NAMES = ("127.0.0.1", "localhost", *NATIONAL_CLOUD_HOSTS)
 
 # Regenerate a little before expiry so a long demo session never crosses the boundary.
 _MIN_REMAINING = timedelta(days=7)

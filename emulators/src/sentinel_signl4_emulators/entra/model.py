@@ -26,6 +26,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from sentinel_signl4_emulators.entra.clouds import cloud_of_authority
+from sentinel_signl4_emulators.entra.sign_in import DeviceSignIn
+
 __all__ = [
     "JWT_BEARER",
     "KNOWN_RESOURCES",
@@ -118,10 +121,15 @@ class TokenInfo:
     token: str
     tenant_id: str
     client_id: str
+    #: The caller's principal: the app's service principal, or the user of a delegated (signed-in user) token.
     app_object_id: str
     app_display_name: str
     audience: str  # the resource as requested, without the "/.default" suffix
     expires_at: datetime
+    #: ``https://host`` of the authority that issued it (a national cloud's, ``entra.clouds``); "" if unknown.
+    authority: str = ""
+    #: Set for a user's token (device-code sign-in), None for an app's.
+    user_object_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +180,8 @@ class EntraModel:
         self._tenants: dict[str, Tenant] = {}
         self._tokens: dict[str, TokenInfo] = {}
         self._lock = threading.RLock()
+        #: Users' device-code sign-ins and their refresh tokens.
+        self.device_sign_in = DeviceSignIn(self)
 
     # --- setup (control plane, seed, tests) ---------------------------------------------------------------------
 
@@ -180,6 +190,7 @@ class EntraModel:
             self._tenants.clear()
             self._tokens.clear()
             self.known_resources = set(KNOWN_RESOURCES)
+            self.device_sign_in.reset()
 
     def add_tenant(self, tenant_id: str | None = None) -> Tenant:
         with self._lock:
@@ -325,22 +336,48 @@ class EntraModel:
                     "tenant or consented to by any user in the tenant. You may have sent your authentication "
                     "request to the wrong tenant.",
                 )
-            audience = self._audience(form.get("scope", ""))
+            authority = _origin_of(token_endpoint)
+            audience = self.resource_of(form.get("scope", ""), authority=authority)
             self._authenticate(app, form, token_endpoint)
-            token = secrets.token_urlsafe(48)
-            lifetime = int(self.token_lifetime.total_seconds())
-            self._tokens[token] = TokenInfo(
-                token=token,
+            return self._issue(TokenInfo(
+                token=secrets.token_urlsafe(48),
                 tenant_id=tenant.tenant_id,
                 client_id=app.client_id,
                 app_object_id=app.object_id,
                 app_display_name=app.display_name,
                 audience=audience,
                 expires_at=self.clock() + self.token_lifetime,
-            )
-            return IssuedToken(access_token=token, expires_in=lifetime, ext_expires_in=lifetime)
+                authority=authority,
+            ))
 
-    def _audience(self, scope: str) -> str:
+    def tenant(self, tenant_id: str) -> Tenant:
+        """``tenant_id``'s tenant; AADSTS90002 for an unknown one."""
+        with self._lock:
+            tenant = self._tenants.get(tenant_id.lower())
+        if tenant is None:
+            raise unknown_tenant_error(tenant_id)
+        return tenant
+
+    def issue_user_token(self, tenant_id: str, client_id: str, user: User, resource: str, *,
+                         authority: str) -> IssuedToken:
+        """An access token for ``user`` signed in through ``client_id`` (``sign_in``), for ``resource``."""
+        with self._lock:
+            return self._issue(TokenInfo(
+                token=secrets.token_urlsafe(48), tenant_id=tenant_id.lower(), client_id=client_id,
+                app_object_id=user.object_id, app_display_name=user.display_name, audience=resource,
+                expires_at=self.clock() + self.token_lifetime, authority=authority, user_object_id=user.object_id))
+
+    def _issue(self, info: TokenInfo) -> IssuedToken:
+        self._tokens[info.token] = info
+        lifetime = int(self.token_lifetime.total_seconds())
+        return IssuedToken(access_token=info.token, expires_in=lifetime, ext_expires_in=lifetime)
+
+    def resource_of(self, scope: str, *, authority: str = "") -> str:
+        """The resource of a token request's ``scope`` (one ``<resource>/.default``), known to ``authority``'s
+        cloud: a national cloud's authority issues tokens for that cloud's resources only (``entra.clouds``)."""
+        return self._audience(scope, authority)
+
+    def _audience(self, scope: str, authority: str = "") -> str:
         scopes = scope.split()
         if len(scopes) != 1 or not scopes[0].endswith("/.default"):
             # Client credentials take exactly one "<resource>/.default" scope. The exact AADSTS code for a missing
@@ -351,7 +388,9 @@ class EntraModel:
                 f"parameter 'scope' is not valid. The scope {scope} is not valid.",
             )
         resource = scopes[0].removesuffix("/.default")
-        if normalize_audience(resource) not in self.known_resources:
+        cloud = cloud_of_authority(authority.split("://", 1)[-1]) if authority else None
+        known = cloud.resources if cloud is not None else self.known_resources
+        if normalize_audience(resource) not in known:
             # Wording of AADSTS500011 as commonly reported [unverified].
             raise EntraError(
                 400, "invalid_resource", 500011,
@@ -411,6 +450,12 @@ class EntraModel:
         if app is None:
             raise KeyError(f"no app {client_id} in tenant {tenant_id}")
         return app
+
+
+def _origin_of(url: str) -> str:
+    """``https://host[:port]`` of ``url``."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
 
 
 def unknown_tenant_error(tenant_id: str) -> EntraError:

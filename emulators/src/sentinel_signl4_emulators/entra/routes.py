@@ -2,9 +2,14 @@
 
 * ``POST /{tenant}/oauth2/v2.0/token`` — client credentials with ``client_secret`` (form or HTTP Basic) or a
   certificate-signed ``client_assertion``. What the async azure-identity credentials call (reference §5.3).
+  Also a user's device-code grant and refresh tokens (``sign_in``).
+* ``POST /{tenant}/oauth2/v2.0/devicecode`` — start a device-code sign-in (``sign_in``).
 * ``GET /{tenant}/v2.0/.well-known/openid-configuration`` — what MSAL (the sync credentials) reads first.
 * ``GET /{tenant}/discovery/v2.0/keys`` — the ``jwks_uri`` of that document (empty: tokens are opaque).
 * ``GET /common/discovery/instance`` — MSAL instance discovery, for clients pointed at it explicitly.
+
+The authority is the host a request was sent to: a national cloud's (``login.microsoftonline.us`` …,
+``entra.clouds``) issues tokens for that cloud's resources and says so in its metadata; any other is the public one.
 
 Errors carry the documented AADSTS body: ``error``, ``error_description`` (with trace/correlation/timestamp
 lines), ``error_codes``, ``timestamp``, ``trace_id``, ``correlation_id``, ``error_uri`` (reference §4.1).
@@ -23,7 +28,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from sentinel_signl4_emulators.entra.clouds import cloud_of_authority
 from sentinel_signl4_emulators.entra.model import EntraError, EntraModel, unknown_tenant_error
+from sentinel_signl4_emulators.entra.sign_in import DEVICE_CODE_GRANT
 
 __all__ = ["entra_routes"]
 
@@ -36,6 +43,7 @@ def entra_routes(entra: EntraModel) -> list[BaseRoute]:
     return [
         Route("/common/discovery/instance", api.instance_discovery, methods=["GET"]),
         Route("/{tenant}/oauth2/v2.0/token", api.token, methods=["POST"]),
+        Route("/{tenant}/oauth2/v2.0/devicecode", api.device_code, methods=["POST"]),
         Route("/{tenant}/v2.0/.well-known/openid-configuration", api.openid_configuration, methods=["GET"]),
         Route("/{tenant}/discovery/v2.0/keys", api.keys, methods=["GET"]),
     ]
@@ -50,6 +58,10 @@ class _EntraApi:
         form = await _token_form(request)
         endpoint = f"{_origin(request)}{request.url.path}"
         try:
+            if form.get("grant_type") in (DEVICE_CODE_GRANT, "refresh_token"):
+                answer = self.entra.device_sign_in.redeem(self.entra.tenant(tenant), form,
+                                                          authority=_origin(request))
+                return JSONResponse(answer, headers=_NO_STORE)
             issued = self.entra.issue_token(tenant, form, token_endpoint=endpoint)
         except EntraError as exc:
             return _error_response(exc, request)
@@ -61,11 +73,23 @@ class _EntraApi:
         }
         return JSONResponse(body, headers=_NO_STORE)
 
+    async def device_code(self, request: Request) -> Response:
+        cloud = cloud_of_authority(request.url.netloc)
+        try:
+            answer = self.entra.device_sign_in.start(
+                self.entra.tenant(request.path_params["tenant"]), await _token_form(request),
+                authority=_origin(request),
+                verification_uri=cloud.device_login_uri if cloud else "https://microsoft.com/devicelogin")
+        except EntraError as exc:
+            return _error_response(exc, request)
+        return JSONResponse(answer, headers=_NO_STORE)
+
     async def openid_configuration(self, request: Request) -> Response:
         tenant = request.path_params["tenant"]
         if not self.entra.has_tenant(tenant):
             return _error_response(unknown_tenant_error(tenant), request)
         base = f"{_origin(request)}/{tenant}"
+        cloud = cloud_of_authority(request.url.netloc)
         # Field set of the real document (reference §4.3); MSAL needs authorization_endpoint and token_endpoint
         # and derives the tenant from the token endpoint's first path segment.
         document = {
@@ -88,9 +112,9 @@ class _EntraApi:
             "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "name", "tid", "ver", "oid"],
             "kerberos_endpoint": f"{base}/kerberos",
             "tenant_region_scope": "EU",
-            "cloud_instance_name": "microsoftonline.com",
+            "cloud_instance_name": cloud.instance_name if cloud else "microsoftonline.com",
             "cloud_graph_host_name": "graph.windows.net",
-            "msgraph_host": "graph.microsoft.com",
+            "msgraph_host": cloud.graph_host if cloud else "graph.microsoft.com",
             "rbac_url": "https://pas.windows.net",
         }
         return JSONResponse(document)

@@ -29,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from sentinel_signl4_emulators.entra.clouds import graph_audiences
 from sentinel_signl4_emulators.entra.model import EntraModel, TokenInfo
 from sentinel_signl4_emulators.graph.directory_model import DirectoryError, DirectoryModel
 
@@ -63,7 +64,8 @@ class _DirectoryApi:
         self.directory = directory
 
     async def _call(self, request: Request) -> tuple[TokenInfo, dict[str, Any]]:
-        caller = self.entra.validate_bearer(request.headers.get("authorization"), _AUDIENCES)
+        caller = self.entra.validate_bearer(request.headers.get("authorization"),
+                                           graph_audiences(request.url.netloc, _AUDIENCES))
         if not isinstance(caller, TokenInfo):
             raise DirectoryError(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
         body: Any = {}

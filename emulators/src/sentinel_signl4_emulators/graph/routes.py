@@ -37,6 +37,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from sentinel_signl4_emulators.common.odata import And, Comparison, Expr, FieldType, Not, ODataError, Or, parse_filter
+from sentinel_signl4_emulators.entra.clouds import graph_audiences
 from sentinel_signl4_emulators.entra.model import BearerError, BearerProblem, EntraModel, TokenInfo, User
 from sentinel_signl4_emulators.graph.control import graph_control_routes
 from sentinel_signl4_emulators.graph.model import (
@@ -181,7 +182,8 @@ class _GraphApi:
         return response
 
     def _authenticate(self, request: Request) -> TokenInfo:
-        result = self.entra.validate_bearer(request.headers.get("authorization"), GRAPH_AUDIENCES)
+        result = self.entra.validate_bearer(request.headers.get("authorization"),
+                                           graph_audiences(request.url.netloc, GRAPH_AUDIENCES))
         if isinstance(result, TokenInfo):
             return result
         raise _authentication_error(result)

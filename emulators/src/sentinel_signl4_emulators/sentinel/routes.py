@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from sentinel_signl4_emulators.common.odata import FieldType, ODataError, OrderBy, Value, parse_filter, parse_orderby
+from sentinel_signl4_emulators.entra.clouds import arm_audiences
 from sentinel_signl4_emulators.entra.model import BearerError, BearerProblem, EntraModel, TokenInfo
 from sentinel_signl4_emulators.sentinel.model import (
     INCIDENT_FIELDS,
@@ -169,7 +170,8 @@ class _SentinelApi:
     # --- the ARM front door --------------------------------------------------------------------------------
 
     def _authenticate(self, request: Request, subscription_id: str) -> TokenInfo:
-        result = self.entra.validate_bearer(request.headers.get("authorization"), ARM_AUDIENCES)
+        result = self.entra.validate_bearer(request.headers.get("authorization"),
+                                           arm_audiences(request.url.netloc, ARM_AUDIENCES))
         if isinstance(result, TokenInfo):
             return result
         raise _authentication_error(result, self.sentinel.subscription_tenant(subscription_id))
