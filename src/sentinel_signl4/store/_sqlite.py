@@ -36,7 +36,7 @@ from sentinel_signl4.store.base import StoreReplacedError
 __all__ = ["BUSY_TIMEOUT_MS", "READERS", "WRITER_QUEUE_TIMEOUT_S", "FileGuard", "configure", "ensure_wal",
            "single_read_engine", "write_engine"]
 
-# How long a writer waits for the write lock (held by another of our write connections, or another process's)
+# How long a writer waits for the write lock (held by another process: this process has one write connection)
 # before failing with "database is locked". Transactions last milliseconds; a few seconds absorbs a checkpoint or a
 # slow disk. This process's own writes queue for its one writer thread, not here.
 BUSY_TIMEOUT_MS = 5000
