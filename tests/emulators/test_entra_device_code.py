@@ -38,6 +38,15 @@ async def poll(http: httpx.AsyncClient, world: DemoWorld, device_code: str,
                                  "device_code": device_code})
 
 
+async def signed_in(http: httpx.AsyncClient, world: DemoWorld, state: EmulatorState, user_id: str,
+                    scope: str) -> dict[str, Any]:
+    """The token answer of a device-code sign-in of ``user_id`` at the US Government authority for ``scope``."""
+    flow = (await start(http, world, scope)).json()
+    state.entra.device_sign_in.complete(flow["user_code"], user_id)
+    answer: dict[str, Any] = (await poll(http, world, flow["device_code"])).json()
+    return answer
+
+
 async def test_pending_until_the_user_signs_in_then_a_token_of_that_cloud_for_the_user(
         http: httpx.AsyncClient, world: DemoWorld, state: EmulatorState) -> None:
     user = state.entra.users(world.tenant_id)[0]
@@ -70,9 +79,7 @@ async def test_pending_until_the_user_signs_in_then_a_token_of_that_cloud_for_th
 async def test_a_refresh_token_gets_another_resource_of_the_same_cloud_without_a_new_sign_in(
         http: httpx.AsyncClient, world: DemoWorld, state: EmulatorState) -> None:
     user = state.entra.users(world.tenant_id)[0]
-    flow = (await start(http, world, f"{GOV_GRAPH}/.default")).json()
-    state.entra.device_sign_in.complete(flow["user_code"], user.object_id)
-    refresh = (await poll(http, world, flow["device_code"])).json()["refresh_token"]
+    refresh = (await signed_in(http, world, state, user.object_id, f"{GOV_GRAPH}/.default"))["refresh_token"]
 
     def refresh_form(token: str, scope: str) -> dict[str, str]:
         return {"grant_type": "refresh_token", "client_id": AZURE_CLI_CLIENT_ID, "refresh_token": token,
@@ -85,9 +92,7 @@ async def test_a_refresh_token_gets_another_resource_of_the_same_cloud_without_a
     elsewhere = await http.post(f"https://login.microsoftonline.com/{world.tenant_id}/oauth2/v2.0/token",
                                 data=refresh_form(refresh, "https://management.azure.com/.default"))
     assert elsewhere.status_code == 400 and elsewhere.json()["error"] == "invalid_grant"
-    flow = (await start(http, world, f"{GOV_GRAPH}/.default")).json()
-    state.entra.device_sign_in.complete(flow["user_code"], user.object_id)
-    refresh = (await poll(http, world, flow["device_code"])).json()["refresh_token"]
+    refresh = (await signed_in(http, world, state, user.object_id, f"{GOV_GRAPH}/.default"))["refresh_token"]
     granted = await http.post(url, data=refresh_form(refresh, f"{GOV_ARM}/.default"))
     assert granted.status_code == 200, granted.text
     info = state.entra.validate_bearer(f"Bearer {granted.json()['access_token']}", GOV_ARM)
@@ -108,9 +113,7 @@ async def test_an_expired_device_code_is_refused(http: httpx.AsyncClient, world:
 async def test_national_cloud_hosts_accept_their_own_audience_only(
         http: httpx.AsyncClient, world: DemoWorld, state: EmulatorState) -> None:
     user = state.entra.users(world.tenant_id)[0]
-    flow = (await start(http, world, f"{GOV_GRAPH}/.default")).json()
-    state.entra.device_sign_in.complete(flow["user_code"], user.object_id)
-    token = (await poll(http, world, flow["device_code"])).json()["access_token"]
+    token = (await signed_in(http, world, state, user.object_id, f"{GOV_GRAPH}/.default"))["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
     assert (await http.get(f"{GOV_GRAPH}/v1.0/applications", headers=headers)).status_code == 200
     assert (await http.get("https://graph.microsoft.com/v1.0/applications", headers=headers)).status_code == 401
