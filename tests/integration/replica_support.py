@@ -69,16 +69,17 @@ class ReplicaSet:
     names: list[str]
     ttl: float
     poll: str
+    request_timeout: float | None = None  # seconds per remote request; None: the product's
     replicas: list[Replica] = field(default_factory=list)
 
     @classmethod
     def build(cls, harness: Harness, store: StateStore, store_url: str, *, incidents: int, ttl: float,
-              poll: str) -> ReplicaSet:
+              poll: str, request_timeout: float | None = None) -> ReplicaSet:
         now = datetime.now(UTC)
         names = [harness.state.sentinel.create_incident(
             harness.world.workspace, title=f"Replica burst {n}", severity="High",
             created=now - timedelta(minutes=2, seconds=n))["name"] for n in range(incidents)]
-        return cls(harness, store, store_url, names, ttl, poll)
+        return cls(harness, store, store_url, names, ttl, poll, request_timeout)
 
     # -- processes ----------------------------------------------------------------------------------------------
     async def start(self, prefix: Sequence[str] = ()) -> Replica:
@@ -106,7 +107,8 @@ class ReplicaSet:
                        "signl4": {"webhook_url": f"{self.harness.server.base_url}/webhook/{secret}"}},
             extra_tables="[connectors.enrichment]\nenabled = false\n"), encoding="utf-8")
         log = self.harness.tmp / f"replica-{n}.log"
-        proc = _spawn([*prefix, sys.executable, str(DRIVER), str(config), str(self.ttl)], log)
+        timeout = [] if self.request_timeout is None else [str(self.request_timeout)]
+        proc = _spawn([*prefix, sys.executable, str(DRIVER), str(config), str(self.ttl), *timeout], log)
         replica = Replica(proc, log, source=self.harness.state.signl4.teams[
             self.harness.world.signl4_team_id].secrets[secret])
         self.replicas.append(replica)
