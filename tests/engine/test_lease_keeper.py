@@ -14,6 +14,10 @@ from sentinel_signl4.engine.leases import fence_for
 from sentinel_signl4.store import Lease, LeaseLostError, OutboxAction, StateStore
 
 TTL = 0.6  # seconds of real time: the keeper renews every 0.2 s
+# For the check that a held lease is still current after the keeper stopped: the keeper counts a lease as current
+# while more than a third of its TTL is left. With TTL that is 0.2 s after the last renewal, which a stalled event
+# loop on a loaded machine outlasts; with HELD_TTL it is 2 s.
+HELD_TTL = 3.0
 
 
 def utcnow() -> datetime:
@@ -35,9 +39,9 @@ async def acquire(store: StateStore, name: str, owner: str = "replica-a", ttl: f
 
 async def test_held_leases_outlive_their_ttl_renewed_together_in_their_epoch(store: StateStore) -> None:
     keeper = LeaseKeeper(store, "replica-a", utcnow)
-    leases = [await acquire(store, f"connector:c{i}") for i in range(20)]
+    leases = [await acquire(store, f"connector:c{i}", ttl=HELD_TTL) for i in range(20)]
     for lease in leases:
-        keeper.hold(lease, TTL)
+        keeper.hold(lease, HELD_TTL)
     first_expiry = max(lease.expires_at for lease in leases)
 
     async def all_renewed_past_first_expiry() -> bool:
@@ -57,7 +61,7 @@ async def test_held_leases_outlive_their_ttl_renewed_together_in_their_epoch(sto
     assert len({row.expires_at for row in rows if row is not None}) == 1
     # Other replicas are still refused: the leases never lapsed.
     assert keeper.current(leases[0].name) is not None
-    assert await store.acquire_lease(leases[0].name, "replica-b", utcnow(), TTL) is None
+    assert await store.acquire_lease(leases[0].name, "replica-b", utcnow(), HELD_TTL) is None
 
 
 async def test_a_lease_taken_over_while_paused_is_dropped_and_its_fence_refused(store: StateStore) -> None:

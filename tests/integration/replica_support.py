@@ -52,6 +52,11 @@ class Replica:
     def text(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
+    def started(self) -> bool:
+        """Its first line (the JSON with its id) is out."""
+        first = self.text().partition("\n")
+        return bool(first[1]) and first[0].startswith("{")
+
     def tail(self, lines: int = 20) -> str:
         return f"--- last {lines} lines of {self.log.name} ---\n" + "\n".join(self.text().splitlines()[-lines:])
 
@@ -64,22 +69,35 @@ class ReplicaSet:
     names: list[str]
     ttl: float
     poll: str
+    request_timeout: float | None = None  # seconds per remote request; None: the product's
     replicas: list[Replica] = field(default_factory=list)
 
     @classmethod
     def build(cls, harness: Harness, store: StateStore, store_url: str, *, incidents: int, ttl: float,
-              poll: str) -> ReplicaSet:
+              poll: str, request_timeout: float | None = None) -> ReplicaSet:
         now = datetime.now(UTC)
         names = [harness.state.sentinel.create_incident(
             harness.world.workspace, title=f"Replica burst {n}", severity="High",
             created=now - timedelta(minutes=2, seconds=n))["name"] for n in range(incidents)]
-        return cls(harness, store, store_url, names, ttl, poll)
+        return cls(harness, store, store_url, names, ttl, poll, request_timeout)
 
     # -- processes ----------------------------------------------------------------------------------------------
     async def start(self, prefix: Sequence[str] = ()) -> Replica:
-        """Start replica ``n`` (0, 1, …). It sends to the team through a webhook secret of its own (an integration
-        secret: another event source of the same team), so the test can tell which replica sent what
-        (``sent_by``)."""
+        """Start replica ``n`` (0, 1, …) and wait for its first line. It sends to the team through a webhook secret
+        of its own (an integration secret: another event source of the same team), so the test can tell which
+        replica sent what (``sent_by``)."""
+        (replica,) = await self.start_together(1, prefix)
+        return replica
+
+    async def start_together(self, count: int, prefix: Sequence[str] = ()) -> list[Replica]:
+        """Start ``count`` replicas at once (each as ``start`` does), then wait until every one has started."""
+        started = [self._spawn(prefix) for _ in range(count)]
+        for replica in started:
+            await self.wait_until(f"replica {self.replicas.index(replica)} to start", replica.started)
+            replica.info = json.loads(replica.text().partition("\n")[0])
+        return started
+
+    def _spawn(self, prefix: Sequence[str]) -> Replica:
         n = len(self.replicas)
         secret = self.harness.state.signl4.add_team_secret(self.harness.world.signl4_team_id)
         config = self.harness.tmp / f"replica-{n}.toml"
@@ -89,17 +107,11 @@ class ReplicaSet:
                        "signl4": {"webhook_url": f"{self.harness.server.base_url}/webhook/{secret}"}},
             extra_tables="[connectors.enrichment]\nenabled = false\n"), encoding="utf-8")
         log = self.harness.tmp / f"replica-{n}.log"
-        proc = _spawn([*prefix, sys.executable, str(DRIVER), str(config), str(self.ttl)], log)
+        timeout = [] if self.request_timeout is None else [str(self.request_timeout)]
+        proc = _spawn([*prefix, sys.executable, str(DRIVER), str(config), str(self.ttl), *timeout], log)
         replica = Replica(proc, log, source=self.harness.state.signl4.teams[
             self.harness.world.signl4_team_id].secrets[secret])
         self.replicas.append(replica)
-
-        def started() -> bool:
-            first = replica.text().partition("\n")
-            return bool(first[1]) and first[0].startswith("{")
-
-        await self.wait_until(f"replica {n} to start", started)
-        replica.info = json.loads(replica.text().partition("\n")[0])
         return replica
 
     def stop_all(self) -> None:

@@ -4,21 +4,17 @@ refused and everything keeps running. Reloads come from SIGHUP and from the file
 
 from __future__ import annotations
 
-import asyncio
-import json
 import signal
-import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from crash_support import free_port
 from integration_harness import Harness
+from process_support import RunProcess
 from sentinel_signl4.domain import external_id_for
 from sentinel_signl4.store import StateStore
 from sentinel_signl4.store.factory import open_store
@@ -26,27 +22,18 @@ from sentinel_signl4_emulators.common.faults import FaultRule
 
 pytestmark = pytest.mark.slow
 
-DEADLINE = 90.0  # per wait; generous for a loaded machine, never reached when things work
 EVENTS_API = r"^/api/v2/events/"
+# The installed console script, not ``python -m``: what a service unit starts.
+SCRIPT = (str(Path(sys.executable).parent / "sentinel-signl4"),)
 
 
-async def until(condition: Callable[[], bool], what: str, within: float = DEADLINE) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        await asyncio.sleep(0.1)
-
-
-class RunProcess:
+class TwoConnectors(RunProcess):
     """``sentinel-signl4 run`` on a config file with two connectors: alpha pages High incidents through the
     webhook, beta Medium ones through the REST events API (so a fault can hold beta's pages alone)."""
 
     def __init__(self, harness: Harness, tmp: Path) -> None:
+        super().__init__(tmp, SCRIPT)
         self.harness = harness
-        self.path = tmp / "config.toml"
-        self.log = tmp / "run.log"
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def text(self, *, beta: dict[str, Any] | None = None, with_beta: bool = True) -> str:
         shared = {"allow_shared_team": True}
@@ -70,34 +57,13 @@ class RunProcess:
         scratch.write_text(text, encoding="utf-8")
         scratch.replace(self.path)
 
-    def start(self) -> None:
-        with self.log.open("w") as sink:
-            self.proc = subprocess.Popen([str(Path(sys.executable).parent / "sentinel-signl4"), "run", "--config",
-                                          str(self.path)], stdout=sink, stderr=subprocess.STDOUT)
-
-    def events(self) -> list[dict[str, Any]]:
-        lines = self.log.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.startswith("{")]
-
-    def seen(self, event: str, count: int = 1, **fields: object) -> bool:
-        assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
-        return sum(e.get("event") == event and all(e.get(k) == v for k, v in fields.items())
-                   for e in self.events()) >= count
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=DEADLINE)
-
 
 @pytest.fixture
-async def running(harness: Harness, tmp_path: Path) -> AsyncIterator[RunProcess]:
-    run = RunProcess(harness, tmp_path)
+async def running(harness: Harness, tmp_path: Path) -> AsyncIterator[TwoConnectors]:
+    run = TwoConnectors(harness, tmp_path)
     yield run
     harness.state.faults.clear()
-    if run.proc is not None and run.proc.poll() is None:
-        run.proc.kill()
-        run.proc.wait()
+    run.finish()
 
 
 @pytest.fixture
@@ -125,32 +91,32 @@ async def held_lease(store: StateStore, name: str) -> tuple[str, int, bool]:
 
 
 async def test_sighup_rebuilds_only_the_edited_connector_and_its_queued_page_goes_out_once(
-        harness: Harness, running: RunProcess, store: StateStore) -> None:
+        harness: Harness, running: TwoConnectors, store: StateStore) -> None:
     running.write(running.text())
     running.start()
-    await until(lambda: running.seen("started"), "the process to start")
+    await running.until(lambda: running.seen("started"), "the process to start")
     first_alpha = incident(harness, "Alpha before the reload", "High")
-    await until(lambda: alerts_for(harness, first_alpha) == 1, "alpha's first page")
+    await running.until(lambda: alerts_for(harness, first_alpha) == 1, "alpha's first page")
     alpha_before = await held_lease(store, "alpha")
     assert alpha_before[2]
 
     # beta's SIGNL4 answers 503: its page stays queued in the outbox (retried with backoff).
     outage = harness.state.faults.add(FaultRule(path=EVENTS_API, method="POST", kind="status", status=503))
     queued = incident(harness, "Beta queued across the reload", "Medium")
-    await until(lambda: outage.fired >= 1, "beta to try its page")
+    await running.until(lambda: outage.fired >= 1, "beta to try its page")
     beta_before = await held_lease(store, "beta")
 
     running.write(running.text(beta={"connector": {"poll_interval": "2s", "display_name": "Beta edited"}}))
-    running.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
-    await until(lambda: running.seen("config_reloaded", changed=["beta"]), "the reload of beta")
+    running.signal(signal.SIGHUP)
+    await running.until(lambda: running.seen("config_reloaded", changed=["beta"]), "the reload of beta")
     reloaded = next(e for e in running.events() if e.get("event") == "config_reloaded")
     assert reloaded["unchanged"] == ["alpha"] and reloaded["added"] == [] and reloaded["removed"] == []
     assert alerts_for(harness, queued) == 0  # still queued: SIGNL4 refused every try so far
     harness.state.faults.clear()
 
-    await until(lambda: alerts_for(harness, queued) == 1, "beta's queued page after the reload")
+    await running.until(lambda: alerts_for(harness, queued) == 1, "beta's queued page after the reload")
     later_alpha = incident(harness, "Alpha after the reload", "High")
-    await until(lambda: alerts_for(harness, later_alpha) == 1, "alpha's page after the reload")
+    await running.until(lambda: alerts_for(harness, later_alpha) == 1, "alpha's page after the reload")
     beta_after = await held_lease(store, "beta")
     # beta gave its lease up and took it again (a new epoch); alpha kept its lease in the same epoch throughout.
     assert beta_after[1] > beta_before[1]
@@ -158,7 +124,7 @@ async def test_sighup_rebuilds_only_the_edited_connector_and_its_queued_page_goe
     assert not running.seen("connector_stopped", connector="alpha")
     # More cycles of the rebuilt beta: its queued page is not sent again.
     later_beta = incident(harness, "Beta after the reload", "Medium")
-    await until(lambda: alerts_for(harness, later_beta) == 1, "the rebuilt beta's next page")
+    await running.until(lambda: alerts_for(harness, later_beta) == 1, "the rebuilt beta's next page")
     assert running.seen("connector_started", connector="beta")
     assert alerts_for(harness, queued) == 1
     assert alerts_for(harness, first_alpha) == 1
@@ -166,35 +132,35 @@ async def test_sighup_rebuilds_only_the_edited_connector_and_its_queued_page_goe
 
 
 async def test_file_edits_refuse_an_invalid_config_and_stop_a_removed_connector(
-        harness: Harness, running: RunProcess, store: StateStore) -> None:
+        harness: Harness, running: TwoConnectors, store: StateStore) -> None:
     running.write(running.text())
     running.start()
-    await until(lambda: running.seen("started"), "the process to start")
+    await running.until(lambda: running.seen("started"), "the process to start")
     beta_page = incident(harness, "Beta before the edits", "Medium")
-    await until(lambda: alerts_for(harness, beta_page) == 1, "beta's first page")
+    await running.until(lambda: alerts_for(harness, beta_page) == 1, "beta's first page")
     alpha_before = await held_lease(store, "alpha")
 
     # An invalid edit, no signal: the file watch finds it, it is refused, both connectors keep running.
     running.write(running.text().replace("[[connectors]]", "[[connectors]]\nbogus = 1", 1))
-    await until(lambda: running.seen("config_reload_refused", reason="file_changed"), "the refusal")
+    await running.until(lambda: running.seen("config_reload_refused", reason="file_changed"), "the refusal")
     refused = next(e for e in running.events() if e.get("event") == "config_reload_refused")
     assert "bogus" in str(refused["problems"])
     after_refusal = incident(harness, "Beta after the refusal", "Medium")
-    await until(lambda: alerts_for(harness, after_refusal) == 1, "beta still paging after the refusal")
+    await running.until(lambda: alerts_for(harness, after_refusal) == 1, "beta still paging after the refusal")
 
     # beta removed from the file: it stops and releases its lease; alpha goes on in the same lease epoch.
     running.write(running.text(with_beta=False))
-    await until(lambda: running.seen("connector_stopped", connector="beta"), "beta to stop")
+    await running.until(lambda: running.seen("connector_stopped", connector="beta"), "beta to stop")
     owner, _, live = await held_lease(store, "beta")
     assert not live, "beta's lease is still held after it was removed"
     reloaded = next(e for e in running.events() if e.get("event") == "config_reloaded")
     assert reloaded["removed"] == ["beta"] and reloaded["unchanged"] == ["alpha"]
     alpha_page = incident(harness, "Alpha after beta left", "High")
-    await until(lambda: alerts_for(harness, alpha_page) == 1, "alpha paging after beta left")
+    await running.until(lambda: alerts_for(harness, alpha_page) == 1, "alpha paging after beta left")
     orphan = incident(harness, "Medium after beta left", "Medium")
     # alpha's next cycles run, and nothing pages for beta any more.
     alpha_again = incident(harness, "Alpha once more", "High")
-    await until(lambda: alerts_for(harness, alpha_again) == 1, "alpha's next cycle")
+    await running.until(lambda: alerts_for(harness, alpha_again) == 1, "alpha's next cycle")
     assert alerts_for(harness, orphan) == 0
     assert await held_lease(store, "alpha") == (alpha_before[0], alpha_before[1], True)
     assert owner == alpha_before[0]  # the same process held both

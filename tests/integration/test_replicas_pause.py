@@ -32,13 +32,18 @@ WEBHOOK = r"^/webhook/"
 BURST = 24
 ANSWERED = 6  # sends answered before the hold starts
 TTL = 3.0
+# Held sends end by timing out, A's once it is resumed and B's once the test lets go: 5 s per request instead of the
+# product's 15 s, which the test would otherwise sit through twice. Each replica is checked (and A frozen) within
+# milliseconds of its sends being held, long before they could time out.
+REQUEST_TIMEOUT = 5.0
 
 
 @pytest.fixture
 async def replicas(harness: Harness, any_store_url: str) -> AsyncIterator[ReplicaSet]:  # noqa: F811
     store = open_store(any_store_url)
     await store.migrate()
-    made = ReplicaSet.build(harness, store, any_store_url, incidents=BURST, ttl=TTL, poll="0.5s")
+    made = ReplicaSet.build(harness, store, any_store_url, incidents=BURST, ttl=TTL, poll="0.5s",
+                          request_timeout=REQUEST_TIMEOUT)
     yield made
     await made.close()
 

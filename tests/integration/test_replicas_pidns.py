@@ -54,8 +54,7 @@ async def replicas(harness: Harness, any_store_url: str) -> AsyncIterator[Replic
 async def test_two_pid_1_replicas_under_one_host_name_never_take_each_others_lease(replicas: ReplicaSet) -> None:
     r = replicas
     prefix = _namespaces_or_skip()
-    a = await r.start(prefix)
-    b = await r.start(prefix)
+    a, b = await r.start_together(2, prefix)
     assert (a.info["pid"], b.info["pid"]) == (1, 1), "each replica should be PID 1 of its own namespace"
     assert a.info["host"] == b.info["host"] == HOST
     assert a.id != b.id

@@ -16,7 +16,7 @@ from sentinel_signl4.domain import ActionKind, ActionState
 from source_sides import side_for
 from sync_support import ONLY_FRESH_HIGH, TOKEN, Sync, ext
 
-BURST = 30
+BURST = 18  # three windows of tags: the budget refills twice, and the acknowledgements meet a backlog
 # The emulator allows 12 incident PUTs and 12 comment PUTs per 3 s; the connector budgets 10 of each, 4 of the
 # incident writes kept for reverse sync (tags take at most 6 per window).
 EMULATOR_LIMITS = {"window": 3, "limits": {"incidents": 12, "comments": 12}}

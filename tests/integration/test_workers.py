@@ -7,14 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,36 +18,25 @@ from typing import Any
 import httpx
 import pytest
 
-from crash_support import free_port
 from integration_harness import Harness
+from process_support import RunProcess
 from sentinel_signl4.domain import external_id_for
 from sentinel_signl4.worker_protocol import partition_of
 from store_fixtures import any_store_url  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow
 
-DEADLINE = 90.0  # per wait; generous for a loaded machine, never reached when things work
 TOKEN = "workers-webhook-token-0123456789abcdef"
 CONNECTORS = [f"tenant{n}" for n in range(6)]
 
 
-async def until(condition: Callable[[], bool], what: str, run: WorkersRun) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}\n{run.tail()}"
-        await asyncio.sleep(0.1)
-
-
-class WorkersRun:
+class WorkersRun(RunProcess):
     """``sentinel-signl4 run --workers 2`` on a config with ``CONNECTORS``, each paging the fresh High incidents
     of the demo workspace under its own ExternalID and tag."""
 
     def __init__(self, harness: Harness, tmp: Path) -> None:
+        super().__init__(tmp)
         self.harness = harness
-        self.path = tmp / "config.toml"
-        self.log = tmp / "run.log"
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def write(self, poll_interval: str, store_url: str | None = None, *, names: list[str] | None = None) -> None:
         texts = [self.harness.config_text(
@@ -65,22 +50,8 @@ class WorkersRun:
         text = texts[0] + "".join("\n" + t[t.index("[[connectors]]"):] for t in texts[1:])
         self.path.write_text(text, encoding="utf-8")
 
-    def start(self) -> None:
-        with self.log.open("w") as sink:
-            self.proc = subprocess.Popen([sys.executable, "-m", "sentinel_signl4", "run", "--config",
-                                          str(self.path), "--workers", "2"], stdout=sink, stderr=subprocess.STDOUT)
-
-    def events(self, event: str) -> list[dict[str, Any]]:
-        lines = self.log.read_text(encoding="utf-8").splitlines()
-        parsed = [json.loads(line) for line in lines if line.startswith("{")]
-        return [e for e in parsed if e.get("event") == event]
-
-    def alive(self) -> bool:
-        assert self.proc is not None
-        return self.proc.poll() is None
-
-    def tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log.read_text(encoding="utf-8").splitlines()[-lines:])
+    def start_workers(self) -> None:
+        self.start("--workers", "2")
 
     def worker_pids(self) -> dict[int, int]:
         """The latest PID of each worker, from the parent's ``worker_started`` lines."""
@@ -104,22 +75,18 @@ class WorkersRun:
         wanted = {external_id_for(c, i) for c in names or CONNECTORS for i in incident_ids}
         return Counter(a.external_id for a in self.harness.alerts() if a.external_id in wanted)
 
-    def stop(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=DEADLINE)
+    def finish(self) -> None:
+        super().finish()
+        for pid in self.worker_pids().values() if self.log.exists() else ():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture
 async def workers(harness: Harness, tmp_path: Path) -> AsyncIterator[WorkersRun]:
     run = WorkersRun(harness, tmp_path)
     yield run
-    if run.proc is not None and run.proc.poll() is None:
-        run.proc.kill()
-        run.proc.wait()
-    for pid in run.worker_pids().values() if run.log.exists() else ():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    run.finish()
 
 
 def gone(pid: int) -> bool:
@@ -138,23 +105,23 @@ async def test_two_workers_page_every_incident_once_survive_a_kill_9_and_stop_on
         harness: Harness, workers: WorkersRun, any_store_url: str) -> None:  # noqa: F811
     first = workers.incidents(4, "Before the start")
     workers.write("1s", any_store_url)
-    workers.start()
-    await until(lambda: len(workers.worker_pids()) == 2, "two workers", workers)
+    workers.start_workers()
+    await workers.until(lambda: len(workers.worker_pids()) == 2, "two workers")
     expected = len(first) * len(CONNECTORS)
-    await until(lambda: len(workers.paged(first)) == expected, "every incident paged by every connector", workers)
+    await workers.until(lambda: len(workers.paged(first)) == expected, "every incident paged by every connector")
     # The parent runs no connector, yet its readiness shows all six, as its workers report them.
-    await until(lambda: workers.ready() is not None, "/readyz 200", workers)
+    await workers.until(lambda: workers.ready() is not None, "/readyz 200")
     ready = workers.ready()
     assert ready is not None and set(ready["connectors"]) == set(CONNECTORS), ready
 
     victim = workers.worker_pids()[0]
     os.kill(victim, signal.SIGKILL)
-    await until(lambda: workers.worker_pids()[0] != victim, "worker 0 restarted", workers)
+    await workers.until(lambda: workers.worker_pids()[0] != victim, "worker 0 restarted")
     assert workers.events("worker_exited")[0]["code"] == -signal.SIGKILL
     second = workers.incidents(4, "After the kill")
     expected += len(second) * len(CONNECTORS)
-    await until(lambda: len(workers.paged(first + second)) == expected,
-                "the incidents created after the kill paged by every connector", workers)
+    await workers.until(lambda: len(workers.paged(first + second)) == expected,
+                        "the incidents created after the kill paged by every connector")
     await asyncio.sleep(3)  # a few more cycles of every connector: a double page would show now
     counts = workers.paged(first + second)
     assert len(counts) == expected and set(counts.values()) == {1}, counts
@@ -170,8 +137,8 @@ async def test_a_webhook_wakes_the_worker_that_runs_the_connector(harness: Harne
     # One hour between polls: only a wake can bring the acknowledgement to Sentinel within the test.
     (incident,) = workers.incidents(1, "Acknowledged from the phone")
     workers.write("1h")
-    workers.start()
-    await until(lambda: len(workers.paged([incident])) == len(CONNECTORS), "the first cycles' pages", workers)
+    workers.start_workers()
+    await workers.until(lambda: len(workers.paged([incident])) == len(CONNECTORS), "the first cycles' pages")
     target = CONNECTORS[-1]
     alert = harness.alerts(external_id_for(target, incident))[0]
     harness.state.signl4.register_webhook(harness.world.signl4_subscription_id,
@@ -185,23 +152,23 @@ async def test_a_webhook_wakes_the_worker_that_runs_the_connector(harness: Harne
     def acknowledged() -> bool:
         return bool(harness.incident(name)["properties"]["status"] == "Active")
 
-    await until(acknowledged, f"{target}'s worker to apply the acknowledgement", workers)
+    await workers.until(acknowledged, f"{target}'s worker to apply the acknowledgement")
     assert harness.incident(name)["properties"]["owner"]["objectId"] == harness.world.users[0].object_id
     assert workers.stop() == 0, workers.tail()
 
 
 async def test_a_reload_reaches_the_workers_and_a_new_connector_pages(harness: Harness, workers: WorkersRun) -> None:
     workers.write("1s")
-    workers.start()
-    await until(lambda: workers.ready() is not None, "/readyz 200", workers)
+    workers.start_workers()
+    await workers.until(lambda: workers.ready() is not None, "/readyz 200")
     grown = [*CONNECTORS, "tenant6"]
     workers.write("1s", names=grown)
     assert workers.proc is not None
-    workers.proc.send_signal(signal.SIGHUP)
-    await until(lambda: (workers.ready() or {}).get("connectors", {}).get("tenant6") == "ok",
-                "the new connector's first cycle, reported by its worker", workers)
+    workers.signal(signal.SIGHUP)
+    await workers.until(lambda: (workers.ready() or {}).get("connectors", {}).get("tenant6") == "ok",
+                        "the new connector's first cycle, reported by its worker")
     incidents = workers.incidents(2, "After the reload")
-    await until(lambda: len(workers.paged(incidents, grown)) == 2 * len(grown), "pages of all seven", workers)
+    await workers.until(lambda: len(workers.paged(incidents, grown)) == 2 * len(grown), "pages of all seven")
     assert set(workers.paged(incidents, grown).values()) == {1}
     assert not workers.events("worker_exited")  # reloaded in place, not restarted
     assert workers.stop() == 0, workers.tail()

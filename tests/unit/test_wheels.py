@@ -48,9 +48,14 @@ def _requirements(wheel: zipfile.ZipFile) -> dict[str, set[str | None]]:
     return found
 
 
-def test_product_wheel_ships_no_emulator_and_no_test_code(tmp_path: Path) -> None:
-    wheel = _build(ROOT, tmp_path)
-    names = wheel.namelist()
+@pytest.fixture(scope="module")
+def product_wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
+    """The product's wheel, built once for the checks that only read it."""
+    return _build(ROOT, tmp_path_factory.mktemp("product-wheel"))
+
+
+def test_product_wheel_ships_no_emulator_and_no_test_code(product_wheel: zipfile.ZipFile) -> None:
+    names = product_wheel.namelist()
     packages = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert packages == {"sentinel_signl4"}
     assert not [n for n in names if "emulators" in n or "/tests/" in n or n.startswith("tests/")]
@@ -60,8 +65,8 @@ def test_product_wheel_ships_no_emulator_and_no_test_code(tmp_path: Path) -> Non
     assert "sentinel_signl4/example-config.toml" in names
 
 
-def test_product_wheel_declares_no_test_only_dependency(tmp_path: Path) -> None:
-    requires = _requirements(_build(ROOT, tmp_path))
+def test_product_wheel_declares_no_test_only_dependency(product_wheel: zipfile.ZipFile) -> None:
+    requires = _requirements(product_wheel)
     runtime = {name for name, extras in requires.items() if None in extras}
     assert {"httpx", "sqlalchemy", "alembic", "pydantic", "typer"} <= runtime
     assert not runtime & {"trustme", "asyncpg", "sentinel-signl4-emulators", "pytest", "hypothesis", "psutil"}
