@@ -4,15 +4,10 @@ parent runs no connector, yet its scrape shows the counters the workers' cycles 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
 import os
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,14 +15,13 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from crash_support import free_port
 from integration_harness import Harness
+from process_support import DEADLINE, RunProcess
 from sentinel_signl4.domain import external_id_for
 from sentinel_signl4.worker_protocol import partition_of
 
 pytestmark = pytest.mark.slow
 
-DEADLINE = 90.0  # per wait; generous for a loaded machine, never reached when things work
 #: One connector in each worker (``partition_of``), so that the victim's partition is not the whole run.
 VICTIM, OTHER = "tenant0", "tenant5"
 CONNECTORS = [VICTIM, OTHER]
@@ -37,18 +31,15 @@ PAGE_ACTIONS = ("s4s_actions_total", {"kind": "raise_signl", "outcome": "done"})
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-class MetricsRun:
+class MetricsRun(RunProcess):
     """``run --workers 2`` on a config with ``CONNECTORS``, each paging the fresh High incidents of the demo
     workspace under its own ExternalID; ``/metrics`` on the public listener (no console user)."""
 
     def __init__(self, harness: Harness, tmp: Path) -> None:
+        super().__init__(tmp)
         self.harness = harness
-        self.path = tmp / "config.toml"
-        self.log = tmp / "run.log"
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, *args: str) -> None:
         texts = [self.harness.config_text(
             name=name, server={"host": "127.0.0.1", "port": self.port},
             overrides={"logging": {"format": "json"}, "filter": {"severities": ["High"], "max_age": "15m"},
@@ -57,18 +48,11 @@ class MetricsRun:
                  for name in CONNECTORS]
         text = texts[0] + "".join("\n" + t[t.index("[[connectors]]"):] for t in texts[1:])
         self.path.write_text(text, encoding="utf-8")
-        with self.log.open("w") as sink:
-            self.proc = subprocess.Popen([sys.executable, "-m", "sentinel_signl4", "run", "--config",
-                                          str(self.path), "--workers", "2"], stdout=sink, stderr=subprocess.STDOUT)
-
-    def tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log.read_text(encoding="utf-8").splitlines()[-lines:])
+        super().start("--workers", "2", *args)
 
     def worker_pids(self) -> dict[int, int]:
         """The latest PID of each worker, from the parent's ``worker_started`` lines."""
-        lines = self.log.read_text(encoding="utf-8").splitlines()
-        events = [json.loads(line) for line in lines if line.startswith("{")]
-        return {int(e["worker"]): int(e["pid"]) for e in events if e.get("event") == "worker_started"}
+        return {int(e["worker"]): int(e["pid"]) for e in self.events("worker_started")}
 
     def scrape(self) -> Series | None:
         """The parent's ``/metrics``, every sample by name and labels (None while it does not answer)."""
@@ -99,20 +83,11 @@ def value(series: Series | None, metric: tuple[str, dict[str, str]], connector: 
     return (series or {}).get((name, frozenset({**labels, "connector": connector}.items())), 0.0)
 
 
-async def until(condition: Callable[[], bool], what: str, run: MetricsRun) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}\n{run.tail()}"
-        await asyncio.sleep(0.2)
-
-
 @pytest.fixture
 async def metrics_run(harness: Harness, tmp_path: Path) -> AsyncIterator[MetricsRun]:
     run = MetricsRun(harness, tmp_path)
     yield run
-    if run.proc is not None and run.proc.poll() is None:
-        run.proc.kill()
-        run.proc.wait()
+    run.finish()
     for pid in run.worker_pids().values() if run.log.exists() else ():
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -134,7 +109,7 @@ async def test_worker_counters_reach_the_parent_and_survive_a_kill_9_of_the_work
         return series is not None and all(
             value(series, metric, c) == run.signls(c) > 0 for c in CONNECTORS for metric in (PAGES, PAGE_ACTIONS))
 
-    await until(counted_as_sent, "the pages of both workers counted on the parent's /metrics", run)
+    await run.until(counted_as_sent, "the pages of both workers counted on the parent's /metrics")
     before = run.scrape()
     assert before is not None
     had = value(before, PAGES, VICTIM)
@@ -150,7 +125,7 @@ async def test_worker_counters_reach_the_parent_and_survive_a_kill_9_of_the_work
         lowest.append(value(run.scrape(), PAGES, VICTIM))  # scraped while the worker is dead and restarting
         return run.worker_pids()[partition_of(VICTIM, 2)] != victim
 
-    await until(restarted, "the victim's worker restarted", run)
+    await run.until(restarted, "the victim's worker restarted")
     assert min(lowest) == had, lowest
     created = run.incidents(2, "After the kill")
 
@@ -158,7 +133,7 @@ async def test_worker_counters_reach_the_parent_and_survive_a_kill_9_of_the_work
         lowest.append(value(run.scrape(), PAGES, VICTIM))
         return run.signls(VICTIM) == had + len(created) and value(run.scrape(), PAGES, VICTIM) == had + len(created)
 
-    await until(paged_after_restart, "the new worker's pages added to the count the parent had", run)
+    await run.until(paged_after_restart, "the new worker's pages added to the count the parent had")
     assert min(lowest) == had, lowest  # never below what it was before the kill
     after = run.scrape()
     assert value(after, PAGE_ACTIONS, VICTIM) == had + len(created)
