@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,3 +101,33 @@ async def test_reads_answer_while_every_writer_waits_for_the_lock_and_the_writes
         assert await store.get_cursor("c1", f"w{n}") == f"written {n}"
     assert await store.get_cursor("c1", "other_process") == "held the lock"
     assert write_pool(store).checkedout() == 0
+
+
+async def test_a_write_that_waited_past_the_queue_timeout_fails_without_running(
+        store: SqlStateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+    tx = store._tx
+    monkeypatch.setattr(tx, "_queue_timeout", 0.05)  # white-box: the writer's queue limit (120 s in production)
+    busy, release = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def hold(_conn: object) -> None:
+        busy.set()
+        release.wait(DEADLINE)
+        ran.append("first")
+
+    def second(_conn: object) -> None:
+        ran.append("second")
+
+    first = asyncio.create_task(tx.write(hold))
+    await asyncio.to_thread(busy.wait, DEADLINE)
+    late = asyncio.create_task(tx.write(second))
+    await asyncio.sleep(0.2)  # the second write waits behind the first for longer than the limit
+    release.set()
+    await first
+    with pytest.raises(PoolTimeoutError, match=r"waited .* for this process.s SQLite writer"):
+        await late
+    assert ran == ["first"]
+    await store.set_cursor("c1", "after", "the writer goes on")  # the next write runs (it did not wait)
+    assert await store.get_cursor("c1", "after") == "the writer goes on"
