@@ -56,12 +56,9 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0)
-# One client serves every connector of the process, and a request holds its connection for its whole round trip:
-# 5,000 connectors at a 30-s interval make over 300 requests a second, so at ARM's typical 100–300 ms a pool of 50
-# was the limit (requests queued for a connection past the connect timeout while neither end was busy; measured
-# with bench/scale.py). Idle connections close after 30 s, below the idle timeouts of Azure front ends (about 4
-# minutes), so a small installation keeps only the few it uses.
-DEFAULT_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=100, keepalive_expiry=30.0)
+# A connector talks to three or four hosts; 20 kept-alive connections cover bursts of PUTs without opening a
+# socket per request, and the 30 s expiry stays below the idle timeouts of Azure front ends (about 4 minutes).
+DEFAULT_LIMITS = httpx.Limits(max_connections=50, max_keepalive_connections=20, keepalive_expiry=30.0)
 
 _MAX_REMOTE_TEXT = 300
 
