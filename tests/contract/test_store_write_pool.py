@@ -131,3 +131,28 @@ async def test_a_write_that_waited_past_the_queue_timeout_fails_without_running(
     assert ran == ["first"]
     await store.set_cursor("c1", "after", "the writer goes on")  # the next write runs (it did not wait)
     assert await store.get_cursor("c1", "after") == "the writer goes on"
+
+
+async def test_a_write_whose_caller_stopped_waiting_still_commits_as_a_whole(
+        store: SqlStateStore, other_process_writing: sqlite3.Connection) -> None:
+    # store.transactions: a body that started runs to its end (like a statement already sent to a server); the
+    # caller that was cancelled sees nothing, the next reader sees all of it or, had it failed, none of it.
+    await store.enqueue(make_action("raise:1", incident_id="inc-1"), NOW)
+    other_process_writing.execute("BEGIN IMMEDIATE")
+    write = asyncio.create_task(store.complete("raise:1", NOW, {"event_id": "ev-1"},
+                                               link=make_link("inc-1", external_id="ext-1")))
+    while write_pool(store).checkedout() < WRITERS:  # the write started: it waits for the lock in the writer thread
+        assert not write.done()
+        await asyncio.sleep(0.01)
+    write.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await write
+    assert await store.get_link("c1", "inc-1") is None  # not committed yet: the lock is still held
+    other_process_writing.execute("COMMIT")
+    async with asyncio.timeout(DEADLINE):
+        while write_pool(store).checkedout():  # until the writer thread has finished the cancelled caller's body
+            assert not other_process_writing.in_transaction
+            await asyncio.sleep(0.01)
+    assert await store.get_link("c1", "inc-1") is not None
+    done = await store.get_action("raise:1")
+    assert done is not None and done.state is ActionState.DONE  # the row and its link, in one transaction
