@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 
 import structlog
 
+from sentinel_signl4.engine.admission import CycleSlots
 from sentinel_signl4.engine.connector import ConnectorRuntime
 from sentinel_signl4.engine.failures import describe_error, leaf_errors
 from sentinel_signl4.engine.health import store_error_message
@@ -67,10 +68,10 @@ class Supervisor:
                  clock: Callable[[], datetime] = _utcnow, owner: str | None = None,
                  lease_ttl: float | None = None,
                  on_report: Callable[[PollReport], None] | None = None,
-                 instance: Registration | None = None) -> None:
+                 instance: Registration | None = None, slots: CycleSlots | None = None) -> None:
         """``instance``: this replica's registration (its instance file, locked); its id is the lease owner, and
         its registry proves other holders dead, to take their leases over before expiry. Without one, only
-        expiry frees a lease.
+        expiry frees a lease. ``slots`` bounds the cycles under way at once (``engine.admission``).
         """
         self.connectors = list(connectors)
         self.store = store
@@ -84,6 +85,7 @@ class Supervisor:
         self._group: asyncio.TaskGroup | None = None
         self._halts: dict[str, asyncio.Event] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.slots = slots or CycleSlots()
         self.keeper = LeaseKeeper(store, self.owner, clock,
                                   on_renewed=instance.touch if instance is not None else None)
 
@@ -169,7 +171,9 @@ class Supervisor:
                     if held is not None:
                         self.keeper.hold(held, ttl)
                 if held is not None:
-                    await self._cycle(item, held, stop)
+                    async with self.slots.slot():  # a saturated process queues cycles instead of requests
+                        if not stop.is_set():
+                            await self._cycle(item, held, stop)
                 # Start to start: a cycle's own time is not added to the interval (at once when it took longer).
                 await self._pause(rt.name, max(0.0, item.interval - (time.monotonic() - began)), stop)
         finally:
