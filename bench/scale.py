@@ -60,9 +60,9 @@ LATENCY = HERE / "page_latency.py"
 
 # -- part 1: page latency, poll period and memory at scale, one process ----------------------------------------------
 
-def one_size(n: int, *, interval: float, rate: float, duration: float) -> dict[str, Any] | None:
+def one_size(n: int, *, interval: float, rate: float, duration: float, settle: float) -> dict[str, Any] | None:
     proc = subprocess.run([sys.executable, str(LATENCY), "--size", str(n), "--interval", str(interval),
-                           "--rate", str(rate), "--duration", str(duration)],
+                           "--rate", str(rate), "--duration", str(duration), "--settle", str(settle)],
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0:  # reported, not fatal: the other parts still run
         print(f"{n} connectors failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
@@ -250,7 +250,8 @@ def measure(args: argparse.Namespace, host: str) -> dict[str, Any]:
     started = time.perf_counter()
     sizes, failed = [], []
     for n in (int(s) for s in args.sizes.split(",") if s):
-        figures_n = one_size(n, interval=args.interval, rate=args.rate, duration=args.periods * args.interval)
+        figures_n = one_size(n, interval=args.interval, rate=args.rate, duration=args.periods * args.interval,
+                             settle=args.interval if args.warm_settle is None else args.warm_settle)
         if figures_n is None:
             failed.append(n)
         else:
@@ -403,6 +404,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,5000", help="connector counts of part 1 ('' to skip)")
     parser.add_argument("--interval", type=float, default=30.0, help="part 1 poll interval (s)")
     parser.add_argument("--periods", type=float, default=3.0, help="part 1: poll periods of new incidents")
+    parser.add_argument("--warm-settle", type=float, default=None,
+                        help="part 1: seconds after every connector's first cycle before measuring (default: one "
+                             "interval, so cycles made late by a long warm-up are not counted in the window)")
     parser.add_argument("--rate", type=float, default=2.0, help="part 1: new incidents per second, all connectors")
     parser.add_argument("--workers", default="1,2", help="part 2: worker counts ('' to skip)")
     parser.add_argument("--worker-connectors", type=int, default=400)
