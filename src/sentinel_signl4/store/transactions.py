@@ -44,17 +44,15 @@ Body = Callable[[Connection], T]
 
 
 class Transactions(ABC):
-    """The three doors of the SQL store (see the module docstring)."""
+    """The three doors of the SQL store (see the module docstring).
 
-    @property
-    @abstractmethod
-    def dialect(self) -> str:
-        """``"sqlite"`` or ``"postgresql"``."""
+    ``dialect`` is ``"sqlite"`` or ``"postgresql"``; ``url`` the engine's URL (with the password: never shown,
+    ``SqlStateStore`` shows a redacted one).
+    """
 
-    @property
-    @abstractmethod
-    def url(self) -> URL:
-        """The engine's URL (with the password: never shown; ``SqlStateStore`` shows a redacted one)."""
+    def __init__(self, engine: Engine | AsyncEngine) -> None:
+        self.dialect: str = engine.dialect.name
+        self.url: URL = engine.url
 
     @abstractmethod
     async def read(self, body: Body[T]) -> T:
@@ -94,6 +92,7 @@ class ThreadedTransactions(Transactions):
 
     def __init__(self, *, reader: Engine, single_reader: Engine, writer: Engine, readers: int,
                  queue_timeout: float, before_migrate: Callable[[Engine], None] | None = None) -> None:
+        super().__init__(reader)
         self._reader = reader
         self._single_reader = single_reader
         self._writer = writer
@@ -112,14 +111,6 @@ class ThreadedTransactions(Transactions):
         if self._writes is None:
             self._writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s4s-sqlite-write")
         return self._writes
-
-    @property
-    def dialect(self) -> str:
-        return self._reader.dialect.name
-
-    @property
-    def url(self) -> URL:
-        return self._reader.url
 
     async def read(self, body: Body[T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._read_threads(), _begin, self._reader, body)
@@ -164,15 +155,8 @@ class AsyncTransactions(Transactions):
     """PostgreSQL: bodies run through ``AsyncConnection.run_sync`` on the asyncio engine (asyncpg)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
         self._engine = engine
-
-    @property
-    def dialect(self) -> str:
-        return self._engine.dialect.name
-
-    @property
-    def url(self) -> URL:
-        return self._engine.url
 
     async def read(self, body: Body[T]) -> T:
         async with self._engine.begin() as conn:
